@@ -1,0 +1,544 @@
+"""The session engine: SESSION-RULES steps 1-4, per room, as a batch and as an incremental state.
+
+Both faces run the same replay: walk each participant's events into presence intervals
+(step 1), keep those of at least `min_presence`, turn them into occupancy changes (step 2) and
+run the state machine over them (step 3), then clip the kept intervals to the sessions (step 4).
+The incremental face starts that replay from a `Checkpoint` instead of from the beginning.
+
+A checkpoint at instant `x` is the machine's state just before the events at `x` take effect.
+It is only taken at a *settled* instant: one where every participant present just before `x`
+(by the events stamped before `x`) has already been present for `min_presence`. At such an
+instant, no event stamped at `x` or later can change anything before `x`:
+- it cannot reopen or move a presence that closed before `x` (a participant's walk up to `x`
+  uses only that participant's earlier events);
+- it can only end a presence open at `x` at `x` or later, leaving it at least `min_presence`
+  long, so it stays kept: the count before `x` does not change, nor does the machine's state.
+So a late event stamped at `t` only needs a replay from the last settled instant at or before
+`t`, and an incremental state that has settled its past can forget the events before it.
+"""
+
+from __future__ import annotations
+
+from bisect import bisect_left, bisect_right
+from collections import defaultdict
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from enum import IntEnum
+from operator import itemgetter
+from typing import Any, NamedTuple
+
+from roomlog.domain.events import JOINED, PresenceEvent
+from roomlog.domain.rules import DEFAULT_RULES, Rules
+from roomlog.domain.sessions import Attendance, MeetingSession, session_id
+
+# One event as the engine sorts it: (stamp, participant_id, user_id, user_name), where
+# stamp = at * 2 + (1 for a join, 0 for a leave): sorting by stamp puts a leave before a join
+# at the same instant, as SESSION-RULES step 1 asks (a reconnect).
+Stamped = tuple[int, str, str | None, str | None]
+# Who opened a presence: (start, user_id, user_name).
+Opening = tuple[int, str | None, str | None]
+
+_by_stamp = itemgetter(0)
+
+
+def stamp(event: PresenceEvent) -> Stamped:
+    """The engine's form of an event."""
+    return (
+        event.at * 2 + (event.type == JOINED),
+        event.participant_id,
+        event.user_id,
+        event.user_name,
+    )
+
+
+class Interval(NamedTuple):
+    """One participant's presence `[start, end)`; `end` is None while it is open."""
+
+    start: int
+    end: int | None
+    participant_id: str
+    user_id: str | None
+    user_name: str | None
+
+
+class Phase(IntEnum):
+    """The states of SESSION-RULES step 3."""
+
+    IDLE = 0
+    PENDING = 1
+    ACTIVE = 2
+
+
+class LateEvent(ValueError):
+    """An event stamped before the room's checkpoint: rebuild the room from an earlier one."""
+
+    def __init__(self, at: int, checkpoint: int) -> None:
+        super().__init__(f"event at {at} µs is before the room's checkpoint at {checkpoint} µs")
+        self.at = at
+        self.checkpoint = checkpoint
+
+
+@dataclass(slots=True)
+class Checkpoint:
+    """The state of one room just before instant `at` (None: before any event).
+
+    `start` is when the current pending or active episode began, `timer` the instant the
+    10-minute reset fires, `present` who is present (all kept, see the module docstring), and
+    `carried` the kept presences that already ended inside the current episode: they become
+    the participant records of the session when it closes.
+    """
+
+    at: int | None = None
+    phase: Phase = Phase.IDLE
+    start: int = 0
+    timer: int | None = None
+    max_participants: int = 0
+    present: dict[str, Opening] = field(default_factory=dict)
+    carried: list[Interval] = field(default_factory=list)
+
+    def to_dict(self) -> dict[str, Any]:
+        """A JSON-ready form; `from_dict` reads it back."""
+        return {
+            "at": self.at,
+            "phase": int(self.phase),
+            "start": self.start,
+            "timer": self.timer,
+            "max_participants": self.max_participants,
+            "present": {pid: list(opening) for pid, opening in self.present.items()},
+            "carried": [list(interval) for interval in self.carried],
+        }
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> Checkpoint:
+        return cls(
+            at=data["at"],
+            phase=Phase(data["phase"]),
+            start=data["start"],
+            timer=data["timer"],
+            max_participants=data["max_participants"],
+            present={pid: (o[0], o[1], o[2]) for pid, o in data["present"].items()},
+            carried=[Interval(*interval) for interval in data["carried"]],
+        )
+
+
+def _user_order(user_id: str | None, user_name: str | None) -> tuple[bool, str, bool, str]:
+    return (user_id is not None, user_id or "", user_name is not None, user_name or "")
+
+
+def _walk(present: dict[str, Opening], events: Iterable[Stamped]) -> list[Interval]:
+    """SESSION-RULES step 1 over events sorted by stamp, continuing from who is `present`.
+
+    Returns every presence, kept or not, closed ones first; `present` is not modified.
+    """
+    present = dict(present)
+    intervals: list[Interval] = []
+    append = intervals.append
+    for stamp_, pid, user_id, user_name in events:
+        if stamp_ & 1:
+            opening = present.get(pid)
+            if opening is None:
+                present[pid] = (stamp_ >> 1, user_id, user_name)
+            elif opening[0] == stamp_ >> 1 and _user_order(user_id, user_name) < _user_order(
+                opening[1], opening[2]
+            ):
+                # Joins at the same instant: the order they arrived in must not matter.
+                present[pid] = (opening[0], user_id, user_name)
+        else:
+            opening = present.pop(pid, None)
+            if opening is not None:
+                append(Interval(opening[0], stamp_ >> 1, pid, opening[1], opening[2]))
+    for pid, (start, user_id, user_name) in present.items():
+        append(Interval(start, None, pid, user_id, user_name))
+    return intervals
+
+
+def _unsettled(intervals: Iterable[Interval], min_presence: int) -> list[tuple[int, int]]:
+    """The instants that are not settled, as disjoint sorted ranges `(a, e]`.
+
+    A presence starting at `a` makes every instant `x` with `a < x < a + min_presence` and
+    `x <= end` unsettled (the participant is present just before `x`, for too short a time).
+    """
+    zones = []
+    for start, end, *_ in intervals:
+        last = start + min_presence - 1
+        if end is not None and end < last:
+            last = end
+        if last > start:
+            zones.append((start, last))
+    zones.sort()
+    merged: list[tuple[int, int]] = []
+    for start, last in zones:
+        if merged and start <= merged[-1][1]:
+            if last > merged[-1][1]:
+                merged[-1] = (merged[-1][0], last)
+        else:
+            merged.append((start, last))
+    return merged
+
+
+def _settled_at_or_before(zones: list[tuple[int, int]], x: int) -> int:
+    """The latest settled instant at or before `x`."""
+    i = bisect_left(zones, (x,)) - 1
+    if i >= 0 and zones[i][0] < x <= zones[i][1]:
+        return zones[i][0]
+    return x
+
+
+class _Machine:
+    """SESSION-RULES step 3 over occupancy changes, resumable from a checkpoint."""
+
+    __slots__ = ("count", "idle_at", "max_c", "phase", "rules", "start", "timer", "windows")
+
+    def __init__(self, checkpoint: Checkpoint, rules: Rules) -> None:
+        self.rules = rules
+        self.phase = checkpoint.phase
+        self.start = checkpoint.start
+        self.timer = checkpoint.timer
+        self.max_c = checkpoint.max_participants
+        self.count = len(checkpoint.present)
+        # Closed sessions as (start, end, max_participants), and the instants the room emptied.
+        self.windows: list[tuple[int, int, int]] = []
+        self.idle_at: list[int] = []
+
+    def run(self, changes: Sequence[tuple[int, int]], until: int, inclusive: bool) -> None:
+        """Apply `changes` (instant, net change of the count, sorted) up to `until`.
+
+        `inclusive` evaluates the instant `until` itself (a read at `now`); otherwise the
+        machine stops just before it (a checkpoint at `until`).
+        """
+        solo_start = self.rules.solo_start
+        solo_reset = self.rules.solo_reset
+        phase, start, timer, max_c, count = self.phase, self.start, self.timer, self.max_c, self.count
+        windows = self.windows
+        for instant, delta in changes:
+            if instant > until or (instant == until and not inclusive):
+                break
+            # The 30-second rule looks at [start, start + solo_start), which excludes this
+            # instant, so it is decided before this instant's changes.
+            if phase == Phase.PENDING and start + solo_start <= instant:
+                phase, max_c = Phase.ACTIVE, 1
+            elif phase == Phase.ACTIVE and timer is not None and timer < instant:
+                # The count stayed 1 from the timer's start to its deadline: split there.
+                windows.append((start, timer, max_c))
+                start, max_c, timer = timer, 1, None
+            previous = count
+            count += delta
+            if phase == Phase.IDLE:
+                start, max_c = instant, count
+                phase = Phase.ACTIVE if count >= 2 else Phase.PENDING
+            elif phase == Phase.PENDING:
+                if count == 0:
+                    phase = Phase.IDLE
+                    self.idle_at.append(instant)
+                elif count >= 2:
+                    phase, max_c = Phase.ACTIVE, count
+            else:
+                timer = None  # any change of the count cancels the reset timer
+                if count == 0:
+                    windows.append((start, instant, max_c))
+                    phase = Phase.IDLE
+                    self.idle_at.append(instant)
+                else:
+                    max_c = max(max_c, count)
+                    if count == 1 and previous >= 2:
+                        timer = instant + solo_reset
+        # Deadlines with no change at or after them up to `until`. A reset timer firing at
+        # `until` fires after that instant's changes, so only an inclusive run sees it.
+        last = until if inclusive else until - 1
+        if phase == Phase.PENDING and start + solo_start <= last:
+            phase, max_c = Phase.ACTIVE, 1
+        if phase == Phase.ACTIVE and timer is not None and timer <= last:
+            windows.append((start, timer, max_c))
+            start, max_c, timer = timer, 1, None
+        self.phase, self.start, self.timer, self.max_c, self.count = (
+            phase,
+            start,
+            timer,
+            max_c,
+            count,
+        )
+
+
+def _changes(kept: Iterable[Interval], since: int | None) -> list[tuple[int, int]]:
+    """Occupancy changes (SESSION-RULES step 2) of presences, for instants from `since` on."""
+    deltas: defaultdict[int, int] = defaultdict(int)
+    for start, end, *_ in kept:
+        if since is None or start >= since:
+            deltas[start] += 1
+        if end is not None:
+            deltas[end] -= 1
+    return sorted(item for item in deltas.items() if item[1])
+
+
+def _records(
+    windows: Sequence[tuple[int, int | None, int]],
+    intervals: Iterable[Interval],
+    now: int | None,
+) -> list[list[Attendance]]:
+    """Each kept presence clipped to each session it overlaps (SESSION-RULES step 4).
+
+    `windows` are sorted, disjoint sessions; an open one (end None) and an open presence run
+    to `now`, and their clipped piece stays open (leave None).
+    """
+    starts = [w[0] for w in windows]
+    far = now if now is not None else 1 << 62
+    per_window: list[list[Attendance]] = [[] for _ in windows]
+    for start, end, pid, user_id, user_name in intervals:
+        stop = far if end is None else end
+        i = max(bisect_right(starts, start) - 1, 0)
+        while i < len(windows) and starts[i] < stop:
+            w_end = windows[i][1]
+            piece_start = max(start, starts[i])
+            piece_end = stop if w_end is None else min(stop, w_end)
+            if piece_end > piece_start:
+                open_piece = end is None and w_end is None
+                per_window[i].append(
+                    Attendance(
+                        pid, user_id, user_name, piece_start, None if open_piece else piece_end
+                    )
+                )
+            i += 1
+    for records in per_window:
+        records.sort(key=lambda r: (r.join, r.participant_id))
+    return per_window
+
+
+class _Outcome(NamedTuple):
+    sessions: list[MeetingSession]
+    checkpoint: Checkpoint
+    idle_at: list[int]
+
+
+def _replay(
+    checkpoint: Checkpoint,
+    events: Sequence[Stamped],
+    until: int,
+    inclusive: bool,
+    rules: Rules,
+    tenant: str,
+    room: str,
+) -> tuple[_Outcome, list[Interval]]:
+    """Run one room from `checkpoint` over `events` (sorted, none before it) up to `until`.
+
+    Inclusive: a read at `now = until` (events after it are ignored): the closed sessions and
+    the ongoing one, if any. Not inclusive: the closed sessions before the latest settled
+    instant at or before `until`, and the checkpoint there.
+    """
+    if inclusive:
+        events = events[: bisect_right(events, until * 2 + 1, key=_by_stamp)]
+    raw = _walk(checkpoint.present, events)
+    min_presence = rules.min_presence
+    if inclusive:
+        kept = [i for i in raw if (until if i.end is None else i.end) - i.start >= min_presence]
+        stop = until
+    else:
+        stop = _settled_at_or_before(_unsettled(raw, min_presence), until)
+        # Before a settled instant, every presence is decided: one still open there has
+        # already lasted `min_presence`.
+        kept = [
+            i
+            for i in raw
+            if i.start < stop and (i.end is None or i.end - i.start >= min_presence)
+        ]
+    machine = _Machine(checkpoint, rules)
+    machine.run(_changes(kept, checkpoint.at), stop, inclusive)
+
+    windows: list[tuple[int, int | None, int]] = list(machine.windows)
+    ongoing = inclusive and machine.phase == Phase.ACTIVE
+    if ongoing:
+        windows.append((machine.start, None, machine.max_c))
+    pieces = checkpoint.carried + kept
+    records = _records(windows, pieces, until if inclusive else None)
+    sessions = [
+        MeetingSession(
+            session_id(tenant, room, w_start), room, w_start, w_end, max_c, tuple(rec)
+        )
+        for (w_start, w_end, max_c), rec in zip(windows, records, strict=True)
+    ]
+    if inclusive:
+        return _Outcome(sessions, checkpoint, machine.idle_at), raw
+    episode = machine.start
+    carried = (
+        [p for p in pieces if p.end is not None and p.end < stop and p.end > episode]
+        if machine.phase != Phase.IDLE
+        else []
+    )
+    present = {
+        i.participant_id: (i.start, i.user_id, i.user_name)
+        for i in raw
+        if i.start < stop and (i.end is None or i.end >= stop)
+    }
+    settled = Checkpoint(
+        stop, machine.phase, machine.start, machine.timer, machine.max_c, present, carried
+    )
+    return _Outcome(sessions, settled, machine.idle_at), raw
+
+
+def sessionize(
+    events: Iterable[PresenceEvent],
+    now: int,
+    rules: Rules = DEFAULT_RULES,
+    tenant: str = "default",
+) -> list[MeetingSession]:
+    """The batch face: every room's sessions at `now` from a set of events, newest first."""
+    by_room: defaultdict[str, list[Stamped]] = defaultdict(list)
+    for event in events:
+        by_room[event.room].append(stamp(event))
+    sessions: list[MeetingSession] = []
+    for room, stamped in by_room.items():
+        stamped.sort(key=_by_stamp)
+        outcome, _ = _replay(Checkpoint(), stamped, now, True, rules, tenant, room)
+        sessions.extend(outcome.sessions)
+    return newest_first(sessions)
+
+
+def newest_first(sessions: Iterable[MeetingSession]) -> list[MeetingSession]:
+    """Daily's order for `/meetings`: latest start first (then room, for a stable order)."""
+    return sorted(sessions, key=lambda s: (-s.start, s.room))
+
+
+class Room:
+    """The incremental face: one room's state, fed events in any order, read at any `now`.
+
+    The state is a checkpoint plus the events since it (`to_dict` / `from_dict`), so a service
+    can keep it in a database row and resume it in another process. `settle(until)` moves the
+    checkpoint forward and hands back the sessions that can no longer change; the caller
+    promises that no event stamped before `until` is still to come, and `add` raises
+    `LateEvent` for one that does come (rebuild the room from an earlier checkpoint then).
+    Between settles, a late event replays only from the last instant the room was empty
+    and settled before it (see the module docstring for why that instant is safe).
+    """
+
+    def __init__(
+        self,
+        name: str,
+        rules: Rules = DEFAULT_RULES,
+        tenant: str = "default",
+        checkpoint: Checkpoint | None = None,
+        events: Iterable[Stamped] = (),
+    ) -> None:
+        self.name = name
+        self.rules = rules
+        self.tenant = tenant
+        self.checkpoint = checkpoint if checkpoint is not None else Checkpoint()
+        self._events: list[Stamped] = []
+        self._sorted = True
+        # From the last read: the sessions that closed, and empty settled instants with how
+        # many of those sessions closed before each. A late event invalidates what follows it.
+        self._closed: list[MeetingSession] = []
+        self._marks: list[tuple[int, int]] = []
+        self._dirty: int | None = None
+        self.extend(events)
+
+    def add(self, event: PresenceEvent) -> None:
+        if event.room != self.name:
+            raise ValueError(f"event for room {event.room!r} added to room {self.name!r}")
+        self.extend((stamp(event),))
+
+    def extend(self, events: Iterable[Stamped]) -> None:
+        """Add events in the engine's form; see `stamp`."""
+        floor = self.checkpoint.at
+        store = self._events
+        last = store[-1][0] if store else -1
+        earliest: int | None = None
+        for event in events:
+            at = event[0] >> 1
+            if floor is not None and at < floor:
+                raise LateEvent(at, floor)
+            if event[0] < last:
+                self._sorted = False
+            last = event[0]
+            store.append(event)
+            if earliest is None or at < earliest:
+                earliest = at
+        if earliest is not None and (self._dirty is None or earliest < self._dirty):
+            self._dirty = earliest
+
+    def _ordered(self) -> list[Stamped]:
+        if not self._sorted:
+            self._events.sort(key=_by_stamp)
+            self._sorted = True
+        return self._events
+
+    def sessions(self, now: int) -> list[MeetingSession]:
+        """The sessions since the checkpoint as they stand at `now`, oldest first."""
+        if self.checkpoint.at is not None and now < self.checkpoint.at:
+            raise ValueError(f"now ({now}) is before the room's checkpoint ({self.checkpoint.at})")
+        events = self._ordered()
+        limit = now if self._dirty is None else min(self._dirty, now)
+        start, kept_closed, kept_marks = self.checkpoint, 0, 0
+        for i in range(len(self._marks) - 1, -1, -1):
+            at, closed_before = self._marks[i]
+            if at <= limit:
+                start = Checkpoint(at=at)
+                kept_closed, kept_marks = closed_before, i + 1
+                break
+        offset = 0 if start.at is None else bisect_left(events, start.at * 2, key=_by_stamp)
+        outcome, raw = _replay(
+            start, events[offset:], now, True, self.rules, self.tenant, self.name
+        )
+        closed = self._closed[:kept_closed]
+        marks = self._marks[:kept_marks]
+        new = outcome.sessions
+        if new and new[-1].end is None:
+            newly_closed, ongoing = new[:-1], new[-1:]
+        else:
+            newly_closed, ongoing = new, []
+        zones = _unsettled(raw, self.rules.min_presence)
+        change_points = sorted({i.start for i in raw} | {i.end for i in raw if i.end is not None})
+        closed_count = len(closed)
+        ends = [s.end for s in newly_closed]
+        for emptied in outcome.idle_at:
+            # The room is empty from `emptied` until the next presence begins: the latest
+            # settled instant in that stretch is a safe place to restart from.
+            nxt = bisect_right(change_points, emptied)
+            upto = change_points[nxt] if nxt < len(change_points) else now
+            mark = _settled_at_or_before(zones, upto)
+            if emptied < mark <= now:
+                marks.append((mark, closed_count + bisect_right(ends, mark)))
+        self._closed = closed + newly_closed
+        self._marks = marks
+        self._dirty = None
+        return self._closed + ongoing
+
+    def settle(self, until: int) -> list[MeetingSession]:
+        """Move the checkpoint to the latest settled instant at or before `until`.
+
+        Returns the sessions that closed before it, which no later event can change.
+        """
+        if self.checkpoint.at is not None and until <= self.checkpoint.at:
+            return []
+        events = self._ordered()
+        outcome, _ = _replay(
+            self.checkpoint, events, until, False, self.rules, self.tenant, self.name
+        )
+        cut = outcome.checkpoint.at
+        assert cut is not None
+        del events[: bisect_left(events, cut * 2, key=_by_stamp)]
+        self.checkpoint = outcome.checkpoint
+        self._closed, self._marks, self._dirty = [], [], None
+        return outcome.sessions
+
+    @property
+    def pending_events(self) -> int:
+        """How many events the state holds since its checkpoint."""
+        return len(self._events)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "room": self.name,
+            "checkpoint": self.checkpoint.to_dict(),
+            "events": [list(e) for e in self._ordered()],
+        }
+
+    @classmethod
+    def from_dict(
+        cls, data: dict[str, Any], rules: Rules = DEFAULT_RULES, tenant: str = "default"
+    ) -> Room:
+        return cls(
+            data["room"],
+            rules,
+            tenant,
+            Checkpoint.from_dict(data["checkpoint"]),
+            ((e[0], e[1], e[2], e[3]) for e in data["events"]),
+        )

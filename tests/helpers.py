@@ -1,0 +1,35 @@
+"""Small builders shared by the tests: events in whole seconds, sessions in whole seconds."""
+
+from __future__ import annotations
+
+import itertools
+
+from roomlog.domain.events import JOINED, LEFT, MICROS, PresenceEvent
+from roomlog.domain.sessions import MeetingSession
+
+_ids = itertools.count()
+
+
+def join(pid: str, at: float, room: str = "r", user_id: str | None = None) -> PresenceEvent:
+    return PresenceEvent(f"e{next(_ids)}", JOINED, room, pid, round(at * MICROS), user_id, None)
+
+
+def leave(pid: str, at: float, room: str = "r") -> PresenceEvent:
+    return PresenceEvent(f"e{next(_ids)}", LEFT, room, pid, round(at * MICROS))
+
+
+Shape = tuple[float, float | None, int, list[tuple[str, float, float | None]]]
+
+
+def shape(session: MeetingSession) -> Shape:
+    """A session in seconds: (start, end, max_participants, [(pid, join, leave)])."""
+
+    def sec(micros: int | None) -> float | None:
+        return None if micros is None else micros / MICROS
+
+    return (
+        session.start / MICROS,
+        sec(session.end),
+        session.max_participants,
+        [(a.participant_id, a.join / MICROS, sec(a.leave)) for a in session.participants],
+    )
