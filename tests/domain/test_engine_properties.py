@@ -1,0 +1,220 @@
+"""Properties of the engine, checked by hypothesis against a brute-force reading of the rules.
+
+The reference below is written from SESSION-RULES directly and independently of the engine: it
+counts participants at every whole second and steps the state machine one second at a time.
+With whole-second events and parameters, every transition falls on a whole second, so the
+reference is exact.
+"""
+
+from __future__ import annotations
+
+import random
+from collections import defaultdict
+
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from roomlog.domain.engine import Room, sessionize
+from roomlog.domain.events import JOINED, LEFT, MICROS, PresenceEvent
+from roomlog.domain.rules import Rules
+from roomlog.domain.sessions import MeetingSession, session_id
+from tests.helpers import Shape, shape
+
+RULES = Rules.seconds(min_presence=2, solo_start=3, solo_reset=5)
+MIN, SOLO, RESET = 2, 3, 5
+
+
+def reference(events: list[PresenceEvent], now: int) -> list[Shape]:
+    """SESSION-RULES for one room, in whole seconds, by brute force. Oldest first."""
+    per_pid: defaultdict[str, list[PresenceEvent]] = defaultdict(list)
+    for e in {(e.type, e.participant_id, e.at, e.user_id): e for e in events}.values():
+        if e.at <= now * MICROS:
+            per_pid[e.participant_id].append(e)
+    kept: list[tuple[str, int, int | None]] = []
+    for pid, mine in per_pid.items():
+        mine.sort(key=lambda e: (e.at, e.type == JOINED))
+        opened: int | None = None
+        for e in mine:
+            t = e.at // MICROS
+            if e.type == JOINED and opened is None:
+                opened = t
+            elif e.type == LEFT and opened is not None:
+                if t - opened >= MIN:
+                    kept.append((pid, opened, t))
+                opened = None
+        if opened is not None and now - opened >= MIN:
+            kept.append((pid, opened, None))
+
+    def count(t: int) -> int:
+        return sum(1 for _, s, e in kept if s <= t and (e is None or t < e))
+
+    counts = {t: count(t) for t in range(-1, now + 1)}
+    windows: list[tuple[int, int | None]] = []
+    state, start, timer = "idle", 0, None
+    for t in range(0, now + 1):
+        before, c = counts[t - 1], counts[t]
+        if state == "pending" and t >= start + SOLO:
+            state = "active"
+        if c != before:
+            if state == "idle":
+                state, start = ("active" if c >= 2 else "pending"), t
+            elif state == "pending":
+                state = "idle" if c == 0 else ("active" if c >= 2 else "pending")
+            else:
+                timer = None
+                if c == 0:
+                    windows.append((start, t))
+                    state = "idle"
+                elif c == 1 and before >= 2:
+                    timer = t + RESET
+        if state == "active" and timer == t and c == 1:
+            windows.append((start, t))
+            start, timer = t, None
+    if state == "active":
+        windows.append((start, None))
+
+    result: list[Shape] = []
+    for w_start, w_end in windows:
+        stop = now if w_end is None else w_end
+        inside = range(w_start, stop + 1 if w_end is None else stop)
+        biggest = max((counts[t] for t in inside), default=counts[w_start])
+        records = []
+        for pid, s, e in kept:
+            lo, hi = max(s, w_start), min(now if e is None else e, stop)
+            if hi > lo:
+                leave = None if e is None and w_end is None else hi
+                records.append((pid, float(lo), None if leave is None else float(leave)))
+        records.sort(key=lambda r: (r[1], r[0]))
+        result.append((float(w_start), None if w_end is None else float(w_end), biggest, records))
+    return result
+
+
+@st.composite
+def histories(draw: st.DrawFn, rooms: tuple[str, ...] = ("r",)) -> list[PresenceEvent]:
+    n = draw(st.integers(min_value=0, max_value=24))
+    events = []
+    for i in range(n):
+        events.append(
+            PresenceEvent(
+                id=f"e{i}",
+                type=draw(st.sampled_from([JOINED, LEFT])),
+                room=draw(st.sampled_from(rooms)),
+                participant_id=draw(st.sampled_from("ABCD")),
+                at=draw(st.integers(min_value=0, max_value=60)) * MICROS,
+            )
+        )
+    return events
+
+
+def batch(events: list[PresenceEvent], now: int) -> list[Shape]:
+    return [shape(s) for s in reversed(sessionize(events, now * MICROS, RULES))]
+
+
+@settings(max_examples=400)
+@given(histories(), st.integers(min_value=0, max_value=80))
+def test_batch_matches_the_brute_force_reading_of_the_rules(
+    events: list[PresenceEvent], now: int
+) -> None:
+    assert batch(events, now) == reference(events, now)
+
+
+@given(histories(rooms=("r", "s")), st.integers(min_value=0, max_value=80), st.randoms())
+def test_arrival_order_and_duplicates_do_not_matter(
+    events: list[PresenceEvent], now: int, rnd: random.Random
+) -> None:
+    replayed = events + [rnd.choice(events) for _ in range(len(events) // 2)] if events else []
+    rnd.shuffle(replayed)
+    assert sessionize(replayed, now * MICROS, RULES) == sessionize(events, now * MICROS, RULES)
+
+
+@settings(max_examples=300)
+@given(histories(), st.lists(st.integers(min_value=0, max_value=80), min_size=1, max_size=4))
+def test_incremental_equals_batch_for_every_prefix_and_now(
+    events: list[PresenceEvent], nows: list[int]
+) -> None:
+    room = Room("r", RULES)
+    for n, event in enumerate(events, start=1):
+        room.add(event)
+        for now in nows:
+            assert [shape(s) for s in room.sessions(now * MICROS)] == batch(events[:n], now)
+
+
+@settings(max_examples=300)
+@given(histories(), st.integers(min_value=0, max_value=80), st.randoms())
+def test_settling_as_time_passes_loses_nothing(
+    events: list[PresenceEvent], now: int, rnd: random.Random
+) -> None:
+    # Arrivals that are late by up to 8 seconds; the room settles up to what can still come.
+    arrivals = sorted(events, key=lambda e: e.at + rnd.randint(0, 8) * MICROS)
+    room = Room("r", RULES)
+    final: list[MeetingSession] = []
+    for i, event in enumerate(arrivals):
+        room.add(event)
+        still_to_come = [e.at for e in arrivals[i + 1 :]]
+        until = min([*still_to_come, now * MICROS])
+        if rnd.random() < 0.5:
+            final += room.settle(until)
+    assert [shape(s) for s in final + room.sessions(now * MICROS)] == batch(events, now)
+
+
+@given(histories(), st.integers(min_value=0, max_value=80), st.randoms())
+def test_state_resumed_from_its_serialised_form_goes_on_the_same(
+    events: list[PresenceEvent], now: int, rnd: random.Random
+) -> None:
+    ordered = sorted(events, key=lambda e: e.at)
+    half = len(ordered) // 2
+    room = Room("r", RULES)
+    for event in ordered[:half]:
+        room.add(event)
+    until = min(ordered[half].at, now * MICROS) if half < len(ordered) else now * MICROS
+    final = room.settle(until)
+    resumed = Room.from_dict(room.to_dict(), RULES)
+    for event in ordered[half:]:
+        resumed.add(event)
+    assert [shape(s) for s in final + resumed.sessions(now * MICROS)] == batch(events, now)
+
+
+@st.composite
+def fine_histories(draw: st.DrawFn) -> list[PresenceEvent]:
+    """Default rules, microsecond times, two rooms: the invariants hold at any scale."""
+    n = draw(st.integers(min_value=0, max_value=30))
+    return [
+        PresenceEvent(
+            id=f"e{i}",
+            type=draw(st.sampled_from([JOINED, LEFT])),
+            room=draw(st.sampled_from(["r", "s"])),
+            participant_id=draw(st.sampled_from("ABCDE")),
+            at=draw(st.integers(min_value=0, max_value=3_000 * MICROS)),
+        )
+        for i in range(n)
+    ]
+
+
+@given(fine_histories(), st.integers(min_value=0, max_value=3_500 * MICROS))
+def test_sessions_are_well_formed(events: list[PresenceEvent], now: int) -> None:
+    sessions = sessionize(events, now)
+    by_room: defaultdict[str, list[MeetingSession]] = defaultdict(list)
+    for s in sessions:
+        by_room[s.room].append(s)
+        end = now if s.end is None else s.end
+        assert s.start <= end <= now
+        assert s.id == session_id("default", s.room, s.start)
+        for record in s.participants:
+            leave = now if record.leave is None else record.leave
+            assert s.start <= record.join < leave <= end
+        # max_participants: the most records overlapping at one instant (a brute-force count).
+        instants = {r.join for r in s.participants} | {s.start}
+        most = max(
+            len({
+                r.participant_id
+                for r in s.participants
+                if r.join <= t < (now + 1 if r.leave is None else r.leave)
+            })
+            for t in instants
+        )
+        assert s.max_participants == most
+    for mine in by_room.values():
+        mine.sort(key=lambda s: s.start)
+        for earlier, later in zip(mine, mine[1:], strict=False):
+            assert earlier.end is not None and earlier.end <= later.start
+    assert [s.id for s in sessionize(events, now)] == [s.id for s in sessions]
