@@ -39,6 +39,8 @@ Stamped = tuple[int, str, str | None, str | None]
 Opening = tuple[int, str | None, str | None]
 
 _by_stamp = itemgetter(0)
+_attendance = tuple.__new__  # builds an Attendance without its slower Python-level __new__
+_by_join = itemgetter(3, 0)  # Attendance: join time, then participant_id
 
 
 def stamp(event: PresenceEvent) -> Stamped:
@@ -51,14 +53,10 @@ def stamp(event: PresenceEvent) -> Stamped:
     )
 
 
-class Interval(NamedTuple):
-    """One participant's presence `[start, end)`; `end` is None while it is open."""
-
-    start: int
-    end: int | None
-    participant_id: str
-    user_id: str | None
-    user_name: str | None
+# One participant's presence `[start, end)`, `end` None while open:
+# (start, end, participant_id, user_id, user_name). A plain tuple: the engine makes one per
+# presence, and a NamedTuple costs several times more to build.
+Interval = tuple[int, int | None, str, str | None, str | None]
 
 
 class Phase(IntEnum):
@@ -117,7 +115,7 @@ class Checkpoint:
             timer=data["timer"],
             max_participants=data["max_participants"],
             present={pid: (o[0], o[1], o[2]) for pid, o in data["present"].items()},
-            carried=[Interval(*interval) for interval in data["carried"]],
+            carried=[(i[0], i[1], i[2], i[3], i[4]) for i in data["carried"]],
         )
 
 
@@ -146,9 +144,9 @@ def _walk(present: dict[str, Opening], events: Iterable[Stamped]) -> list[Interv
         else:
             opening = present.pop(pid, None)
             if opening is not None:
-                append(Interval(opening[0], stamp_ >> 1, pid, opening[1], opening[2]))
+                append((opening[0], stamp_ >> 1, pid, opening[1], opening[2]))
     for pid, (start, user_id, user_name) in present.items():
-        append(Interval(start, None, pid, user_id, user_name))
+        append((start, None, pid, user_id, user_name))
     return intervals
 
 
@@ -201,7 +199,7 @@ class _Machine:
         self.idle_at: list[int] = []
 
     def run(self, changes: Sequence[tuple[int, int]], until: int, inclusive: bool) -> None:
-        """Apply `changes` (instant, net change of the count, sorted) up to `until`.
+        """Apply `changes` (see `_changes`) up to `until`.
 
         `inclusive` evaluates the instant `until` itself (a read at `now`); otherwise the
         machine stops just before it (a checkpoint at `until`).
@@ -260,7 +258,11 @@ class _Machine:
 
 
 def _changes(kept: Iterable[Interval], since: int | None) -> list[tuple[int, int]]:
-    """Occupancy changes (SESSION-RULES step 2) of presences, for instants from `since` on."""
+    """Occupancy changes (SESSION-RULES step 2) of presences, for instants from `since` on.
+
+    Returns (instant, net change) in time order: all changes at one instant take effect
+    together, so a swap or a reconnect nets out to no change at all.
+    """
     deltas: defaultdict[int, int] = defaultdict(int)
     for start, end, *_ in kept:
         if since is None or start >= since:
@@ -280,26 +282,28 @@ def _records(
     `windows` are sorted, disjoint sessions; an open one (end None) and an open presence run
     to `now`, and their clipped piece stays open (leave None).
     """
-    starts = [w[0] for w in windows]
-    far = now if now is not None else 1 << 62
     per_window: list[list[Attendance]] = [[] for _ in windows]
+    if not windows:
+        return per_window
+    starts = [w[0] for w in windows]
+    ends = [w[1] for w in windows]
+    count = len(windows)
+    far = now if now is not None else 1 << 62
     for start, end, pid, user_id, user_name in intervals:
         stop = far if end is None else end
-        i = max(bisect_right(starts, start) - 1, 0)
-        while i < len(windows) and starts[i] < stop:
-            w_end = windows[i][1]
-            piece_start = max(start, starts[i])
-            piece_end = stop if w_end is None else min(stop, w_end)
-            if piece_end > piece_start:
-                open_piece = end is None and w_end is None
-                per_window[i].append(
-                    Attendance(
-                        pid, user_id, user_name, piece_start, None if open_piece else piece_end
-                    )
-                )
+        i = bisect_right(starts, start) - 1
+        if i < 0:
+            i = 0
+        while i < count and starts[i] < stop:
+            w_start, w_end = starts[i], ends[i]
+            lo = start if start > w_start else w_start
+            hi = stop if w_end is None or stop < w_end else w_end
+            if hi > lo:
+                leave = None if end is None and w_end is None else hi
+                per_window[i].append(_attendance(Attendance, (pid, user_id, user_name, lo, leave)))
             i += 1
     for records in per_window:
-        records.sort(key=lambda r: (r.join, r.participant_id))
+        records.sort(key=_by_join)
     return per_window
 
 
@@ -329,7 +333,7 @@ def _replay(
     raw = _walk(checkpoint.present, events)
     min_presence = rules.min_presence
     if inclusive:
-        kept = [i for i in raw if (until if i.end is None else i.end) - i.start >= min_presence]
+        kept = [i for i in raw if (until if i[1] is None else i[1]) - i[0] >= min_presence]
         stop = until
     else:
         stop = _settled_at_or_before(_unsettled(raw, min_presence), until)
@@ -338,7 +342,7 @@ def _replay(
         kept = [
             i
             for i in raw
-            if i.start < stop and (i.end is None or i.end - i.start >= min_presence)
+            if i[0] < stop and (i[1] is None or i[1] - i[0] >= min_presence)
         ]
     machine = _Machine(checkpoint, rules)
     machine.run(_changes(kept, checkpoint.at), stop, inclusive)
@@ -359,14 +363,14 @@ def _replay(
         return _Outcome(sessions, checkpoint, machine.idle_at), raw
     episode = machine.start
     carried = (
-        [p for p in pieces if p.end is not None and p.end < stop and p.end > episode]
+        [p for p in pieces if p[1] is not None and episode < p[1] < stop]
         if machine.phase != Phase.IDLE
         else []
     )
     present = {
-        i.participant_id: (i.start, i.user_id, i.user_name)
-        for i in raw
-        if i.start < stop and (i.end is None or i.end >= stop)
+        pid: (start, user_id, user_name)
+        for start, end, pid, user_id, user_name in raw
+        if start < stop and (end is None or end >= stop)
     }
     settled = Checkpoint(
         stop, machine.phase, machine.start, machine.timer, machine.max_c, present, carried
@@ -382,8 +386,10 @@ def sessionize(
 ) -> list[MeetingSession]:
     """The batch face: every room's sessions at `now` from a set of events, newest first."""
     by_room: defaultdict[str, list[Stamped]] = defaultdict(list)
-    for event in events:
-        by_room[event.room].append(stamp(event))
+    for e in events:
+        by_room[e.room].append(
+            (e.at * 2 + (e.type == JOINED), e.participant_id, e.user_id, e.user_name)
+        )
     sessions: list[MeetingSession] = []
     for room, stamped in by_room.items():
         stamped.sort(key=_by_stamp)
@@ -485,9 +491,9 @@ class Room:
         else:
             newly_closed, ongoing = new, []
         zones = _unsettled(raw, self.rules.min_presence)
-        change_points = sorted({i.start for i in raw} | {i.end for i in raw if i.end is not None})
+        change_points = sorted({i[0] for i in raw} | {i[1] for i in raw if i[1] is not None})
         closed_count = len(closed)
-        ends = [s.end for s in newly_closed]
+        ends = [s.end for s in newly_closed if s.end is not None]
         for emptied in outcome.idle_at:
             # The room is empty from `emptied` until the next presence begins: the latest
             # settled instant in that stretch is a safe place to restart from.

@@ -3,20 +3,29 @@
 from __future__ import annotations
 
 import uuid
-from dataclasses import dataclass
-from typing import Final
+from hashlib import sha1
+from typing import Final, NamedTuple
 
 # Session ids are UUIDv5 names in this namespace, so a history always yields the same ids.
 SESSION_NAMESPACE: Final = uuid.UUID("5b0f3d9e-6c1a-5f4e-9a43-7d2b8e1c0a61")
+_NAMESPACE_BYTES: Final = SESSION_NAMESPACE.bytes
 
 
 def session_id(tenant: str, room: str, start: int) -> str:
-    """The deterministic id of the session of `tenant`'s `room` that started at `start` (µs)."""
-    return str(uuid.uuid5(SESSION_NAMESPACE, f"{tenant}\x1f{room}\x1f{start}"))
+    """The id of `tenant`'s session in `room` that started at `start` (µs): a UUIDv5.
+
+    The same as `str(uuid.uuid5(SESSION_NAMESPACE, f"{tenant}\\x1f{room}\\x1f{start}"))`,
+    computed without building a `uuid.UUID`, which costs more than the hash itself.
+    """
+    name = f"{tenant}\x1f{room}\x1f{start}".encode()
+    raw = bytearray(sha1(_NAMESPACE_BYTES + name).digest()[:16])
+    raw[6] = (raw[6] & 0x0F) | 0x50  # version 5
+    raw[8] = (raw[8] & 0x3F) | 0x80  # RFC 4122 variant
+    h = raw.hex()
+    return f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}"
 
 
-@dataclass(frozen=True, slots=True)
-class Attendance:
+class Attendance(NamedTuple):
     """One participant's unbroken presence inside one session. `leave` is None while present."""
 
     participant_id: str
@@ -29,8 +38,7 @@ class Attendance:
         return (now if self.leave is None else self.leave) - self.join
 
 
-@dataclass(frozen=True, slots=True)
-class MeetingSession:
+class MeetingSession(NamedTuple):
     """A meeting session; `end` is None while it is ongoing. Times are microseconds."""
 
     id: str

@@ -1,0 +1,132 @@
+"""The `roomlog` command line."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from collections.abc import Sequence
+from typing import IO
+
+import msgspec
+
+from roomlog import __version__
+from roomlog.domain.events import InvalidTime, micros_from_at
+from roomlog.domain.rules import Rules
+from roomlog.offline import sessionize_lines
+from roomlog.views.daily import meeting_object
+
+EXIT_INVALID = 2
+
+
+def _instant(text: str) -> int:
+    """`--now`: unix seconds or RFC 3339, to microseconds."""
+    try:
+        value: float | str = float(text)
+    except ValueError:
+        value = text
+    try:
+        return micros_from_at(value)
+    except InvalidTime as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
+def _seconds(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected seconds, got {text!r}") from None
+    if not 0 <= value < 10**9:
+        raise argparse.ArgumentTypeError(f"expected 0 or more seconds, got {text!r}")
+    return value
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="roomlog",
+        description="Meeting sessions from video-room join/leave events.",
+    )
+    parser.add_argument("--version", action="version", version=f"roomlog {__version__}")
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    sessionize = commands.add_parser(
+        "sessionize",
+        help="compute meeting sessions from an NDJSON file of events",
+        description=(
+            "Read native presence events, one JSON object per line, and print every room's "
+            "meeting sessions as Daily's meeting objects, newest first."
+        ),
+    )
+    sessionize.add_argument(
+        "file", nargs="?", default="-", metavar="FILE", help="NDJSON file, or - for stdin"
+    )
+    sessionize.add_argument(
+        "--now",
+        type=_instant,
+        metavar="UNIX",
+        help="evaluate at this time (unix seconds or RFC 3339); default: the current time",
+    )
+    sessionize.add_argument("--min-presence", type=_seconds, default=10.0, metavar="S")
+    sessionize.add_argument("--solo-start", type=_seconds, default=30.0, metavar="S")
+    sessionize.add_argument("--solo-reset", type=_seconds, default=600.0, metavar="S")
+    sessionize.add_argument(
+        "--project",
+        default="default",
+        metavar="NAME",
+        help="the project session ids are derived from (default: default)",
+    )
+    sessionize.add_argument(
+        "--skip-invalid",
+        action="store_true",
+        help="report invalid lines on stderr and go on without them",
+    )
+    return parser
+
+
+def _sessionize(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
+    try:
+        rules = Rules.seconds(args.min_presence, args.solo_start, args.solo_reset)
+    except ValueError as exc:
+        parser.error(str(exc))
+    now: int = args.now if args.now is not None else time.time_ns() // 1000
+    try:
+        source: IO[bytes] = sys.stdin.buffer if args.file == "-" else open(args.file, "rb")  # noqa: SIM115
+    except OSError as exc:
+        print(f"roomlog sessionize: cannot read {args.file}: {exc.strerror}", file=sys.stderr)
+        return EXIT_INVALID
+
+    name = "<stdin>" if args.file == "-" else args.file
+    suffix = " (skipped)" if args.skip_invalid else ""
+
+    def report(line: int, message: str) -> None:
+        print(f"{name}:{line}: {message}{suffix}", file=sys.stderr)
+
+    with source:
+        outcome = sessionize_lines(source, now, report, rules, args.project)
+    if outcome.invalid and not args.skip_invalid:
+        print(
+            f"roomlog sessionize: {outcome.invalid} invalid line(s), nothing written; "
+            "fix them or pass --skip-invalid",
+            file=sys.stderr,
+        )
+        return EXIT_INVALID
+    if outcome.future:
+        print(
+            f"roomlog sessionize: {outcome.future} event(s) stamped after --now were left out",
+            file=sys.stderr,
+        )
+    body = {
+        "total_count": len(outcome.sessions),
+        "data": [meeting_object(s, now) for s in outcome.sessions],
+    }
+    sys.stdout.buffer.write(msgspec.json.encode(body) + b"\n")
+    sys.stdout.buffer.flush()
+    return 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if args.command == "sessionize":
+        return _sessionize(args, parser)
+    parser.error(f"unknown command {args.command}")
