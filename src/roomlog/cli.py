@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import gc
 import sys
 import time
 from collections.abc import Sequence
@@ -101,6 +102,9 @@ def _sessionize(args: argparse.Namespace, parser: argparse.ArgumentParser) -> in
     def report(line: int, message: str) -> None:
         print(f"{name}:{line}: {message}{suffix}", file=sys.stderr)
 
+    # A one-shot batch that builds millions of small acyclic objects: cyclic garbage
+    # collection finds nothing to free and costs a third of the run time.
+    gc.disable()
     with source:
         outcome = sessionize_lines(source, now, report, rules, args.project)
     if outcome.invalid and not args.skip_invalid:

@@ -1,13 +1,15 @@
 """`roomlog sessionize`: NDJSON events in, meeting sessions out, in bounded memory.
 
-Events may come in any order. Up to `chunk_events` of them are sorted in memory; a longer
-input is cut into sorted runs spilled to temporary files and merged. The merged stream, in time
+Events may come in any order. An input of up to `chunk_events` events is grouped by room in
+memory and run through the batch engine. A longer one is cut into sorted runs spilled to
+temporary files and merged. The merged stream, in time
 order, feeds one incremental `Room` per room, which settles as the stream moves on, so memory
 holds the rooms, their open presences and their latest events, not the closed past.
 """
 
 from __future__ import annotations
 
+import itertools
 import struct
 import tempfile
 from bisect import bisect_right
@@ -19,13 +21,14 @@ from typing import IO, Final
 
 import msgspec
 
-from roomlog.domain.engine import Room, Stamped, newest_first
+from roomlog.domain.engine import Room, Stamped, newest_first, sessionize_rooms
 from roomlog.domain.events import JOINED, LATEST_AT, MICROS, InvalidTime, micros_from_at
 from roomlog.domain.rules import DEFAULT_RULES, Rules
 from roomlog.domain.sessions import MeetingSession
 from roomlog.ingest.native import NativeEvent
 
-CHUNK_EVENTS: Final = 500_000
+# Events held in memory at once (about 250 MB at 1M); a longer input spills sorted runs.
+CHUNK_EVENTS: Final = 1_000_000
 # Events a room gathers before it settles; small enough to bound memory, large enough that
 # settling costs little per event.
 SETTLE_EVERY: Final = 512
@@ -51,19 +54,32 @@ class Outcome:
     future: int = 0
 
 
-def _rows(lines: Iterable[bytes], now: int, report: Report, outcome: Outcome) -> Iterator[Row]:
-    """Parse and check each line; invalid lines go to `report`, events after `now` are counted."""
+def _read_chunk(
+    numbered: Iterator[tuple[int, bytes]],
+    limit: int,
+    now: int,
+    report: Report,
+    outcome: Outcome,
+) -> tuple[dict[str, list[Stamped]], bool]:
+    """Parse and check up to `limit` events, grouped by room; True once the input is used up.
+
+    Invalid lines go to `report`; events stamped after `now` are counted and left out.
+    """
     decode = _event_decoder.decode
-    limit = now * 2 + 1
-    for number, line in enumerate(lines, start=1):
+    last_stamp = now * 2 + 1
+    by_room: defaultdict[str, list[Stamped]] = defaultdict(list)
+    taken = 0
+    for number, line in numbered:
         if not line.strip():
             continue
         try:
             raw = decode(line)
             at = raw.at
-            # The common case, whole unix seconds, without a function call.
+            # The common cases, unix seconds in range, without a function call.
             if type(at) is int and 0 <= at <= LATEST_AT:
                 micros = at * MICROS
+            elif type(at) is float and 0 <= at <= LATEST_AT:
+                micros = round(at * MICROS)
             else:
                 micros = micros_from_at(at)
         except msgspec.DecodeError as exc:
@@ -75,11 +91,25 @@ def _rows(lines: Iterable[bytes], now: int, report: Report, outcome: Outcome) ->
             report(number, f"{exc} - at `$.at`")
             continue
         stamp = micros * 2 + (raw.type == JOINED)
-        if stamp > limit:
+        if stamp > last_stamp:
             outcome.future += 1
             continue
-        outcome.events += 1
-        yield (stamp, raw.room, raw.participant_id, raw.user_id, raw.user_name)
+        by_room[raw.room].append((stamp, raw.participant_id, raw.user_id, raw.user_name))
+        taken += 1
+        if taken == limit:
+            break
+    outcome.events += taken
+    return by_room, taken < limit
+
+
+def _as_run(by_room: dict[str, list[Stamped]]) -> list[Row]:
+    rows = [
+        (stamp, room, pid, user_id, user_name)
+        for room, events in by_room.items()
+        for stamp, pid, user_id, user_name in events
+    ]
+    rows.sort(key=_by_stamp)
+    return rows
 
 
 def _spill(rows: list[Row], spool: IO[bytes]) -> Iterator[list[Row]]:
@@ -145,24 +175,25 @@ def sessionize_lines(
 ) -> Outcome:
     """Every room's sessions at `now` from NDJSON `lines`, newest first."""
     outcome = Outcome(sessions=[])
-    rows = _rows(lines, now, report, outcome)
+    numbered: Iterator[tuple[int, bytes]] = enumerate(lines, start=1)
+    first, done = _read_chunk(numbered, chunk_events, now, report, outcome)
+    if not done:
+        # A full chunk: look one line ahead before paying for sorted runs.
+        ahead = next(numbered, None)
+        done = ahead is None
+        if ahead is not None:
+            numbered = itertools.chain((ahead,), numbered)
+    if done:
+        outcome.sessions = sessionize_rooms(first, now, rules, tenant)
+        return outcome
     with tempfile.TemporaryFile(prefix="roomlog-") as spool:
-        runs: list[Iterator[list[Row]]] = []
-        chunk: list[Row] = []
-        for row in rows:
-            chunk.append(row)
-            if len(chunk) >= chunk_events:
-                chunk.sort(key=_by_stamp)
-                runs.append(_spill(chunk, spool))
-                chunk = []
-        chunk.sort(key=_by_stamp)
-        if runs:
+        runs = [_spill(_as_run(first), spool)]
+        del first
+        while not done:
+            chunk, done = _read_chunk(numbered, chunk_events, now, report, outcome)
             if chunk:
-                runs.append(_spill(chunk, spool))
-            blocks: Iterable[list[Row]] = _merge(runs)
-        else:
-            blocks = (chunk[i : i + _BLOCK] for i in range(0, len(chunk), _BLOCK))
-        outcome.sessions = _run_rooms(blocks, now, rules, tenant)
+                runs.append(_spill(_as_run(chunk), spool))
+        outcome.sessions = _run_rooms(_merge(runs), now, rules, tenant)
     return outcome
 
 

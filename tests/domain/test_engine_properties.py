@@ -8,6 +8,7 @@ reference is exact.
 
 from __future__ import annotations
 
+import itertools
 import random
 from collections import defaultdict
 
@@ -78,11 +79,11 @@ def reference(events: list[PresenceEvent], now: int) -> list[Shape]:
         stop = now if w_end is None else w_end
         inside = range(w_start, stop + 1 if w_end is None else stop)
         biggest = max((counts[t] for t in inside), default=counts[w_start])
-        records = []
-        for pid, s, e in kept:
-            lo, hi = max(s, w_start), min(now if e is None else e, stop)
+        records: list[tuple[str, float, float | None]] = []
+        for pid, began, ended in kept:
+            lo, hi = max(began, w_start), min(now if ended is None else ended, stop)
             if hi > lo:
-                leave = None if e is None and w_end is None else hi
+                leave = None if ended is None and w_end is None else hi
                 records.append((pid, float(lo), None if leave is None else float(leave)))
         records.sort(key=lambda r: (r[1], r[0]))
         result.append((float(w_start), None if w_end is None else float(w_end), biggest, records))
@@ -205,16 +206,18 @@ def test_sessions_are_well_formed(events: list[PresenceEvent], now: int) -> None
         # max_participants: the most records overlapping at one instant (a brute-force count).
         instants = {r.join for r in s.participants} | {s.start}
         most = max(
-            len({
-                r.participant_id
-                for r in s.participants
-                if r.join <= t < (now + 1 if r.leave is None else r.leave)
-            })
+            len(
+                {
+                    r.participant_id
+                    for r in s.participants
+                    if r.join <= t < (now + 1 if r.leave is None else r.leave)
+                }
+            )
             for t in instants
         )
         assert s.max_participants == most
     for mine in by_room.values():
         mine.sort(key=lambda s: s.start)
-        for earlier, later in zip(mine, mine[1:], strict=False):
+        for earlier, later in itertools.pairwise(mine):
             assert earlier.end is not None and earlier.end <= later.start
     assert [s.id for s in sessionize(events, now)] == [s.id for s in sessions]

@@ -206,7 +206,13 @@ class _Machine:
         """
         solo_start = self.rules.solo_start
         solo_reset = self.rules.solo_reset
-        phase, start, timer, max_c, count = self.phase, self.start, self.timer, self.max_c, self.count
+        phase, start, timer, max_c, count = (
+            self.phase,
+            self.start,
+            self.timer,
+            self.max_c,
+            self.count,
+        )
         windows = self.windows
         for instant, delta in changes:
             if instant > until or (instant == until and not inclusive):
@@ -291,9 +297,7 @@ def _records(
     far = now if now is not None else 1 << 62
     for start, end, pid, user_id, user_name in intervals:
         stop = far if end is None else end
-        i = bisect_right(starts, start) - 1
-        if i < 0:
-            i = 0
+        i = max(bisect_right(starts, start) - 1, 0)
         while i < count and starts[i] < stop:
             w_start, w_end = starts[i], ends[i]
             lo = start if start > w_start else w_start
@@ -339,11 +343,7 @@ def _replay(
         stop = _settled_at_or_before(_unsettled(raw, min_presence), until)
         # Before a settled instant, every presence is decided: one still open there has
         # already lasted `min_presence`.
-        kept = [
-            i
-            for i in raw
-            if i[0] < stop and (i[1] is None or i[1] - i[0] >= min_presence)
-        ]
+        kept = [i for i in raw if i[0] < stop and (i[1] is None or i[1] - i[0] >= min_presence)]
     machine = _Machine(checkpoint, rules)
     machine.run(_changes(kept, checkpoint.at), stop, inclusive)
 
@@ -354,9 +354,7 @@ def _replay(
     pieces = checkpoint.carried + kept
     records = _records(windows, pieces, until if inclusive else None)
     sessions = [
-        MeetingSession(
-            session_id(tenant, room, w_start), room, w_start, w_end, max_c, tuple(rec)
-        )
+        MeetingSession(session_id(tenant, room, w_start), room, w_start, w_end, max_c, tuple(rec))
         for (w_start, w_end, max_c), rec in zip(windows, records, strict=True)
     ]
     if inclusive:
@@ -390,6 +388,16 @@ def sessionize(
         by_room[e.room].append(
             (e.at * 2 + (e.type == JOINED), e.participant_id, e.user_id, e.user_name)
         )
+    return sessionize_rooms(by_room, now, rules, tenant)
+
+
+def sessionize_rooms(
+    by_room: dict[str, list[Stamped]],
+    now: int,
+    rules: Rules = DEFAULT_RULES,
+    tenant: str = "default",
+) -> list[MeetingSession]:
+    """`sessionize` for events already in the engine's form, grouped by room (sorted in place)."""
     sessions: list[MeetingSession] = []
     for room, stamped in by_room.items():
         stamped.sort(key=_by_stamp)
@@ -434,6 +442,8 @@ class Room:
         self._closed: list[MeetingSession] = []
         self._marks: list[tuple[int, int]] = []
         self._dirty: int | None = None
+        # What the last read needs to place its marks; they are placed by the next read, if any.
+        self._unmarked: tuple[list[Interval], list[int], int, int] | None = None
         self.extend(events)
 
     def add(self, event: PresenceEvent) -> None:
@@ -471,6 +481,7 @@ class Room:
         if self.checkpoint.at is not None and now < self.checkpoint.at:
             raise ValueError(f"now ({now}) is before the room's checkpoint ({self.checkpoint.at})")
         events = self._ordered()
+        self._place_marks()
         limit = now if self._dirty is None else min(self._dirty, now)
         start, kept_closed, kept_marks = self.checkpoint, 0, 0
         for i in range(len(self._marks) - 1, -1, -1):
@@ -483,29 +494,34 @@ class Room:
         outcome, raw = _replay(
             start, events[offset:], now, True, self.rules, self.tenant, self.name
         )
-        closed = self._closed[:kept_closed]
-        marks = self._marks[:kept_marks]
         new = outcome.sessions
         if new and new[-1].end is None:
             newly_closed, ongoing = new[:-1], new[-1:]
         else:
             newly_closed, ongoing = new, []
+        self._closed = self._closed[:kept_closed] + newly_closed
+        self._marks = self._marks[:kept_marks]
+        self._unmarked = (raw, outcome.idle_at, kept_closed, now)
+        self._dirty = None
+        return self._closed + ongoing
+
+    def _place_marks(self) -> None:
+        """Record where the last read found the room empty and settled: restart points."""
+        if self._unmarked is None:
+            return
+        raw, idle_at, closed_before, now = self._unmarked
+        self._unmarked = None
         zones = _unsettled(raw, self.rules.min_presence)
         change_points = sorted({i[0] for i in raw} | {i[1] for i in raw if i[1] is not None})
-        closed_count = len(closed)
-        ends = [s.end for s in newly_closed if s.end is not None]
-        for emptied in outcome.idle_at:
+        ends = [s.end for s in self._closed[closed_before:] if s.end is not None]
+        for emptied in idle_at:
             # The room is empty from `emptied` until the next presence begins: the latest
             # settled instant in that stretch is a safe place to restart from.
             nxt = bisect_right(change_points, emptied)
             upto = change_points[nxt] if nxt < len(change_points) else now
             mark = _settled_at_or_before(zones, upto)
             if emptied < mark <= now:
-                marks.append((mark, closed_count + bisect_right(ends, mark)))
-        self._closed = closed + newly_closed
-        self._marks = marks
-        self._dirty = None
-        return self._closed + ongoing
+                self._marks.append((mark, closed_before + bisect_right(ends, mark)))
 
     def settle(self, until: int) -> list[MeetingSession]:
         """Move the checkpoint to the latest settled instant at or before `until`.
@@ -522,7 +538,7 @@ class Room:
         assert cut is not None
         del events[: bisect_left(events, cut * 2, key=_by_stamp)]
         self.checkpoint = outcome.checkpoint
-        self._closed, self._marks, self._dirty = [], [], None
+        self._closed, self._marks, self._dirty, self._unmarked = [], [], None, None
         return outcome.sessions
 
     @property

@@ -37,7 +37,7 @@ class InvalidTime(ValueError):
 
 
 def micros_from_unix(seconds: float) -> int:
-    """Unix seconds (int or float) to integer microseconds, rejecting NaN and out-of-range values."""
+    """Unix seconds (int or float) to integer microseconds; NaN and out of range are refused."""
     if isinstance(seconds, bool) or not math.isfinite(seconds):
         raise InvalidTime(f"expected unix seconds, got {seconds!r}")
     if not EARLIEST_AT <= seconds <= LATEST_AT:

@@ -2,29 +2,47 @@
 
 from __future__ import annotations
 
-from typing import Any
+import msgspec
 
 from roomlog.domain.events import MICROS
 from roomlog.domain.sessions import MeetingSession
 
 
-def meeting_object(session: MeetingSession, now: int) -> dict[str, Any]:
+class DailyParticipant(msgspec.Struct):
+    user_id: str | None
+    user_name: str | None
+    participant_id: str
+    join_time: int
+    duration: int
+
+
+class DailyMeeting(msgspec.Struct):
+    id: str
+    room: str
+    start_time: int
+    duration: int
+    ongoing: bool
+    max_participants: int
+    participants: list[DailyParticipant]
+
+
+def meeting_object(session: MeetingSession, now: int) -> DailyMeeting:
     """`session` as Daily's meeting object; ongoing durations are measured up to `now` (µs)."""
-    return {
-        "id": session.id,
-        "room": session.room,
-        "start_time": session.start // MICROS,
-        "duration": session.duration(now) // MICROS,
-        "ongoing": session.ongoing,
-        "max_participants": session.max_participants,
-        "participants": [
-            {
-                "user_id": record.user_id,
-                "user_name": record.user_name,
-                "participant_id": record.participant_id,
-                "join_time": record.join // MICROS,
-                "duration": record.duration(now) // MICROS,
-            }
+    return DailyMeeting(
+        id=session.id,
+        room=session.room,
+        start_time=session.start // MICROS,
+        duration=session.duration(now) // MICROS,
+        ongoing=session.end is None,
+        max_participants=session.max_participants,
+        participants=[
+            DailyParticipant(
+                record.user_id,
+                record.user_name,
+                record.participant_id,
+                record.join // MICROS,
+                ((now if record.leave is None else record.leave) - record.join) // MICROS,
+            )
             for record in session.participants
         ],
-    }
+    )
