@@ -1,0 +1,120 @@
+"""The offline pipeline: any input order and size gives what the batch engine gives."""
+
+from __future__ import annotations
+
+import json
+import random
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from roomlog.domain.engine import Room, sessionize
+from roomlog.domain.events import JOINED, LEFT, MICROS, PresenceEvent
+from roomlog.domain.rules import Rules
+from roomlog.domain.sessions import MeetingSession
+from roomlog.offline import sessionize_lines
+
+RULES = Rules.seconds(min_presence=2, solo_start=3, solo_reset=5)
+
+
+def line(event: PresenceEvent) -> bytes:
+    return json.dumps(
+        {
+            "id": event.id,
+            "type": event.type,
+            "room": event.room,
+            "participant_id": event.participant_id,
+            "at": event.at / MICROS,
+            "user_id": event.user_id,
+        }
+    ).encode()
+
+
+@st.composite
+def histories(draw: st.DrawFn) -> list[PresenceEvent]:
+    n = draw(st.integers(min_value=0, max_value=60))
+    return [
+        PresenceEvent(
+            id=f"e{i}",
+            type=draw(st.sampled_from([JOINED, LEFT])),
+            room=draw(st.sampled_from(["r", "s", "t"])),
+            participant_id=draw(st.sampled_from("ABCD")),
+            at=draw(st.integers(min_value=0, max_value=2_000)) * MICROS,
+            user_id=draw(st.sampled_from([None, "u1", "u2"])),
+        )
+        for i in range(n)
+    ]
+
+
+@settings(max_examples=150)
+@given(histories(), st.integers(min_value=1, max_value=12), st.randoms())
+def test_sorted_runs_give_the_batch_result(
+    events: list[PresenceEvent], chunk: int, rnd: random.Random
+) -> None:
+    now = 2_100 * MICROS
+    shuffled = list(events)
+    rnd.shuffle(shuffled)
+    problems: list[tuple[int, str]] = []
+    outcome = sessionize_lines(
+        [line(e) for e in shuffled],
+        now,
+        lambda n, m: problems.append((n, m)),
+        RULES,
+        chunk_events=chunk,
+    )
+    assert problems == []
+    assert outcome.events == len(events)
+    assert outcome.sessions == sessionize(events, now, RULES)
+
+
+def test_long_rooms_settle_as_the_stream_moves_on(monkeypatch: pytest.MonkeyPatch) -> None:
+    # More events per room than a room holds before settling, over several sorted runs,
+    # delivered up to 50 s late: rooms must settle many times and lose nothing.
+    rnd = random.Random(3)
+    events = []
+    for n in range(3_000):
+        at = n // 6 * 100 + rnd.randint(0, 5)  # a meeting of three per room every 100 s
+        events.append(PresenceEvent(f"j{n}", JOINED, f"r{n % 2}", f"p{n % 9}", at * MICROS))
+        events.append(PresenceEvent(f"l{n}", LEFT, f"r{n % 2}", f"p{n % 9}", (at + 40) * MICROS))
+    events.sort(key=lambda e: e.at + rnd.randint(0, 50) * MICROS)
+    settled: list[int] = []
+    settle = Room.settle
+
+    def counting(room: Room, until: int) -> list[MeetingSession]:
+        final = settle(room, until)
+        settled.append(len(final))
+        return final
+
+    monkeypatch.setattr(Room, "settle", counting)
+    now = 60_000 * MICROS
+    outcome = sessionize_lines([line(e) for e in events], now, lambda n, m: None, chunk_events=700)
+    assert outcome.sessions == sessionize(events, now)
+    assert len(outcome.sessions) == 1_000
+    assert len(settled) >= 8
+    assert sum(settled) >= 900
+
+
+def test_invalid_lines_are_reported_with_their_numbers_and_left_out() -> None:
+    good = line(PresenceEvent("e", JOINED, "r", "A", 0))
+    problems: list[tuple[int, str]] = []
+    outcome = sessionize_lines(
+        [good, b"{nope", b"   ", b'{"id":"x"}', good],
+        100 * MICROS,
+        lambda n, m: problems.append((n, m)),
+    )
+    assert [n for n, _ in problems] == [2, 4]
+    assert "malformed" in problems[0][1]
+    assert "missing required field" in problems[1][1]
+    assert (outcome.events, outcome.invalid) == (2, 2)
+    assert len(outcome.sessions) == 1
+
+
+def test_events_after_now_are_counted_and_left_out() -> None:
+    lines = [
+        line(PresenceEvent("a", JOINED, "r", "A", 0)),
+        line(PresenceEvent("b", LEFT, "r", "A", 90 * MICROS)),
+    ]
+    outcome = sessionize_lines(lines, 60 * MICROS, lambda n, m: None)
+    assert outcome.future == 1
+    assert [s.end for s in outcome.sessions] == [None]
