@@ -13,7 +13,7 @@ from roomlog.cli import main
 from roomlog.domain.events import MICROS
 from roomlog.domain.sessions import session_id
 
-EVENTS = [
+EVENTS: list[dict[str, object]] = [
     {"id": "1", "type": "participant.joined", "room": "demo", "participant_id": "A", "at": 0},
     {
         "id": "2",
@@ -29,7 +29,7 @@ EVENTS = [
     {"id": "4", "type": "participant.left", "room": "demo", "participant_id": "A", "at": 300.9},
     {"id": "5", "type": "participant.joined", "room": "lobby", "participant_id": "C", "at": 900},
 ]
-EXPECTED = {
+EXPECTED: dict[str, object] = {
     "total_count": 2,
     "data": [
         {
