@@ -3,8 +3,10 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
+# `make run` evaluates the demo history at this instant (unix seconds); NOW=... to change it.
+NOW ?= 1700100000
 
-.PHONY: run test lint typecheck bench clean
+.PHONY: run test bench clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -13,7 +15,7 @@ $(STAMP): pyproject.toml
 	touch $(STAMP)
 
 run: $(STAMP)
-	$(BIN)/roomlog sessionize examples/demo.ndjson --now 1700007200
+	$(BIN)/roomlog sessionize examples/demo.ndjson --now $(NOW)
 
 test: $(STAMP)
 	$(BIN)/ruff check .

@@ -69,10 +69,10 @@ def event(kind: str, room: str, pid: str, at: float, user: str | None = None) ->
     return body
 
 
-def generate(count: int, seed: int) -> tuple[list[str], int]:
-    """`count` NDJSON lines and the `now` to evaluate them at."""
+def generate(count: int, seed: int, rooms_count: int = 0) -> tuple[list[str], int]:
+    """`count` NDJSON lines and the `now` to evaluate them at (by default, a room per 400)."""
     rnd = random.Random(seed)
-    rooms = [f"room-{i:05d}" for i in range(max(count // 400, 1))]
+    rooms = [f"room-{i:05d}" for i in range(rooms_count or max(count // 400, 1))]
     clock = {room: EPOCH + rnd.uniform(0, 3600) for room in rooms}
     serial = [0]
     events: list[dict[str, object]] = []
