@@ -14,6 +14,7 @@ import msgspec
 from roomlog import __version__
 from roomlog.domain.events import InvalidTime, micros_from_at
 from roomlog.domain.rules import Rules
+from roomlog.domain.sessions import MeetingSession
 from roomlog.offline import sessionize_lines
 from roomlog.views.daily import meeting_object
 
@@ -119,13 +120,24 @@ def _sessionize(args: argparse.Namespace, parser: argparse.ArgumentParser) -> in
             f"roomlog sessionize: {outcome.future} event(s) stamped after --now were left out",
             file=sys.stderr,
         )
-    body = {
-        "total_count": len(outcome.sessions),
-        "data": [meeting_object(s, now) for s in outcome.sessions],
-    }
-    sys.stdout.buffer.write(msgspec.json.encode(body) + b"\n")
-    sys.stdout.buffer.flush()
+    _write_meetings(sys.stdout.buffer, outcome.sessions, now)
     return 0
+
+
+def _write_meetings(out: IO[bytes], sessions: list[MeetingSession], now: int) -> None:
+    """Daily's `{"total_count": N, "data": [...]}`, written a meeting at a time."""
+    encoder = msgspec.json.Encoder()
+    buffer = bytearray(b'{"total_count":%d,"data":[' % len(sessions))
+    for n, session in enumerate(sessions):
+        if n:
+            buffer += b","
+        encoder.encode_into(meeting_object(session, now), buffer, -1)
+        if len(buffer) >= 1 << 20:
+            out.write(buffer)
+            buffer.clear()
+    buffer += b"]}\n"
+    out.write(buffer)
+    out.flush()
 
 
 def main(argv: Sequence[str] | None = None) -> int:

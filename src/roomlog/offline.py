@@ -31,7 +31,7 @@ from roomlog.ingest.native import NativeEvent
 CHUNK_EVENTS: Final = 1_000_000
 # Events a room gathers before it settles; small enough to bound memory, large enough that
 # settling costs little per event.
-SETTLE_EVERY: Final = 512
+SETTLE_EVERY: Final = 64
 _BLOCK: Final = 16_384
 
 # (stamp, room, participant_id, user_id, user_name); see `roomlog.domain.engine.stamp`.
