@@ -6,7 +6,7 @@ import json
 import random
 
 import pytest
-from hypothesis import given, settings
+from hypothesis import given
 from hypothesis import strategies as st
 
 from roomlog.domain.engine import Room, sessionize
@@ -47,7 +47,6 @@ def histories(draw: st.DrawFn) -> list[PresenceEvent]:
     ]
 
 
-@settings(max_examples=150)
 @given(histories(), st.integers(min_value=1, max_value=12), st.randoms())
 def test_sorted_runs_give_the_batch_result(
     events: list[PresenceEvent], chunk: int, rnd: random.Random

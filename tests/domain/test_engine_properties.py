@@ -12,7 +12,7 @@ import itertools
 import random
 from collections import defaultdict
 
-from hypothesis import given, settings
+from hypothesis import given
 from hypothesis import strategies as st
 
 from roomlog.domain.engine import Room, sessionize
@@ -111,7 +111,6 @@ def batch(events: list[PresenceEvent], now: int) -> list[Shape]:
     return [shape(s) for s in reversed(sessionize(events, now * MICROS, RULES))]
 
 
-@settings(max_examples=400)
 @given(histories(), st.integers(min_value=0, max_value=80))
 def test_batch_matches_the_brute_force_reading_of_the_rules(
     events: list[PresenceEvent], now: int
@@ -128,7 +127,6 @@ def test_arrival_order_and_duplicates_do_not_matter(
     assert sessionize(replayed, now * MICROS, RULES) == sessionize(events, now * MICROS, RULES)
 
 
-@settings(max_examples=300)
 @given(histories(), st.lists(st.integers(min_value=0, max_value=80), min_size=1, max_size=4))
 def test_incremental_equals_batch_for_every_prefix_and_now(
     events: list[PresenceEvent], nows: list[int]
@@ -140,7 +138,6 @@ def test_incremental_equals_batch_for_every_prefix_and_now(
             assert [shape(s) for s in room.sessions(now * MICROS)] == batch(events[:n], now)
 
 
-@settings(max_examples=300)
 @given(histories(), st.integers(min_value=0, max_value=80), st.randoms())
 def test_settling_as_time_passes_loses_nothing(
     events: list[PresenceEvent], now: int, rnd: random.Random
