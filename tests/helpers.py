@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import itertools
+from collections.abc import Sequence
+
+from hypothesis import strategies as st
 
 from roomlog.domain.events import JOINED, LEFT, MICROS, PresenceEvent
 from roomlog.domain.sessions import MeetingSession
@@ -33,3 +36,28 @@ def shape(session: MeetingSession) -> Shape:
         session.max_participants,
         [(a.participant_id, a.join / MICROS, sec(a.leave)) for a in session.participants],
     )
+
+
+@st.composite
+def histories(
+    draw: st.DrawFn,
+    rooms: Sequence[str] = ("r",),
+    participants: str = "ABCD",
+    latest: int = 60 * MICROS,
+    step: int = MICROS,
+    most: int = 24,
+    user_ids: Sequence[str | None] = (None,),
+) -> list[PresenceEvent]:
+    """Up to `most` events at multiples of `step` µs in `[0, latest]`, in the order they arrive."""
+    n = draw(st.integers(min_value=0, max_value=most))
+    return [
+        PresenceEvent(
+            id=f"e{i}",
+            type=draw(st.sampled_from([JOINED, LEFT])),
+            room=draw(st.sampled_from(rooms)),
+            participant_id=draw(st.sampled_from(participants)),
+            at=draw(st.integers(min_value=0, max_value=latest // step)) * step,
+            user_id=draw(st.sampled_from(user_ids)),
+        )
+        for i in range(n)
+    ]

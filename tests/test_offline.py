@@ -14,6 +14,7 @@ from roomlog.domain.events import JOINED, LEFT, MICROS, PresenceEvent
 from roomlog.domain.rules import Rules
 from roomlog.domain.sessions import MeetingSession
 from roomlog.offline import sessionize_lines
+from tests.helpers import histories
 
 RULES = Rules.seconds(min_presence=2, solo_start=3, solo_reset=5)
 
@@ -31,23 +32,12 @@ def line(event: PresenceEvent) -> bytes:
     ).encode()
 
 
-@st.composite
-def histories(draw: st.DrawFn) -> list[PresenceEvent]:
-    n = draw(st.integers(min_value=0, max_value=60))
-    return [
-        PresenceEvent(
-            id=f"e{i}",
-            type=draw(st.sampled_from([JOINED, LEFT])),
-            room=draw(st.sampled_from(["r", "s", "t"])),
-            participant_id=draw(st.sampled_from("ABCD")),
-            at=draw(st.integers(min_value=0, max_value=2_000)) * MICROS,
-            user_id=draw(st.sampled_from([None, "u1", "u2"])),
-        )
-        for i in range(n)
-    ]
+mixed_histories = histories(
+    rooms=("r", "s", "t"), latest=2_000 * MICROS, most=60, user_ids=(None, "u1", "u2")
+)
 
 
-@given(histories(), st.integers(min_value=1, max_value=12), st.randoms())
+@given(mixed_histories, st.integers(min_value=1, max_value=12), st.randoms())
 def test_sorted_runs_give_the_batch_result(
     events: list[PresenceEvent], chunk: int, rnd: random.Random
 ) -> None:

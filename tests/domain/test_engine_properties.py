@@ -19,7 +19,7 @@ from roomlog.domain.engine import Room, sessionize
 from roomlog.domain.events import JOINED, LEFT, MICROS, PresenceEvent
 from roomlog.domain.rules import Rules
 from roomlog.domain.sessions import MeetingSession, session_id
-from tests.helpers import Shape, shape
+from tests.helpers import Shape, histories, shape
 
 RULES = Rules.seconds(min_presence=2, solo_start=3, solo_reset=5)
 MIN, SOLO, RESET = 2, 3, 5
@@ -90,23 +90,6 @@ def reference(events: list[PresenceEvent], now: int) -> list[Shape]:
     return result
 
 
-@st.composite
-def histories(draw: st.DrawFn, rooms: tuple[str, ...] = ("r",)) -> list[PresenceEvent]:
-    n = draw(st.integers(min_value=0, max_value=24))
-    events = []
-    for i in range(n):
-        events.append(
-            PresenceEvent(
-                id=f"e{i}",
-                type=draw(st.sampled_from([JOINED, LEFT])),
-                room=draw(st.sampled_from(rooms)),
-                participant_id=draw(st.sampled_from("ABCD")),
-                at=draw(st.integers(min_value=0, max_value=60)) * MICROS,
-            )
-        )
-    return events
-
-
 def batch(events: list[PresenceEvent], now: int) -> list[Shape]:
     return [shape(s) for s in reversed(sessionize(events, now * MICROS, RULES))]
 
@@ -172,23 +155,13 @@ def test_state_resumed_from_its_serialised_form_goes_on_the_same(
     assert [shape(s) for s in final + resumed.sessions(now * MICROS)] == batch(events, now)
 
 
-@st.composite
-def fine_histories(draw: st.DrawFn) -> list[PresenceEvent]:
-    """Default rules, microsecond times, two rooms: the invariants hold at any scale."""
-    n = draw(st.integers(min_value=0, max_value=30))
-    return [
-        PresenceEvent(
-            id=f"e{i}",
-            type=draw(st.sampled_from([JOINED, LEFT])),
-            room=draw(st.sampled_from(["r", "s"])),
-            participant_id=draw(st.sampled_from("ABCDE")),
-            at=draw(st.integers(min_value=0, max_value=3_000 * MICROS)),
-        )
-        for i in range(n)
-    ]
+# Default rules, microsecond times, two rooms: the invariants hold at any scale.
+fine_histories = histories(
+    rooms=("r", "s"), participants="ABCDE", latest=3_000 * MICROS, step=1, most=30
+)
 
 
-@given(fine_histories(), st.integers(min_value=0, max_value=3_500 * MICROS))
+@given(fine_histories, st.integers(min_value=0, max_value=3_500 * MICROS))
 def test_sessions_are_well_formed(events: list[PresenceEvent], now: int) -> None:
     sessions = sessionize(events, now)
     by_room: defaultdict[str, list[MeetingSession]] = defaultdict(list)
