@@ -27,7 +27,7 @@ from roomlog.domain.rules import DEFAULT_RULES, Rules
 from roomlog.domain.sessions import MeetingSession
 from roomlog.ingest.native import NativeEvent
 
-# Events held in memory at once (about 250 MB at 1M); a longer input spills sorted runs.
+# Events held in memory at once (about 400 MB at 1M); a longer input spills sorted runs.
 CHUNK_EVENTS: Final = 1_000_000
 # Events a room gathers before it settles; small enough to bound memory, large enough that
 # settling costs little per event.
