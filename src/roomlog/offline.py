@@ -90,7 +90,7 @@ def _read_chunk(
             outcome.invalid += 1
             report(number, f"{exc} - at `$.at`")
             continue
-        stamp = micros * 2 + (raw.type == JOINED)
+        stamp = micros * 2 + (raw.type == JOINED)  # as `engine.stamp` makes it
         if stamp > last_stamp:
             outcome.future += 1
             continue

@@ -385,6 +385,7 @@ def sessionize(
     """The batch face: every room's sessions at `now` from a set of events, newest first."""
     by_room: defaultdict[str, list[Stamped]] = defaultdict(list)
     for e in events:
+        # `stamp(e)`, inlined: a call per event costs a tenth of the whole run.
         by_room[e.room].append(
             (e.at * 2 + (e.type == JOINED), e.participant_id, e.user_id, e.user_name)
         )
