@@ -2,9 +2,9 @@
 
 Events may come in any order. An input of up to `chunk_events` events is grouped by room in
 memory and run through the batch engine. A longer one is cut into sorted runs spilled to
-temporary files and merged. The merged stream, in time
-order, feeds one incremental `Room` per room, which settles as the stream moves on, so memory
-holds the rooms, their open presences and their latest events, not the closed past.
+temporary files and merged. The merged stream, in time order, feeds one incremental `Room`
+per room, which settles as the stream moves on, so memory holds the rooms, their open
+presences and their latest events, not the closed past.
 """
 
 from __future__ import annotations
@@ -40,7 +40,7 @@ Report = Callable[[int, str], None]
 
 _by_stamp = itemgetter(0)
 _length = struct.Struct("<I")
-_row_decoder: Final = msgspec.msgpack.Decoder(list[tuple[int, str, str, str | None, str | None]])
+_row_decoder: Final = msgspec.msgpack.Decoder(list[Row])
 _event_decoder: Final = msgspec.json.Decoder(NativeEvent)
 
 
