@@ -191,3 +191,51 @@ def test_sessions_are_well_formed(events: list[PresenceEvent], now: int) -> None
         for earlier, later in itertools.pairwise(mine):
             assert earlier.end is not None and earlier.end <= later.start
     assert [s.id for s in sessionize(events, now)] == [s.id for s in sessions]
+
+
+def _frozen(sessions: list[MeetingSession]) -> list[tuple[object, ...]]:
+    """What a session is, leaving out how long the ongoing parts have lasted so far."""
+    return [
+        (s.id, s.start, s.end, s.max_participants, [(a.participant_id, a.join, a.leave)
+         for a in s.participants])
+        for s in sessions
+    ]
+
+
+@given(histories(), st.integers(min_value=0, max_value=80), st.data())
+def test_nothing_changes_by_time_alone_before_the_room_is_due(
+    events: list[PresenceEvent], now_s: int, data: st.DataObject
+) -> None:
+    room = Room("r", RULES)
+    for event in events:
+        room.add(event)
+    now = now_s * MICROS
+    at_now = _frozen(room.sessions(now))
+    due = room.due
+    if due is None:
+        later = now + data.draw(st.integers(min_value=1, max_value=200)) * MICROS // 2
+    else:
+        assert due > now
+        later = data.draw(st.integers(min_value=now, max_value=due - 1))
+    fresh = Room("r", RULES)
+    for event in events:
+        fresh.add(event)
+    assert _frozen(fresh.sessions(later)) == at_now
+
+
+@given(histories(), st.integers(min_value=0, max_value=80))
+def test_the_due_instant_is_exactly_when_a_pending_rule_fires(
+    events: list[PresenceEvent], now_s: int
+) -> None:
+    # Either nothing is pending, or the deadline is a rule instant or an event after `now`.
+    room = Room("r", RULES)
+    for event in events:
+        room.add(event)
+    now = now_s * MICROS
+    room.sessions(now)
+    if room.due is not None:
+        starts = {e.at for e in events}
+        candidates = {t + d for t in starts for d in (MIN * MICROS, SOLO * MICROS)} | {
+            t + RESET * MICROS for t in starts
+        }
+        assert room.due in candidates

@@ -57,6 +57,8 @@ def stamp(event: PresenceEvent) -> Stamped:
 # (start, end, participant_id, user_id, user_name). A plain tuple: the engine makes one per
 # presence, and a NamedTuple costs several times more to build.
 Interval = tuple[int, int | None, str, str | None, str | None]
+# Someone in the room now: (participant_id, join, user_id, user_name).
+Presence = tuple[str, int, str | None, str | None]
 
 
 class Phase(IntEnum):
@@ -315,6 +317,10 @@ class _Outcome(NamedTuple):
     sessions: list[MeetingSession]
     checkpoint: Checkpoint
     idle_at: list[int]
+    # Inclusive reads: the next instant after `until` at which the passage of time alone
+    # changes the result (a presence reaching `min_presence`, the 30-second or 10-minute rule,
+    # or an event already known that is stamped after `until`).
+    due: int | None = None
 
 
 def _replay(
@@ -332,8 +338,12 @@ def _replay(
     the ongoing one, if any. Not inclusive: the closed sessions before the latest settled
     instant at or before `until`, and the checkpoint there.
     """
+    following: int | None = None
     if inclusive:
-        events = events[: bisect_right(events, until * 2 + 1, key=_by_stamp)]
+        cut = bisect_right(events, until * 2 + 1, key=_by_stamp)
+        if cut < len(events):
+            following = events[cut][0] >> 1  # an event already known, stamped after `until`
+        events = events[:cut]
     raw = _walk(checkpoint.present, events)
     min_presence = rules.min_presence
     if inclusive:
@@ -358,7 +368,14 @@ def _replay(
         for (w_start, w_end, max_c), rec in zip(windows, records, strict=True)
     ]
     if inclusive:
-        return _Outcome(sessions, checkpoint, machine.idle_at), raw
+        due = [i[0] + min_presence for i in raw if i[1] is None and until - i[0] < min_presence]
+        if machine.phase == Phase.PENDING:
+            due.append(machine.start + rules.solo_start)
+        elif machine.phase == Phase.ACTIVE and machine.timer is not None:
+            due.append(machine.timer)
+        if following is not None:
+            due.append(following)
+        return _Outcome(sessions, checkpoint, machine.idle_at, min(due, default=None)), raw
     episode = machine.start
     carried = (
         [p for p in pieces if p[1] is not None and episode < p[1] < stop]
@@ -408,8 +425,11 @@ def sessionize_rooms(
 
 
 def newest_first(sessions: Iterable[MeetingSession]) -> list[MeetingSession]:
-    """Daily's order for `/meetings`: latest start first (then room, for a stable order)."""
-    return sorted(sessions, key=lambda s: (-s.start, s.room))
+    """Daily's order for `/meetings`: latest start first, then room name, descending.
+
+    The service pages through sessions in this order with an index on (start, room).
+    """
+    return sorted(sessions, key=lambda s: (s.start, s.room), reverse=True)
 
 
 class Room:
@@ -445,6 +465,8 @@ class Room:
         self._dirty: int | None = None
         # What the last read needs to place its marks; they are placed by the next read, if any.
         self._unmarked: tuple[list[Interval], list[int], int, int] | None = None
+        # After a read at `now`: the next instant at which time alone changes the sessions.
+        self.due: int | None = None
         self.extend(events)
 
     def add(self, event: PresenceEvent) -> None:
@@ -504,7 +526,18 @@ class Room:
         self._marks = self._marks[:kept_marks]
         self._unmarked = (raw, outcome.idle_at, kept_closed, now)
         self._dirty = None
+        self.due = outcome.due
         return self._closed + ongoing
+
+    def present(self, now: int) -> list[Presence]:
+        """Who is in the room at `now` (whether or not `min_presence` has passed yet).
+
+        `(participant_id, join, user_id, user_name)` tuples, earliest join first.
+        """
+        events = self._ordered()
+        upto = bisect_right(events, now * 2 + 1, key=_by_stamp)
+        open_ = [i for i in _walk(self.checkpoint.present, events[:upto]) if i[1] is None]
+        return sorted(((i[2], i[0], i[3], i[4]) for i in open_), key=itemgetter(1, 0))
 
     def _place_marks(self) -> None:
         """Record where the last read found the room empty and settled: restart points."""

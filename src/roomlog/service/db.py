@@ -1,0 +1,100 @@
+"""Database connections for SQLite (the embedded default) and PostgreSQL, and migrations.
+
+SQLite runs in WAL mode with `synchronous=FULL`, so a commit is on disk before it returns;
+writers take the database lock up front (`BEGIN IMMEDIATE`) rather than failing to upgrade a
+read lock halfway through. PostgreSQL goes through psycopg 3.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from typing import Any, Final
+
+from alembic import command
+from alembic.config import Config
+from sqlalchemy import Engine, create_engine, event
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import ArgumentError
+
+DEFAULT_URL: Final = "sqlite:///roomlog.db"
+ENV_URL: Final = "ROOMLOG_DATABASE_URL"
+
+
+class BadDatabaseUrl(ValueError):
+    """A database URL roomlog cannot use; the message says why."""
+
+
+def normalise_url(url: str) -> str:
+    """`postgresql://` and `postgres://` mean psycopg 3; a bare path means a SQLite file."""
+    if "://" not in url:
+        return f"sqlite:///{url}"
+    try:
+        parsed = make_url(url)
+    except ArgumentError as exc:
+        raise BadDatabaseUrl(f"{url!r} is not a database URL: {exc}") from None
+    if parsed.drivername in ("postgresql", "postgres", "postgresql+psycopg"):
+        return parsed.set(drivername="postgresql+psycopg").render_as_string(hide_password=False)
+    if parsed.drivername in ("sqlite", "sqlite+pysqlite"):
+        return url
+    raise BadDatabaseUrl(f"{url!r}: roomlog stores into sqlite:/// or postgresql:// URLs")
+
+
+@dataclass(frozen=True)
+class Database:
+    """Connections to one database: `engine` for everything, `sqlite` tells the dialect."""
+
+    url: str
+    engine: Engine
+
+    @property
+    def sqlite(self) -> bool:
+        return self.engine.dialect.name == "sqlite"
+
+    def dispose(self) -> None:
+        self.engine.dispose()
+
+
+def _sqlite_engine(url: str) -> Engine:
+    engine = create_engine(url, pool_size=8, max_overflow=8)
+
+    @event.listens_for(engine, "connect")
+    def _on_connect(dbapi_connection: Any, _record: Any) -> None:
+        # Let SQLAlchemy's `begin` event issue BEGIN, instead of the driver's own guesswork.
+        dbapi_connection.isolation_level = None
+        cursor = dbapi_connection.cursor()
+        cursor.execute("PRAGMA journal_mode=WAL")
+        cursor.execute("PRAGMA synchronous=FULL")
+        cursor.execute("PRAGMA busy_timeout=30000")
+        cursor.execute("PRAGMA foreign_keys=ON")
+        cursor.close()
+
+    @event.listens_for(engine, "begin")
+    def _on_begin(connection: Any) -> None:
+        connection.exec_driver_sql("BEGIN IMMEDIATE")
+
+    return engine
+
+
+def open_database(url: str | None = None) -> Database:
+    """Open the database at `url` (default: $ROOMLOG_DATABASE_URL, else ./roomlog.db)."""
+    chosen = normalise_url(url or os.environ.get(ENV_URL) or DEFAULT_URL)
+    if chosen.startswith("sqlite"):
+        engine = _sqlite_engine(chosen)
+    else:
+        engine = create_engine(chosen, pool_size=8, max_overflow=8, pool_pre_ping=True)
+    return Database(chosen, engine)
+
+
+def migrate(database: Database) -> None:
+    """Bring the schema to the newest version; safe when several processes start at once."""
+    config = Config()
+    config.set_main_option("script_location", "roomlog.service:migrations")
+    with database.engine.begin() as connection:
+        if not database.sqlite:
+            # Serialise concurrent starts: DDL is transactional in PostgreSQL, so the second
+            # process waits here, then finds the schema up to date.
+            connection.exec_driver_sql("CREATE TABLE IF NOT EXISTS roomlog_migrations (x int)")
+            connection.exec_driver_sql("LOCK TABLE roomlog_migrations IN EXCLUSIVE MODE")
+        config.attributes["connection"] = connection
+        command.upgrade(config, "head")

@@ -1,0 +1,156 @@
+"""One room's update, as pure computation: stored state + new events + `now` → what to write.
+
+The row of a room holds the engine's incremental state (a checkpoint plus the events since
+it), the fingerprints of the sessions it still may change ("live" sessions), and how many
+sessions it has settled for good. An update feeds the new events to the engine, settles the
+part of the past that no event within the late window can change any more, reads the sessions
+at `now`, and returns only the sessions that changed.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass, field
+from typing import Any, Final
+
+import msgspec
+
+from roomlog.domain.engine import Room, Stamped
+from roomlog.domain.rules import Rules
+from roomlog.domain.sessions import Attendance, MeetingSession
+
+_encode = msgspec.msgpack.Encoder().encode
+_decode = msgspec.msgpack.Decoder().decode
+
+# Settle once the checkpoint lags the late window by this many windows, so that most updates
+# replay only the recent events instead of settling every time.
+SETTLE_LAG: Final = 2
+
+
+@dataclass(slots=True)
+class RoomWrite:
+    """What one update of a room writes."""
+
+    state: bytes
+    due_at: int | None
+    occupancy: int
+    presence: bytes
+    session_count: int
+    upserts: list[dict[str, Any]] = field(default_factory=list)
+    deletes: list[str] = field(default_factory=list)
+    # True when the room was rebuilt from its event log: all its stored sessions are replaced.
+    replace_all: bool = False
+
+
+def encode_participants(session: MeetingSession) -> bytes:
+    return _encode([list(a) for a in session.participants])
+
+
+def decode_participants(blob: bytes) -> tuple[Attendance, ...]:
+    return tuple(Attendance(*a) for a in _decode(blob))
+
+
+def decode_presence(blob: bytes) -> tuple[str | None, list[list[Any]]]:
+    """(ongoing session id or None, [[participant_id, join, user_id, user_name], ...])."""
+    data = _decode(blob)
+    return data["session"], data["people"]
+
+
+def session_row(project_id: int, session: MeetingSession) -> dict[str, Any]:
+    return {
+        "project_id": project_id,
+        "id": session.id,
+        "room": session.room,
+        "start_at": session.start,
+        "end_at": session.end,
+        "max_participants": session.max_participants,
+        "participant_count": len({a.participant_id for a in session.participants}),
+        "participants": encode_participants(session),
+    }
+
+
+def _fingerprint(session: MeetingSession) -> str:
+    body = _encode([session.start, session.end, session.max_participants, session.participants])
+    return hashlib.blake2b(body, digest_size=8).hexdigest()
+
+
+def fresh_room(name: str, rules: Rules, tenant: str) -> tuple[Room, dict[str, str], int]:
+    return Room(name, rules, tenant), {}, 0
+
+
+def load_room(blob: bytes, rules: Rules, tenant: str) -> tuple[Room, dict[str, str], int]:
+    data = _decode(blob)
+    return Room.from_dict(data["room"], rules, tenant), data["live"], data["settled"]
+
+
+def advance(
+    project_id: int,
+    room: Room,
+    live: dict[str, str],
+    settled: int,
+    events: list[Stamped],
+    now: int,
+    late_window: int,
+) -> RoomWrite:
+    """Feed `events` to `room` and read it at `now`. Raises `LateEvent` from the engine."""
+    room.extend(events)
+    upserts: list[dict[str, Any]] = []
+    live = dict(live)
+    until = now - late_window
+    checkpoint = room.checkpoint.at
+    if until > (checkpoint or 0) + late_window * (SETTLE_LAG - 1) or room.pending_events > 4096:
+        for session in room.settle(until):
+            if live.pop(session.id, None) != _fingerprint(session):
+                upserts.append(session_row(project_id, session))
+            settled += 1
+    current = room.sessions(now)
+    fresh: dict[str, str] = {}
+    for session in current:
+        mark = _fingerprint(session)
+        fresh[session.id] = mark
+        if live.get(session.id) != mark:
+            upserts.append(session_row(project_id, session))
+    deletes = [sid for sid in live if sid not in fresh]
+    return _finish(room, fresh, settled, current, now, upserts, deletes, replace_all=False)
+
+
+def rebuilt(
+    project_id: int,
+    name: str,
+    rules: Rules,
+    tenant: str,
+    events: list[Stamped],
+    now: int,
+    late_window: int,
+) -> RoomWrite:
+    """A room computed afresh from its whole event log; its stored sessions are replaced."""
+    room = Room(name, rules, tenant, events=events)
+    settled = room.settle(now - late_window) if events else []
+    current = room.sessions(now)
+    upserts = [session_row(project_id, s) for s in settled + current]
+    fresh = {s.id: _fingerprint(s) for s in current}
+    return _finish(room, fresh, len(settled), current, now, upserts, [], replace_all=True)
+
+
+def _finish(
+    room: Room,
+    live: dict[str, str],
+    settled: int,
+    current: list[MeetingSession],
+    now: int,
+    upserts: list[dict[str, Any]],
+    deletes: list[str],
+    replace_all: bool,
+) -> RoomWrite:
+    people = room.present(now)
+    ongoing = current[-1].id if current and current[-1].end is None else None
+    return RoomWrite(
+        state=_encode({"room": room.to_dict(), "live": live, "settled": settled}),
+        due_at=room.due,
+        occupancy=len(people),
+        presence=_encode({"session": ongoing, "people": [list(p) for p in people]}),
+        session_count=settled + len(live),
+        upserts=upserts,
+        deletes=deletes,
+        replace_all=replace_all,
+    )

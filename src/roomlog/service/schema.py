@@ -1,0 +1,91 @@
+"""The tables, as SQLAlchemy Core sees them. Migrations in `migrations/` create them.
+
+Times are integer microseconds since the epoch, as in the engine. Every row belongs to a
+project, and every query is scoped by `project_id` first: the indexes lead with it.
+"""
+
+from __future__ import annotations
+
+from sqlalchemy import (
+    BigInteger,
+    Column,
+    ForeignKey,
+    Index,
+    Integer,
+    LargeBinary,
+    MetaData,
+    SmallInteger,
+    String,
+    Table,
+)
+
+metadata = MetaData()
+
+projects = Table(
+    "projects",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("name", String(256), nullable=False, unique=True),
+    # Signs and verifies VideoSDK-style JWTs; `apikey` in the token is `public_id`.
+    Column("public_id", String(64), nullable=False, unique=True),
+    Column("secret", String(128), nullable=False),
+    Column("created_at", BigInteger, nullable=False),
+)
+
+api_keys = Table(
+    "api_keys",
+    metadata,
+    Column("id", String(32), primary_key=True),
+    Column("project_id", Integer, ForeignKey("projects.id"), nullable=False),
+    # SHA-256 of the key's secret part: keys are 256-bit random, so a fast hash suffices.
+    Column("secret_hash", String(64), nullable=False),
+    Column("created_at", BigInteger, nullable=False),
+    Column("revoked_at", BigInteger, nullable=True),
+)
+
+events = Table(
+    "events",
+    metadata,
+    Column("project_id", Integer, primary_key=True),
+    Column("id", String(256), primary_key=True),
+    Column("room", String(256), nullable=False),
+    Column("joined", SmallInteger, nullable=False),
+    Column("participant_id", String(256), nullable=False),
+    Column("user_id", String(1024), nullable=True),
+    Column("user_name", String(1024), nullable=True),
+    Column("at", BigInteger, nullable=False),
+    Column("received_at", BigInteger, nullable=False),
+    Index("events_by_room", "project_id", "room", "at"),
+)
+
+rooms = Table(
+    "rooms",
+    metadata,
+    Column("project_id", Integer, primary_key=True),
+    Column("name", String(256), primary_key=True),
+    # The engine's incremental state and what the service derived from it (msgpack).
+    Column("state", LargeBinary, nullable=False),
+    # The next instant at which the passage of time alone changes this room's sessions.
+    Column("due_at", BigInteger, nullable=True),
+    # Who is in the room now (msgpack) and how many: GET /v1/presence reads these.
+    Column("occupancy", Integer, nullable=False),
+    Column("presence", LargeBinary, nullable=False),
+    Column("session_count", Integer, nullable=False),
+    Index("rooms_due", "due_at"),
+)
+
+sessions = Table(
+    "sessions",
+    metadata,
+    Column("project_id", Integer, primary_key=True),
+    Column("id", String(36), primary_key=True),
+    Column("room", String(256), nullable=False),
+    Column("start_at", BigInteger, nullable=False),
+    Column("end_at", BigInteger, nullable=True),
+    Column("max_participants", Integer, nullable=False),
+    Column("participant_count", Integer, nullable=False),
+    # The participant records (msgpack): [participant_id, user_id, user_name, join, leave].
+    Column("participants", LargeBinary, nullable=False),
+    Index("sessions_newest", "project_id", "start_at", "room"),
+    Index("sessions_by_room", "project_id", "room", "start_at"),
+)

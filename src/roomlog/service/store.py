@@ -1,0 +1,437 @@
+"""The write path: the event log, per-room serialisation, and stored sessions kept current.
+
+Every write is one transaction that
+1. appends the new events to the log (a repeated id is a no-op, or a rejection if the content
+   differs), inserting in id order so two writers never wait on each other in a cycle;
+2. locks the row of every room it touches (`SELECT ... FOR UPDATE`, in name order; SQLite's
+   `BEGIN IMMEDIATE` already makes the whole transaction exclusive);
+3. feeds the events to each room's incremental engine state and writes back the sessions that
+   changed, the new state, and when time alone will next change the room (`due_at`).
+The row lock makes concurrent writers of one room take turns, and each one sees the state the
+previous one committed, so any interleaving ends with the sessions of all the events.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections import defaultdict
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any, Final
+
+import msgspec
+from sqlalchemy import Connection, and_, bindparam, delete, select, update
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy.exc import DBAPIError
+from tenacity import retry, retry_if_exception, stop_after_attempt, wait_random_exponential
+
+from roomlog.domain.engine import LateEvent, Stamped
+from roomlog.domain.events import JOINED, MICROS, PresenceEvent
+from roomlog.domain.rules import DEFAULT_RULES, Rules
+from roomlog.service import rooms as room_state
+from roomlog.service.db import Database
+from roomlog.service.projects import Project, project_by_id
+from roomlog.service.schema import events, rooms, sessions
+
+log = logging.getLogger("roomlog.store")
+
+# Rows per statement when looking up many keys at once.
+_CHUNK: Final = 500
+
+
+class Rejected(msgspec.Struct):
+    """One item of a batch that was not stored, and why."""
+
+    index: int
+    reason: str
+
+
+class IngestResult(msgspec.Struct):
+    """What became of a request's events."""
+
+    accepted: int
+    duplicates: int
+    rejected: list[Rejected]
+
+
+@dataclass(frozen=True, slots=True)
+class Settings:
+    rules: Rules = DEFAULT_RULES
+    # Events stamped more than this before `now` may arrive and are applied incrementally;
+    # later than that they make the room rebuild from its event log (still exact, slower).
+    late_window: int = 600 * MICROS
+    # How far ahead of the server's clock an event may be stamped.
+    max_skew: int = 60 * MICROS
+
+
+@dataclass(frozen=True, slots=True)
+class Submission:
+    """One request's events for one project, each with its index in the request."""
+
+    project: Project
+    events: Sequence[tuple[int, PresenceEvent]]
+
+
+def _transient(exc: BaseException) -> bool:
+    """Deadlocks and serialisation failures in PostgreSQL, a busy database in SQLite."""
+    if not isinstance(exc, DBAPIError):
+        return False
+    code = getattr(exc.orig, "sqlstate", None)
+    return code in ("40P01", "40001") or "database is locked" in str(exc.orig)
+
+
+_retrying = retry(
+    retry=retry_if_exception(_transient),
+    stop=stop_after_attempt(8),
+    wait=wait_random_exponential(multiplier=0.01, max=0.5),
+    reraise=True,
+)
+
+
+def _content(event: PresenceEvent) -> tuple[Any, ...]:
+    return (
+        event.room,
+        event.type == JOINED,
+        event.participant_id,
+        event.user_id,
+        event.user_name,
+        event.at,
+    )
+
+
+def _stamped(event: PresenceEvent) -> Stamped:
+    return (event.at * 2 + (event.type == JOINED), event.participant_id, event.user_id,
+            event.user_name)
+
+
+class Store:
+    def __init__(self, database: Database, settings: Settings | None = None) -> None:
+        self.database = database
+        self.settings = settings or Settings()
+        self._insert = sqlite_insert if database.sqlite else pg_insert
+        self._tenants: dict[int, str] = {}
+
+    # -- ingest ---------------------------------------------------------------------------
+
+    def ingest(self, submissions: Sequence[Submission], now: int) -> list[IngestResult]:
+        """Store the events of several requests in one transaction (a group commit)."""
+        for submission in submissions:
+            self._tenants[submission.project.id] = submission.project.name
+        return self._ingest(submissions, now)  # type: ignore[no-any-return]
+
+    @_retrying
+    def _ingest(self, submissions: Sequence[Submission], now: int) -> list[IngestResult]:
+        with self.database.engine.begin() as connection:
+            return self._write(connection, submissions, now)
+
+    def _write(
+        self, connection: Connection, submissions: Sequence[Submission], now: int
+    ) -> list[IngestResult]:
+        results = [IngestResult(0, 0, []) for _ in submissions]
+        # First occurrence of each (project, id) in this group; later ones compare with it.
+        first: dict[tuple[int, str], tuple[int, int, PresenceEvent]] = {}
+        repeats: list[tuple[int, int, PresenceEvent]] = []
+        latest = now + self.settings.max_skew
+        for n, submission in enumerate(submissions):
+            pid = submission.project.id
+            for index, event in submission.events:
+                if event.at > latest:
+                    results[n].rejected.append(
+                        Rejected(index, "`at` is further in the future than the server allows")
+                    )
+                    continue
+                key = (pid, event.id)
+                if key in first:
+                    repeats.append((n, index, event))
+                else:
+                    first[key] = (n, index, event)
+        if not first:
+            return results
+        rows = [
+            {
+                "project_id": pid,
+                "id": eid,
+                "room": event.room,
+                "joined": 1 if event.type == JOINED else 0,
+                "participant_id": event.participant_id,
+                "user_id": event.user_id,
+                "user_name": event.user_name,
+                "at": event.at,
+                "received_at": now,
+            }
+            for (pid, eid), (_, _, event) in sorted(first.items(), key=lambda kv: kv[0])
+        ]
+        statement = (
+            self._insert(events)
+            .on_conflict_do_nothing(index_elements=["project_id", "id"])
+            .returning(events.c.project_id, events.c.id)
+        )
+        inserted = {(r[0], r[1]) for r in connection.execute(statement, rows)}
+        existing = self._existing(connection, [k for k in first if k not in inserted])
+        fresh: defaultdict[tuple[int, str], list[Stamped]] = defaultdict(list)
+        for key, (n, index, event) in first.items():
+            if key in inserted:
+                results[n].accepted += 1
+                fresh[(key[0], event.room)].append(_stamped(event))
+            elif existing.get(key) == _content(event):
+                results[n].duplicates += 1
+            else:
+                results[n].rejected.append(_conflict(index, event))
+        for n, index, event in repeats:
+            _, _, kept = first[(submissions[n].project.id, event.id)]
+            if _content(kept) == _content(event):
+                results[n].duplicates += 1
+            else:
+                results[n].rejected.append(_conflict(index, event))
+        for result in results:
+            result.rejected.sort(key=lambda r: r.index)
+        self._update_rooms(connection, fresh, now)
+        return results
+
+    def _existing(
+        self, connection: Connection, keys: list[tuple[int, str]]
+    ) -> dict[tuple[int, str], tuple[Any, ...]]:
+        found: dict[tuple[int, str], tuple[Any, ...]] = {}
+        by_project: defaultdict[int, list[str]] = defaultdict(list)
+        for pid, eid in keys:
+            by_project[pid].append(eid)
+        columns = (
+            events.c.id,
+            events.c.room,
+            events.c.joined,
+            events.c.participant_id,
+            events.c.user_id,
+            events.c.user_name,
+            events.c.at,
+        )
+        for pid, ids in by_project.items():
+            for i in range(0, len(ids), _CHUNK):
+                query = select(*columns).where(
+                    events.c.project_id == pid, events.c.id.in_(ids[i : i + _CHUNK])
+                )
+                for row in connection.execute(query):
+                    found[(pid, row[0])] = (row[1], bool(row[2]), *row[3:])
+        return found
+
+    # -- rooms ----------------------------------------------------------------------------
+
+    def _lock_rooms(
+        self, connection: Connection, project_id: int, names: list[str]
+    ) -> dict[str, bytes]:
+        """Lock the rows of `names` (creating missing ones) in name order; their states."""
+        states: dict[str, bytes] = {}
+        for i in range(0, len(names), _CHUNK):
+            chunk = names[i : i + _CHUNK]
+            query = (
+                select(rooms.c.name, rooms.c.state)
+                .where(rooms.c.project_id == project_id, rooms.c.name.in_(chunk))
+                .order_by(rooms.c.name)
+                .with_for_update()
+            )
+            states.update((row[0], row[1]) for row in connection.execute(query))
+        missing = [n for n in names if n not in states]
+        if missing:
+            empty = {
+                "project_id": project_id,
+                "state": b"",
+                "due_at": None,
+                "occupancy": 0,
+                "presence": b"",
+                "session_count": 0,
+            }
+            connection.execute(
+                self._insert(rooms).on_conflict_do_nothing(index_elements=["project_id", "name"]),
+                [{**empty, "name": n} for n in missing],
+            )
+            query = (
+                select(rooms.c.name, rooms.c.state)
+                .where(rooms.c.project_id == project_id, rooms.c.name.in_(missing))
+                .order_by(rooms.c.name)
+                .with_for_update()
+            )
+            states.update((row[0], row[1]) for row in connection.execute(query))
+        return states
+
+    def _update_rooms(
+        self,
+        connection: Connection,
+        fresh: dict[tuple[int, str], list[Stamped]],
+        now: int,
+    ) -> None:
+        by_project: defaultdict[int, list[str]] = defaultdict(list)
+        for pid, name in fresh:
+            by_project[pid].append(name)
+        for pid in sorted(by_project):
+            names = sorted(by_project[pid])
+            states = self._lock_rooms(connection, pid, names)
+            writes = {
+                name: self._advance(connection, pid, name, states[name], fresh[(pid, name)], now)
+                for name in names
+            }
+            self._apply(connection, pid, writes)
+
+    def _tenant(self, connection: Connection, project_id: int) -> str:
+        name = self._tenants.get(project_id)
+        if name is None:
+            name = project_by_id(connection, project_id).name
+            self._tenants[project_id] = name
+        return name
+
+    def _advance(
+        self,
+        connection: Connection,
+        project_id: int,
+        name: str,
+        blob: bytes,
+        new: list[Stamped],
+        now: int,
+    ) -> room_state.RoomWrite:
+        rules, tenant = self.settings.rules, self._tenant(connection, project_id)
+        if blob:
+            room, live, settled = room_state.load_room(blob, rules, tenant)
+        else:
+            room, live, settled = room_state.fresh_room(name, rules, tenant)
+        if room.checkpoint.at is not None:
+            now = max(now, room.checkpoint.at)
+        try:
+            return room_state.advance(
+                project_id, room, live, settled, new, now, self.settings.late_window
+            )
+        except LateEvent as late:
+            log.info(
+                "room %r of project %r: an event %.3f s before its checkpoint; rebuilding it"
+                " from the event log",
+                name,
+                tenant,
+                (late.checkpoint - late.at) / MICROS,
+            )
+            return self._rebuilt(connection, project_id, name, now)
+
+    def _rebuilt(
+        self, connection: Connection, project_id: int, name: str, now: int
+    ) -> room_state.RoomWrite:
+        query = (
+            select(
+                events.c.at, events.c.joined, events.c.participant_id, events.c.user_id,
+                events.c.user_name,
+            )
+            .where(events.c.project_id == project_id, events.c.room == name)
+            .order_by(events.c.at)
+        )
+        log_events: list[Stamped] = [
+            (at * 2 + joined, pid, uid, uname)
+            for at, joined, pid, uid, uname in connection.execute(query)
+        ]
+        return room_state.rebuilt(
+            project_id,
+            name,
+            self.settings.rules,
+            self._tenant(connection, project_id),
+            log_events,
+            now,
+            self.settings.late_window,
+        )
+
+    def _apply(
+        self, connection: Connection, project_id: int, writes: dict[str, room_state.RoomWrite]
+    ) -> None:
+        replaced = [name for name, w in writes.items() if w.replace_all]
+        for name in replaced:
+            connection.execute(
+                delete(sessions).where(
+                    sessions.c.project_id == project_id, sessions.c.room == name
+                )
+            )
+        deletes = [{"p": project_id, "i": sid} for w in writes.values() for sid in w.deletes]
+        if deletes:
+            connection.execute(
+                delete(sessions).where(
+                    and_(sessions.c.project_id == bindparam("p"), sessions.c.id == bindparam("i"))
+                ),
+                deletes,
+            )
+        upserts = [row for w in writes.values() for row in w.upserts]
+        if upserts:
+            statement = self._insert(sessions)
+            statement = statement.on_conflict_do_update(
+                index_elements=["project_id", "id"],
+                set_={
+                    c: statement.excluded[c]
+                    for c in ("start_at", "end_at", "max_participants", "participant_count",
+                              "participants")
+                },
+            )
+            connection.execute(statement, upserts)
+        connection.execute(
+            update(rooms).where(
+                and_(rooms.c.project_id == bindparam("p"), rooms.c.name == bindparam("n"))
+            ),
+            [
+                {
+                    "p": project_id,
+                    "n": name,
+                    "state": w.state,
+                    "due_at": w.due_at,
+                    "occupancy": w.occupancy,
+                    "presence": w.presence,
+                    "session_count": w.session_count,
+                }
+                for name, w in writes.items()
+            ],
+        )
+
+    # -- time -----------------------------------------------------------------------------
+
+    def tick(self, now: int, limit: int = 200) -> int:
+        """Apply what the passage of time changed in rooms due by `now`; how many rooms."""
+        return self._tick(now, limit)  # type: ignore[no-any-return]
+
+    @_retrying
+    def _tick(self, now: int, limit: int) -> int:
+        with self.database.engine.begin() as connection:
+            query = (
+                select(rooms.c.project_id, rooms.c.name, rooms.c.state)
+                .where(rooms.c.due_at <= now)
+                .order_by(rooms.c.project_id, rooms.c.name)
+                .limit(limit)
+                .with_for_update(skip_locked=True)
+            )
+            due: defaultdict[int, dict[str, bytes]] = defaultdict(dict)
+            for pid, name, state in connection.execute(query):
+                due[pid][name] = state
+            for pid, states in due.items():
+                writes = {
+                    name: self._advance(connection, pid, name, blob, [], now)
+                    for name, blob in states.items()
+                }
+                self._apply(connection, pid, writes)
+            return sum(len(s) for s in due.values())
+
+    # -- rebuild --------------------------------------------------------------------------
+
+    def rebuild(self, project: Project, now: int) -> int:
+        """Recompute every room of `project` from its event log; how many rooms."""
+        self._tenants[project.id] = project.name
+        with self.database.engine.connect() as connection:
+            names = [
+                r[0]
+                for r in connection.execute(
+                    select(events.c.room).where(events.c.project_id == project.id).distinct()
+                )
+            ]
+        for i in range(0, len(names), 50):
+            self._rebuild_rooms(project.id, sorted(names[i : i + 50]), now)
+        return len(names)
+
+    @_retrying
+    def _rebuild_rooms(self, project_id: int, names: list[str], now: int) -> None:
+        with self.database.engine.begin() as connection:
+            self._lock_rooms(connection, project_id, names)
+            writes = {name: self._rebuilt(connection, project_id, name, now) for name in names}
+            self._apply(connection, project_id, writes)
+
+
+def _conflict(index: int, event: PresenceEvent) -> Rejected:
+    return Rejected(index, f"id {event.id!r} is already used by a different event")
+
