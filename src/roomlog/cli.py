@@ -82,6 +82,9 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="report invalid lines on stderr and go on without them",
     )
+    from roomlog.service.commands import add_commands
+
+    add_commands(commands)
     return parser
 
 
@@ -145,4 +148,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if args.command == "sessionize":
         return _sessionize(args, parser)
+    if args.command in ("serve", "keys", "projects", "import", "rebuild"):
+        from roomlog.service.commands import run
+
+        return run(args)
     parser.error(f"unknown command {args.command}")

@@ -1,0 +1,616 @@
+"""The HTTP API: ingest, Daily-compatible and VideoSDK-compatible reads. Litestar + msgspec."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+import os
+import time
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
+from typing import Annotated, Any, Final
+
+import msgspec
+from litestar import Litestar, Request, get, post
+from litestar.datastructures import State
+from litestar.di import Provide
+from litestar.exceptions import HTTPException, ValidationException
+from litestar.openapi import OpenAPIConfig, ResponseSpec
+from litestar.openapi.spec import (
+    Components,
+    OpenAPIMediaType,
+    OpenAPIType,
+    Operation,
+    RequestBody,
+    Schema,
+    SecurityScheme,
+)
+from litestar.params import Parameter
+
+from roomlog import __version__
+from roomlog.domain.events import LATEST_AT, MICROS, PresenceEvent, rfc3339
+from roomlog.domain.sessions import MeetingSession
+from roomlog.ingest.native import InvalidEvent, NativeEvent, parse_event, to_presence
+from roomlog.service import queries
+from roomlog.service.auth import Authenticator, daily_project, videosdk_project
+from roomlog.service.db import Database, migrate, open_database
+from roomlog.service.errors import (
+    INVALID_REQUEST,
+    NOT_FOUND,
+    ApiError,
+    ErrorBody,
+    on_api_error,
+    on_http_error,
+    on_unexpected,
+    on_validation,
+)
+from roomlog.service.projects import Project
+from roomlog.service.store import IngestResult, Rejected, Settings, Store, Submission
+from roomlog.service.writer import Writer
+from roomlog.views.daily import DailyMeeting, DailyParticipant, meeting_object, participant_objects
+from roomlog.views.videosdk import MeetingSessionObject, PageInfo, SessionParticipant
+from roomlog.views.videosdk import participants as videosdk_participants
+from roomlog.views.videosdk import session_object
+
+MAX_BODY: Final = 5 * 1024 * 1024
+MAX_EVENTS: Final = 10_000
+
+_ERRORS = {
+    400: ResponseSpec(ErrorBody, description="Invalid request or missing Authorization header"),
+    401: ResponseSpec(ErrorBody, description="The API key or token is not valid"),
+}
+_NOT_FOUND = {404: ResponseSpec(ErrorBody, description="No such item in the caller's project")}
+
+
+def _now() -> int:
+    return time.time_ns() // 1000
+
+
+def _clock(request: Request[Any, Any, Any]) -> int:
+    clock: Callable[[], int] = request.app.state.clock
+    return clock()
+
+
+def _store(state: State) -> Store:
+    store: Store = state.store
+    return store
+
+
+def _database(state: State) -> Database:
+    database: Database = state.database
+    return database
+
+
+# -- ingest -------------------------------------------------------------------------------
+
+
+class IngestReport(msgspec.Struct):
+    """What became of the events of one request."""
+
+    accepted: int
+    duplicates: int
+    rejected: list[Rejected]
+
+
+_EVENT_SCHEMA = Schema(
+    type=OpenAPIType.OBJECT,
+    required=["id", "type", "room", "participant_id", "at"],
+    properties={
+        "id": Schema(type=OpenAPIType.STRING, min_length=1, max_length=256),
+        "type": Schema(type=OpenAPIType.STRING, enum=["participant.joined", "participant.left"]),
+        "room": Schema(type=OpenAPIType.STRING, min_length=1, max_length=256),
+        "participant_id": Schema(type=OpenAPIType.STRING, min_length=1, max_length=256),
+        "at": Schema(
+            one_of=[Schema(type=OpenAPIType.NUMBER), Schema(type=OpenAPIType.STRING)],
+            description="Unix seconds, or RFC 3339 with an offset",
+        ),
+        "user_id": Schema(one_of=[Schema(type=OpenAPIType.STRING), Schema(type=OpenAPIType.NULL)]),
+        "user_name": Schema(
+            one_of=[Schema(type=OpenAPIType.STRING), Schema(type=OpenAPIType.NULL)]
+        ),
+    },
+)
+
+
+@dataclass
+class _EventsOperation(Operation):
+    """The body of `POST /v1/events`, which the handler reads raw to judge each item alone."""
+
+    def __post_init__(self) -> None:
+        self.request_body = RequestBody(
+            required=True,
+            description="A native event, a JSON array of them, or NDJSON",
+            content={
+                "application/json": OpenAPIMediaType(
+                    schema=Schema(one_of=[_EVENT_SCHEMA, Schema(type=OpenAPIType.ARRAY,
+                                                                 items=_EVENT_SCHEMA)])
+                ),
+                "application/x-ndjson": OpenAPIMediaType(schema=Schema(type=OpenAPIType.STRING)),
+            },
+        )
+
+
+_items = msgspec.json.Decoder(list[msgspec.Raw] | dict[str, Any])
+_event_doc = msgspec.json.Decoder(NativeEvent)
+
+
+def _parse_body(body: bytes, ndjson: bool) -> tuple[list[tuple[int, PresenceEvent]], list[Rejected]]:
+    """The valid events of a body, each with its index, and the rejections of the rest."""
+    valid: list[tuple[int, PresenceEvent]] = []
+    rejected: list[Rejected] = []
+    if ndjson:
+        for index, line in enumerate(body.splitlines()):
+            if not line.strip():
+                continue
+            try:
+                valid.append((index, parse_event(line)))
+            except InvalidEvent as exc:
+                rejected.append(Rejected(index, str(exc)))
+    else:
+        try:
+            document = _items.decode(body)
+        except msgspec.DecodeError as exc:
+            raise ApiError(400, INVALID_REQUEST, f"the body is not valid JSON: {exc}") from None
+        if isinstance(document, dict):
+            try:
+                valid.append((0, parse_event(body)))
+            except InvalidEvent as exc:
+                raise ApiError(400, INVALID_REQUEST, str(exc)) from None
+            return valid, rejected
+        for index, raw in enumerate(document):
+            try:
+                valid.append((index, to_presence(_event_doc.decode(raw))))
+            except (msgspec.ValidationError, InvalidEvent) as exc:
+                rejected.append(Rejected(index, str(exc)))
+    if len(valid) + len(rejected) > MAX_EVENTS:
+        raise ApiError(
+            413, "request-too-large", f"at most {MAX_EVENTS} events per request; split the batch"
+        )
+    return valid, rejected
+
+
+@post(
+    "/v1/events",
+    summary="Store presence events",
+    description=(
+        "One native event (a JSON object), a JSON array of them, or NDJSON "
+        "(`Content-Type: application/x-ndjson`), at most 5 MiB and 10,000 events. Each event "
+        "is committed to the event log before the answer. A repeated `id` with the same "
+        "content is counted as a duplicate and changes nothing; the same `id` with other "
+        "content is rejected. Valid items of a batch are kept even when others are rejected; "
+        "`rejected` lists the others by index (for NDJSON, the 0-based line number)."
+    ),
+    status_code=200,
+    responses={**_ERRORS, 413: ResponseSpec(ErrorBody, description="The body is too large")},
+    tags=["events"],
+    operation_class=_EventsOperation,
+)
+async def post_events(request: Request[Any, Any, Any], project: Project) -> IngestReport:
+    data = await request.body()
+    content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
+    valid, rejected = _parse_body(data, content_type in ("application/x-ndjson", "text/plain"))
+    result = IngestResult(0, 0, [])
+    if valid:
+        writer: Writer = request.app.state.writer
+        result = await writer.submit(Submission(project, valid))
+    rejected = sorted(rejected + result.rejected, key=lambda r: r.index)
+    if rejected and not result.accepted and not result.duplicates:
+        first = rejected[0]
+        raise ApiError(
+            400,
+            INVALID_REQUEST,
+            f"no event stored; item {first.index}: {first.reason}",
+            rejected=msgspec.to_builtins(rejected),
+        )
+    return IngestReport(result.accepted, result.duplicates, rejected)
+
+
+# -- Daily-compatible reads -----------------------------------------------------------------
+
+
+class MeetingList(msgspec.Struct):
+    total_count: int
+    data: list[DailyMeeting]
+
+
+class ParticipantList(msgspec.Struct):
+    data: list[DailyParticipant]
+
+
+class PresenceItem(msgspec.Struct):
+    room: str
+    id: str
+    userId: str | None  # noqa: N815 - Daily's field names
+    userName: str | None  # noqa: N815
+    mtgSessionId: str | None  # noqa: N815
+    joinTime: str  # noqa: N815
+    duration: int
+
+
+class RoomPresence(msgspec.Struct):
+    total_count: int
+    data: list[PresenceItem]
+
+
+Limit = Annotated[
+    int, Parameter(ge=1, le=100, description="Page size, 1 to 100 (default 100)")
+]
+UnixTime = Annotated[int | None, Parameter(ge=0, le=LATEST_AT)]
+
+
+def _cursor_error(name: str, value: str) -> ApiError:
+    return ApiError(400, INVALID_REQUEST, f"{name}: no meeting {value!r} in this project")
+
+
+@get(
+    "/v1/meetings",
+    summary="List meeting sessions, newest first",
+    description=(
+        "Daily's `/meetings`. `timeframe_start` and `timeframe_end` (unix seconds) keep the "
+        "sessions that started at or after the one and before the other. `starting_after` "
+        "and `ending_before` take a session id from a previous page. `total_count` counts "
+        "every session that matches the filters, whatever the cursor."
+    ),
+    sync_to_thread=True,
+    responses=_ERRORS,
+    tags=["meetings"],
+)
+def list_meetings(
+    project: Project,
+    state: State,
+    request: Request[Any, Any, Any],
+    room: str | None = None,
+    timeframe_start: UnixTime = None,
+    timeframe_end: UnixTime = None,
+    limit: Limit = 100,
+    starting_after: str | None = None,
+    ending_before: str | None = None,
+    ongoing: bool | None = None,
+    no_participants: bool | None = None,
+) -> MeetingList:
+    now = _clock(request)
+    where = queries.MeetingFilter(
+        room=room,
+        start_from=None if timeframe_start is None else timeframe_start * MICROS,
+        start_before=None if timeframe_end is None else timeframe_end * MICROS,
+        ongoing=ongoing,
+    )
+    with _database(state).engine.connect() as connection:
+        try:
+            page = queries.list_meetings(
+                connection, project.id, where, limit, starting_after, ending_before
+            )
+        except queries.UnknownCursor as exc:
+            name = "starting_after" if starting_after == exc.args[0] else "ending_before"
+            raise _cursor_error(name, exc.args[0]) from None
+        total = queries.count_meetings(connection, project.id, where)
+    return MeetingList(total, [meeting_object(s, now, not no_participants) for s in page])
+
+
+def _meeting(state: State, project: Project, meeting: str) -> MeetingSession:
+    with _database(state).engine.connect() as connection:
+        found = queries.get_meeting(connection, project.id, meeting)
+    if found is None:
+        raise ApiError(404, NOT_FOUND, f"no meeting {meeting!r}")
+    return found
+
+
+@get(
+    "/v1/meetings/{meeting:str}",
+    summary="One meeting session",
+    sync_to_thread=True,
+    responses={**_ERRORS, **_NOT_FOUND},
+    tags=["meetings"],
+)
+def get_meeting(
+    project: Project, state: State, request: Request[Any, Any, Any], meeting: str
+) -> DailyMeeting:
+    return meeting_object(_meeting(state, project, meeting), _clock(request), False)
+
+
+@get(
+    "/v1/meetings/{meeting:str}/participants",
+    summary="The participants of one meeting session",
+    description=(
+        "One record per unbroken presence, earliest join first. `joined_after` and "
+        "`joined_before` take a `participant_id` from this session and keep the records "
+        "after (or before) its first one."
+    ),
+    sync_to_thread=True,
+    responses={**_ERRORS, **_NOT_FOUND},
+    tags=["meetings"],
+)
+def get_meeting_participants(
+    project: Project,
+    state: State,
+    request: Request[Any, Any, Any],
+    meeting: str,
+    limit: Limit = 100,
+    joined_after: str | None = None,
+    joined_before: str | None = None,
+) -> ParticipantList:
+    records = participant_objects(_meeting(state, project, meeting), _clock(request))
+    ids = [r.participant_id for r in records]
+    low, high = 0, len(records)
+    if joined_after is not None:
+        if joined_after not in ids:
+            raise ApiError(
+                400, INVALID_REQUEST, f"joined_after: no participant {joined_after!r} here"
+            )
+        low = ids.index(joined_after) + 1
+    if joined_before is not None:
+        if joined_before not in ids:
+            raise ApiError(
+                400, INVALID_REQUEST, f"joined_before: no participant {joined_before!r} here"
+            )
+        high = ids.index(joined_before)
+    return ParticipantList(records[low:high][:limit])
+
+
+def _presence_item(present: queries.Present, now: int) -> PresenceItem:
+    return PresenceItem(
+        room=present.room,
+        id=present.participant_id,
+        userId=present.user_id,
+        userName=present.user_name,
+        mtgSessionId=present.session_id,
+        joinTime=rfc3339(present.join),
+        duration=max(0, now - present.join) // MICROS,
+    )
+
+
+@get(
+    "/v1/presence",
+    summary="Everyone present now, by room",
+    sync_to_thread=True,
+    responses=_ERRORS,
+    tags=["presence"],
+)
+def get_presence(
+    project: Project, state: State, request: Request[Any, Any, Any]
+) -> dict[str, list[PresenceItem]]:
+    now = _clock(request)
+    with _database(state).engine.connect() as connection:
+        found = queries.presence(connection, project.id)
+    by_room: dict[str, list[PresenceItem]] = {}
+    for present in found:
+        by_room.setdefault(present.room, []).append(_presence_item(present, now))
+    return by_room
+
+
+@get(
+    "/v1/rooms/{room_name:str}/presence",
+    summary="Who is in one room now",
+    description="A room roomlog has never had an event for answers 404.",
+    sync_to_thread=True,
+    responses={**_ERRORS, **_NOT_FOUND},
+    tags=["presence"],
+)
+def get_room_presence(
+    project: Project,
+    state: State,
+    request: Request[Any, Any, Any],
+    room_name: str,
+    limit: Limit = 100,
+    userId: str | None = None,  # noqa: N803 - Daily's parameter names
+    userName: str | None = None,  # noqa: N803
+) -> RoomPresence:
+    now = _clock(request)
+    with _database(state).engine.connect() as connection:
+        if not queries.room_exists(connection, project.id, room_name):
+            raise ApiError(404, NOT_FOUND, f"no room {room_name!r}")
+        found = queries.presence(connection, project.id, room_name)
+    items = [
+        _presence_item(p, now)
+        for p in found
+        if (userId is None or p.user_id == userId) and (userName is None or p.user_name == userName)
+    ]
+    return RoomPresence(len(items), items[:limit])
+
+
+# -- VideoSDK-compatible reads ---------------------------------------------------------------
+
+
+class SessionList(msgspec.Struct):
+    pageInfo: PageInfo  # noqa: N815 - VideoSDK's field names
+    data: list[MeetingSessionObject]
+
+
+class SessionParticipantList(msgspec.Struct):
+    pageInfo: PageInfo  # noqa: N815
+    data: list[SessionParticipant]
+
+
+Page = Annotated[int, Parameter(ge=1, le=1_000_000, description="1-based page number")]
+PerPage = Annotated[int, Parameter(ge=1, le=100, description="Page size, 1 to 100")]
+
+
+def _page_info(page: int, per_page: int, total: int) -> PageInfo:
+    return PageInfo(page, per_page, max(1, math.ceil(total / per_page)), total)
+
+
+@get(
+    "/v1/meeting-sessions",
+    summary="List meeting sessions (VideoSDK), newest first",
+    description=(
+        "VideoSDK's meeting sessions. `meetingId` is the room. `activeDuration` is the number "
+        "of seconds during which two or more participants were present."
+    ),
+    sync_to_thread=True,
+    responses=_ERRORS,
+    tags=["meeting-sessions"],
+)
+def list_sessions(
+    project: Project,
+    state: State,
+    request: Request[Any, Any, Any],
+    page: Page = 1,
+    perPage: PerPage = 20,  # noqa: N803
+    meetingId: str | None = None,  # noqa: N803
+) -> SessionList:
+    now = _clock(request)
+    where = queries.MeetingFilter(room=meetingId)
+    with _database(state).engine.connect() as connection:
+        found = queries.list_meetings(
+            connection, project.id, where, perPage, offset=(page - 1) * perPage
+        )
+        total = queries.count_meetings(connection, project.id, where)
+    return SessionList(_page_info(page, perPage, total), [session_object(s, now) for s in found])
+
+
+@get(
+    "/v1/meeting-sessions/{session_id:str}",
+    summary="One meeting session (VideoSDK)",
+    sync_to_thread=True,
+    responses={**_ERRORS, **_NOT_FOUND},
+    tags=["meeting-sessions"],
+)
+def get_session(
+    project: Project, state: State, request: Request[Any, Any, Any], session_id: str
+) -> MeetingSessionObject:
+    return session_object(_meeting(state, project, session_id), _clock(request))
+
+
+def _participant_page(
+    people: list[SessionParticipant], page: int, per_page: int
+) -> SessionParticipantList:
+    chunk = people[(page - 1) * per_page : page * per_page]
+    return SessionParticipantList(_page_info(page, per_page, len(people)), chunk)
+
+
+@get(
+    "/v1/meeting-sessions/{session_id:str}/participants",
+    summary="The participants of one meeting session (VideoSDK)",
+    sync_to_thread=True,
+    responses={**_ERRORS, **_NOT_FOUND},
+    tags=["meeting-sessions"],
+)
+def get_session_participants(
+    project: Project,
+    state: State,
+    session_id: str,
+    page: Page = 1,
+    perPage: PerPage = 20,  # noqa: N803
+) -> SessionParticipantList:
+    session = _meeting(state, project, session_id)
+    return _participant_page(videosdk_participants(session.participants), page, perPage)
+
+
+@get(
+    "/v1/meeting-sessions/{session_id:str}/participants/active",
+    summary="The participants present now in one meeting session (VideoSDK)",
+    description="Those with an open `timelog` entry; none once the session has ended.",
+    sync_to_thread=True,
+    responses={**_ERRORS, **_NOT_FOUND},
+    tags=["meeting-sessions"],
+)
+def get_session_active_participants(
+    project: Project,
+    state: State,
+    session_id: str,
+    page: Page = 1,
+    perPage: PerPage = 20,  # noqa: N803
+) -> SessionParticipantList:
+    session = _meeting(state, project, session_id)
+    active = [
+        p for p in videosdk_participants(session.participants) if p.timelog[-1].end is None
+    ]
+    return _participant_page(active, page, perPage)
+
+
+class Health(msgspec.Struct):
+    status: str
+    version: str
+
+
+@get("/health", summary="Liveness", tags=["service"], sync_to_thread=False)
+def health() -> Health:
+    return Health("ok", __version__)
+
+
+# -- the application ------------------------------------------------------------------------
+
+
+def create_app(
+    database: Database,
+    settings: Settings | None = None,
+    clock: Callable[[], int] = _now,
+    tick: float = 0.25,
+) -> Litestar:
+    """The API over `database` (migrated on start), with its writer thread."""
+    store = Store(database, settings)
+
+    @asynccontextmanager
+    async def lifespan(app: Litestar) -> AsyncIterator[None]:
+        migrate(database)
+        writer = Writer(store, tick=tick, clock=clock)
+        writer.start()
+        app.state.writer = writer
+        try:
+            yield
+        finally:
+            writer.stop()
+
+    daily = {"project": Provide(daily_project)}
+    videosdk = {"project": Provide(videosdk_project)}
+    for handler in (post_events, list_meetings, get_meeting, get_meeting_participants,
+                    get_presence, get_room_presence):
+        handler.dependencies = daily  # type: ignore[attr-defined]
+    for handler in (list_sessions, get_session, get_session_participants,
+                    get_session_active_participants):
+        handler.dependencies = videosdk  # type: ignore[attr-defined]
+    return Litestar(
+        route_handlers=[
+            post_events,
+            list_meetings,
+            get_meeting,
+            get_meeting_participants,
+            get_presence,
+            get_room_presence,
+            list_sessions,
+            get_session,
+            get_session_participants,
+            get_session_active_participants,
+            health,
+        ],
+        state=State(
+            {
+                "database": database,
+                "store": store,
+                "clock": clock,
+                "authenticator": Authenticator(database),
+            }
+        ),
+        lifespan=[lifespan],
+        exception_handlers={
+            ApiError: on_api_error,
+            ValidationException: on_validation,
+            HTTPException: on_http_error,
+            Exception: on_unexpected,
+        },
+        request_max_body_size=MAX_BODY,
+        openapi_config=OpenAPIConfig(
+            title="roomlog",
+            version=__version__,
+            description=(
+                "Meeting sessions from presence events, over Daily- and VideoSDK-compatible "
+                'APIs. Every error answers Daily\'s shape: `{"error": TYPE, "info": TEXT}`.'
+            ),
+            path="/schema",
+            components=Components(
+                security_schemes={
+                    "bearerAuth": SecurityScheme(type="http", scheme="bearer"),
+                }
+            ),
+            security=[{"bearerAuth": []}],
+        ),
+    )
+
+
+def app_from_env() -> Litestar:
+    """The app as `roomlog serve` configures it through the environment (for its workers)."""
+    settings = Settings(
+        late_window=int(float(os.environ.get("ROOMLOG_LATE_WINDOW", "600")) * MICROS),
+        max_skew=int(float(os.environ.get("ROOMLOG_MAX_SKEW", "60")) * MICROS),
+    )
+    return create_app(open_database(), settings)

@@ -1,0 +1,277 @@
+"""The service's commands: `serve`, `keys`, `projects`, `import` and `rebuild`."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import time
+from collections.abc import Iterator
+from typing import IO, TYPE_CHECKING, Final
+
+from roomlog.domain.events import MICROS, PresenceEvent
+
+if TYPE_CHECKING:
+    from roomlog.service.db import Database
+
+# The commands' heavy imports (SQLAlchemy, Alembic, Litestar) wait until a command runs, so
+# that `roomlog sessionize` starts as fast as it did.
+ENV_URL: Final = "ROOMLOG_DATABASE_URL"
+DEFAULT_PROJECT: Final = "default"
+IMPORT_CHUNK: Final = 5_000
+EXIT_INVALID: Final = 2
+
+
+def _micros() -> int:
+    return time.time_ns() // 1000
+
+
+def add_commands(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    def database_option(parser: argparse.ArgumentParser) -> None:
+        parser.add_argument(
+            "--database-url",
+            metavar="URL",
+            help=f"sqlite:///FILE or postgresql://... (default: ${ENV_URL}, else ./roomlog.db)",
+        )
+
+    serve = commands.add_parser("serve", help="run the HTTP API")
+    database_option(serve)
+    serve.add_argument("--host", default="127.0.0.1")
+    serve.add_argument("--port", type=int, default=8000)
+    serve.add_argument("--workers", type=int, default=1, help="server processes (default 1)")
+    serve.add_argument("--demo", action="store_true", help="load a generated demo history")
+    serve.add_argument(
+        "--late-window",
+        type=float,
+        default=600.0,
+        metavar="S",
+        help="events up to this late are applied incrementally (default 600 s)",
+    )
+    serve.add_argument(
+        "--max-skew",
+        type=float,
+        default=60.0,
+        metavar="S",
+        help="how far in the future an event may be stamped (default 60 s)",
+    )
+
+    keys = commands.add_parser("keys", help="create, list and revoke API keys")
+    key_commands = keys.add_subparsers(dest="keys_command", required=True, metavar="ACTION")
+    create = key_commands.add_parser("create", help="print a new key (last line of stdout)")
+    create.add_argument("--project", default=DEFAULT_PROJECT, metavar="NAME")
+    database_option(create)
+    listing = key_commands.add_parser("list", help="list keys (ids only, never secrets)")
+    listing.add_argument("--project", metavar="NAME")
+    database_option(listing)
+    revoke = key_commands.add_parser("revoke", help="revoke a key by its id or the key itself")
+    revoke.add_argument("key_id", metavar="KEY_ID")
+    database_option(revoke)
+
+    projects = commands.add_parser("projects", help="show a project's VideoSDK credentials")
+    project_commands = projects.add_subparsers(
+        dest="projects_command", required=True, metavar="ACTION"
+    )
+    show = project_commands.add_parser("show", help="public id (JWT `apikey`) and secret")
+    show.add_argument("--project", default=DEFAULT_PROJECT, metavar="NAME")
+    database_option(show)
+
+    load = commands.add_parser("import", help="store NDJSON events as the API would")
+    load.add_argument("file", metavar="FILE", help="NDJSON file, or - for stdin")
+    load.add_argument("--project", default=DEFAULT_PROJECT, metavar="NAME")
+    database_option(load)
+
+    rebuild = commands.add_parser("rebuild", help="recompute sessions from the event log")
+    rebuild.add_argument("--project", default=DEFAULT_PROJECT, metavar="NAME")
+    database_option(rebuild)
+
+
+def run(args: argparse.Namespace) -> int:
+    from roomlog.service.db import BadDatabaseUrl, migrate, open_database
+
+    try:
+        database = open_database(args.database_url)
+    except BadDatabaseUrl as exc:
+        print(f"roomlog: {exc}", file=sys.stderr)
+        return EXIT_INVALID
+    try:
+        migrate(database)
+        if args.command == "serve":
+            return _serve(args, database)
+        if args.command == "keys":
+            return _keys(args, database)
+        if args.command == "projects":
+            return _projects(args, database)
+        if args.command == "import":
+            return _import(args, database)
+        if args.command == "rebuild":
+            return _rebuild(args, database)
+    finally:
+        database.dispose()
+    raise AssertionError(args.command)
+
+
+def _serve(args: argparse.Namespace, database: Database) -> int:
+    import uvicorn
+
+    from roomlog.service import demo
+    from roomlog.service.projects import create_key, ensure_project, project_count
+    from roomlog.service.store import Store, Submission
+
+    with database.engine.begin() as connection:
+        if project_count(connection) == 0:
+            project, _ = ensure_project(connection, DEFAULT_PROJECT)
+            key = create_key(connection, project)
+            print(f"Created project {DEFAULT_PROJECT!r}. Its API key (shown only once):")
+            print(key, flush=True)
+    if args.demo:
+        with database.engine.begin() as connection:
+            project, _ = ensure_project(connection, DEFAULT_PROJECT)
+        store = Store(database)
+        now = _micros()
+        events = demo.history(now)
+        results = store.ingest([Submission(project, list(enumerate(events)))], now)
+        print(
+            f"Demo history: {results[0].accepted} events stored, "
+            f"{results[0].duplicates} already there.",
+            flush=True,
+        )
+    os.environ[ENV_URL] = database.url
+    os.environ["ROOMLOG_LATE_WINDOW"] = str(args.late_window)
+    os.environ["ROOMLOG_MAX_SKEW"] = str(args.max_skew)
+    print(f"roomlog on http://{args.host}:{args.port} (OpenAPI: /schema)", flush=True)
+    uvicorn.run(
+        "roomlog.service.app:app_from_env",
+        factory=True,
+        host=args.host,
+        port=args.port,
+        workers=args.workers,
+        loop="uvloop",
+        http="httptools",
+        log_level="warning",
+    )
+    return 0
+
+
+def _keys(args: argparse.Namespace, database: Database) -> int:
+    from roomlog.service.projects import (
+        UnknownKey,
+        create_key,
+        ensure_project,
+        list_keys,
+        revoke_key,
+    )
+
+    if args.keys_command == "create":
+        with database.engine.begin() as connection:
+            project, created = ensure_project(connection, args.project)
+            key = create_key(connection, project)
+        if created:
+            print(f"Created project {project.name!r}.")
+        print(f"A new API key for project {project.name!r} (shown only once):")
+        print(key)
+        return 0
+    if args.keys_command == "list":
+        with database.engine.connect() as connection:
+            keys = list_keys(connection, args.project)
+        print(f"{'KEY ID':<18} {'PROJECT':<20} {'CREATED':<22} REVOKED")
+        for info in keys:
+            print(
+                f"{info.id:<18} {info.project:<20} {_when(info.created_at):<22} "
+                f"{_when(info.revoked_at) if info.revoked_at else '-'}"
+            )
+        return 0
+    try:
+        with database.engine.begin() as connection:
+            revoke_key(connection, args.key_id)
+    except UnknownKey:
+        print(f"roomlog keys revoke: no key {args.key_id!r}", file=sys.stderr)
+        return 1
+    print(f"Revoked {args.key_id}.")
+    return 0
+
+
+def _when(micros: int | None) -> str:
+    if micros is None:
+        return "-"
+    return time.strftime("%Y-%m-%d %H:%M:%SZ", time.gmtime(micros / MICROS))
+
+
+def _projects(args: argparse.Namespace, database: Database) -> int:
+    from roomlog.service.projects import find_project
+
+    with database.engine.connect() as connection:
+        project = find_project(connection, args.project)
+    if project is None:
+        print(f"roomlog projects show: no project {args.project!r}", file=sys.stderr)
+        return 1
+    print(f"project: {project.name}")
+    print(f"apikey (the JWT claim for VideoSDK-style tokens): {project.public_id}")
+    print(f"secret (signs those tokens, HS256): {project.secret}")
+    return 0
+
+
+def _lines(path: str) -> Iterator[tuple[int, bytes]]:
+    stream: IO[bytes] = sys.stdin.buffer if path == "-" else open(path, "rb")  # noqa: SIM115
+    with stream:
+        for number, line in enumerate(stream, start=1):
+            if line.strip():
+                yield number, line
+
+
+def _import(args: argparse.Namespace, database: Database) -> int:
+    from roomlog.ingest.native import InvalidEvent, parse_event
+    from roomlog.service.projects import ensure_project
+    from roomlog.service.store import IngestResult, Settings, Store, Submission
+
+    name = "<stdin>" if args.file == "-" else args.file
+    with database.engine.begin() as connection:
+        project, _ = ensure_project(connection, args.project)
+    store = Store(database, Settings())
+    total = IngestResult(0, 0, [])
+    bad = 0
+    chunk: list[tuple[int, PresenceEvent]] = []
+
+    def flush() -> None:
+        nonlocal bad
+        if not chunk:
+            return
+        result = store.ingest([Submission(project, chunk)], _micros())
+        total.accepted += result[0].accepted
+        total.duplicates += result[0].duplicates
+        for rejected in result[0].rejected:
+            print(f"{name}:{rejected.index}: {rejected.reason}", file=sys.stderr)
+            bad += 1
+        chunk.clear()
+
+    try:
+        for number, line in _lines(args.file):
+            try:
+                chunk.append((number, parse_event(line)))
+            except InvalidEvent as exc:
+                print(f"{name}:{number}: {exc}", file=sys.stderr)
+                bad += 1
+            if len(chunk) >= IMPORT_CHUNK:
+                flush()
+        flush()
+    except OSError as exc:
+        print(f"roomlog import: {exc}", file=sys.stderr)
+        return 1
+    print(
+        f"{total.accepted} event(s) stored, {total.duplicates} already there, {bad} rejected "
+        f"(project {project.name!r})"
+    )
+    return EXIT_INVALID if bad else 0
+
+
+def _rebuild(args: argparse.Namespace, database: Database) -> int:
+    from roomlog.service.projects import find_project
+    from roomlog.service.store import Store
+
+    with database.engine.connect() as connection:
+        project = find_project(connection, args.project)
+    if project is None:
+        print(f"roomlog rebuild: no project {args.project!r}", file=sys.stderr)
+        return 1
+    rooms = Store(database).rebuild(project, _micros())
+    print(f"Rebuilt {rooms} room(s) of project {project.name!r} from the event log.")
+    return 0

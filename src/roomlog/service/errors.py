@@ -1,0 +1,69 @@
+"""Daily's error shape, `{"error": TYPE, "info": TEXT}`, for every error roomlog answers."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+import msgspec
+from litestar import Request, Response
+from litestar.exceptions import HTTPException, ValidationException
+
+log = logging.getLogger("roomlog.api")
+
+INVALID_REQUEST = "invalid-request-error"
+AUTH_HEADER = "authorization-header-error"
+AUTHENTICATION = "authentication-error"
+NOT_FOUND = "not-found"
+
+
+class ErrorBody(msgspec.Struct):
+    """Daily's error body."""
+
+    error: str
+    info: str
+
+
+class ApiError(Exception):
+    def __init__(self, status: int, error: str, info: str, **extra: Any) -> None:
+        super().__init__(info)
+        self.status = status
+        self.error = error
+        self.info = info
+        self.extra = extra
+
+
+def _body(error: str, info: str, **extra: Any) -> dict[str, Any]:
+    return {"error": error, "info": info, **extra}
+
+
+def on_api_error(_: Request[Any, Any, Any], exc: ApiError) -> Response[Any]:
+    return Response(_body(exc.error, exc.info, **exc.extra), status_code=exc.status)
+
+
+def on_validation(_: Request[Any, Any, Any], exc: ValidationException) -> Response[Any]:
+    problems = exc.extra if isinstance(exc.extra, list) else []
+    parts = []
+    for problem in problems:
+        if isinstance(problem, dict):
+            key = problem.get("key")
+            message = problem.get("message", "invalid")
+            parts.append(f"{key}: {message}" if key else str(message))
+    info = "; ".join(parts) or str(exc.detail)
+    return Response(_body(INVALID_REQUEST, info), status_code=400)
+
+
+_TYPES = {400: INVALID_REQUEST, 401: AUTHENTICATION, 404: NOT_FOUND}
+
+
+def on_http_error(_: Request[Any, Any, Any], exc: HTTPException) -> Response[Any]:
+    status = exc.status_code
+    error = _TYPES.get(status, "request-too-large" if status == 413 else "request-error")
+    if status >= 500:
+        error = "server-error"
+    return Response(_body(error, str(exc.detail)), status_code=status, headers=exc.headers)
+
+
+def on_unexpected(request: Request[Any, Any, Any], exc: Exception) -> Response[Any]:
+    log.exception("unexpected error answering %s %s", request.method, request.url.path)
+    return Response(_body("server-error", "an unexpected error; it has been logged"), 500)

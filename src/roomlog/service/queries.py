@@ -1,0 +1,167 @@
+"""The read side: sessions and presence for one project, paged by keyset on indexed columns.
+
+Daily's order is newest first: `start_at` descending, then room descending, which the index
+`(project_id, start_at, room)` serves read backwards; a cursor is a session id, resolved to its
+`(start_at, room)`, and a page is the rows strictly past it, so a page costs the same however
+deep in the history it is.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import Connection, and_, func, or_, select
+
+from roomlog.domain.sessions import MeetingSession
+from roomlog.service.rooms import decode_participants, decode_presence
+from roomlog.service.schema import rooms, sessions
+
+
+class UnknownCursor(LookupError):
+    """A cursor that names no session of the project."""
+
+
+@dataclass(frozen=True, slots=True)
+class MeetingFilter:
+    room: str | None = None
+    start_from: int | None = None  # µs, inclusive
+    start_before: int | None = None  # µs, exclusive
+    ongoing: bool | None = None
+
+    @property
+    def plain(self) -> bool:
+        """No filter other than the room: the count comes from the rooms' counters."""
+        return self.start_from is None and self.start_before is None and self.ongoing is None
+
+
+_COLUMNS = (
+    sessions.c.id,
+    sessions.c.room,
+    sessions.c.start_at,
+    sessions.c.end_at,
+    sessions.c.max_participants,
+    sessions.c.participants,
+)
+
+
+def to_session(row: Any) -> MeetingSession:
+    return MeetingSession(
+        row[0], row[1], row[2], row[3], row[4], decode_participants(row[5])
+    )
+
+
+def _where(project_id: int, where: MeetingFilter) -> list[Any]:
+    clauses: list[Any] = [sessions.c.project_id == project_id]
+    if where.room is not None:
+        clauses.append(sessions.c.room == where.room)
+    if where.start_from is not None:
+        clauses.append(sessions.c.start_at >= where.start_from)
+    if where.start_before is not None:
+        clauses.append(sessions.c.start_at < where.start_before)
+    if where.ongoing is True:
+        clauses.append(sessions.c.end_at.is_(None))
+    elif where.ongoing is False:
+        clauses.append(sessions.c.end_at.is_not(None))
+    return clauses
+
+
+def _position(connection: Connection, project_id: int, session_id: str) -> tuple[int, str]:
+    row = connection.execute(
+        select(sessions.c.start_at, sessions.c.room).where(
+            sessions.c.project_id == project_id, sessions.c.id == session_id
+        )
+    ).first()
+    if row is None:
+        raise UnknownCursor(session_id)
+    return row[0], row[1]
+
+
+def count_meetings(connection: Connection, project_id: int, where: MeetingFilter) -> int:
+    if where.plain:
+        query = select(func.coalesce(func.sum(rooms.c.session_count), 0)).where(
+            rooms.c.project_id == project_id
+        )
+        if where.room is not None:
+            query = query.where(rooms.c.name == where.room)
+    else:
+        query = select(func.count()).select_from(sessions).where(*_where(project_id, where))
+    return int(connection.execute(query).scalar_one())
+
+
+def list_meetings(
+    connection: Connection,
+    project_id: int,
+    where: MeetingFilter,
+    limit: int,
+    starting_after: str | None = None,
+    ending_before: str | None = None,
+    offset: int = 0,
+) -> list[MeetingSession]:
+    """A page of sessions, newest first."""
+    clauses = _where(project_id, where)
+    newer = False
+    if starting_after is not None:
+        start, room = _position(connection, project_id, starting_after)
+        clauses.append(
+            or_(
+                sessions.c.start_at < start,
+                and_(sessions.c.start_at == start, sessions.c.room < room),
+            )
+        )
+    if ending_before is not None:
+        start, room = _position(connection, project_id, ending_before)
+        clauses.append(
+            or_(
+                sessions.c.start_at > start,
+                and_(sessions.c.start_at == start, sessions.c.room > room),
+            )
+        )
+        newer = starting_after is None
+    query = select(*_COLUMNS).where(*clauses)
+    if newer:
+        # The page just before the cursor: the oldest rows newer than it, shown newest first.
+        query = query.order_by(sessions.c.start_at.asc(), sessions.c.room.asc())
+    else:
+        query = query.order_by(sessions.c.start_at.desc(), sessions.c.room.desc())
+    query = query.limit(limit).offset(offset or None)
+    found = [to_session(row) for row in connection.execute(query)]
+    return found[::-1] if newer else found
+
+
+def get_meeting(connection: Connection, project_id: int, session_id: str) -> MeetingSession | None:
+    row = connection.execute(
+        select(*_COLUMNS).where(sessions.c.project_id == project_id, sessions.c.id == session_id)
+    ).first()
+    return None if row is None else to_session(row)
+
+
+@dataclass(frozen=True, slots=True)
+class Present:
+    room: str
+    session_id: str | None
+    participant_id: str
+    join: int
+    user_id: str | None
+    user_name: str | None
+
+
+def presence(connection: Connection, project_id: int, room: str | None = None) -> list[Present]:
+    """Everyone in the project's rooms now (or in `room`), by room, earliest join first."""
+    query = (
+        select(rooms.c.name, rooms.c.presence)
+        .where(rooms.c.project_id == project_id, rooms.c.occupancy > 0)
+        .order_by(rooms.c.name)
+    )
+    if room is not None:
+        query = query.where(rooms.c.name == room)
+    found: list[Present] = []
+    for name, blob in connection.execute(query):
+        session_id, people = decode_presence(blob)
+        found += [Present(name, session_id, p[0], p[1], p[2], p[3]) for p in people]
+    return found
+
+
+def room_exists(connection: Connection, project_id: int, room: str) -> bool:
+    query = select(rooms.c.name).where(rooms.c.project_id == project_id, rooms.c.name == room)
+    return connection.execute(query).first() is not None
