@@ -196,8 +196,13 @@ def test_sessions_are_well_formed(events: list[PresenceEvent], now: int) -> None
 def _frozen(sessions: list[MeetingSession]) -> list[tuple[object, ...]]:
     """What a session is, leaving out how long the ongoing parts have lasted so far."""
     return [
-        (s.id, s.start, s.end, s.max_participants, [(a.participant_id, a.join, a.leave)
-         for a in s.participants])
+        (
+            s.id,
+            s.start,
+            s.end,
+            s.max_participants,
+            [(a.participant_id, a.join, a.leave) for a in s.participants],
+        )
         for s in sessions
     ]
 

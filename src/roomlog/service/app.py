@@ -13,7 +13,7 @@ from typing import Annotated, Any, Final
 import msgspec
 from litestar import Litestar, Request, get, post
 from litestar.datastructures import State
-from litestar.di import Provide
+from litestar.di import NamedDependency, Provide
 from litestar.exceptions import HTTPException, ValidationException
 from litestar.openapi import OpenAPIConfig, ResponseSpec
 from litestar.openapi.spec import (
@@ -25,7 +25,7 @@ from litestar.openapi.spec import (
     Schema,
     SecurityScheme,
 )
-from litestar.params import Parameter
+from litestar.params import FromPath, FromQuery, QueryParameter
 
 from roomlog import __version__
 from roomlog.domain.events import LATEST_AT, MICROS, PresenceEvent, rfc3339
@@ -122,8 +122,9 @@ class _EventsOperation(Operation):
             description="A native event, a JSON array of them, or NDJSON",
             content={
                 "application/json": OpenAPIMediaType(
-                    schema=Schema(one_of=[_EVENT_SCHEMA, Schema(type=OpenAPIType.ARRAY,
-                                                                 items=_EVENT_SCHEMA)])
+                    schema=Schema(
+                        one_of=[_EVENT_SCHEMA, Schema(type=OpenAPIType.ARRAY, items=_EVENT_SCHEMA)]
+                    )
                 ),
                 "application/x-ndjson": OpenAPIMediaType(schema=Schema(type=OpenAPIType.STRING)),
             },
@@ -134,7 +135,9 @@ _items = msgspec.json.Decoder(list[msgspec.Raw] | dict[str, Any])
 _event_doc = msgspec.json.Decoder(NativeEvent)
 
 
-def _parse_body(body: bytes, ndjson: bool) -> tuple[list[tuple[int, PresenceEvent]], list[Rejected]]:
+def _parse_body(
+    body: bytes, ndjson: bool
+) -> tuple[list[tuple[int, PresenceEvent]], list[Rejected]]:
     """The valid events of a body, each with its index, and the rejections of the rest."""
     valid: list[tuple[int, PresenceEvent]] = []
     rejected: list[Rejected] = []
@@ -185,7 +188,9 @@ def _parse_body(body: bytes, ndjson: bool) -> tuple[list[tuple[int, PresenceEven
     tags=["events"],
     operation_class=_EventsOperation,
 )
-async def post_events(request: Request[Any, Any, Any], project: Project) -> IngestReport:
+async def post_events(
+    request: Request[Any, Any, Any], project: NamedDependency[Project]
+) -> IngestReport:
     data = await request.body()
     content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
     valid, rejected = _parse_body(data, content_type in ("application/x-ndjson", "text/plain"))
@@ -233,9 +238,9 @@ class RoomPresence(msgspec.Struct):
 
 
 Limit = Annotated[
-    int, Parameter(ge=1, le=100, description="Page size, 1 to 100 (default 100)")
+    int, QueryParameter(ge=1, le=100, description="Page size, 1 to 100 (default 100)")
 ]
-UnixTime = Annotated[int | None, Parameter(ge=0, le=LATEST_AT)]
+UnixTime = Annotated[int | None, QueryParameter(ge=0, le=LATEST_AT)]
 
 
 def _cursor_error(name: str, value: str) -> ApiError:
@@ -256,17 +261,17 @@ def _cursor_error(name: str, value: str) -> ApiError:
     tags=["meetings"],
 )
 def list_meetings(
-    project: Project,
+    project: NamedDependency[Project],
     state: State,
     request: Request[Any, Any, Any],
-    room: str | None = None,
+    room: FromQuery[str | None] = None,
     timeframe_start: UnixTime = None,
     timeframe_end: UnixTime = None,
     limit: Limit = 100,
-    starting_after: str | None = None,
-    ending_before: str | None = None,
-    ongoing: bool | None = None,
-    no_participants: bool | None = None,
+    starting_after: FromQuery[str | None] = None,
+    ending_before: FromQuery[str | None] = None,
+    ongoing: FromQuery[bool | None] = None,
+    no_participants: FromQuery[bool | None] = None,
 ) -> MeetingList:
     now = _clock(request)
     where = queries.MeetingFilter(
@@ -287,7 +292,7 @@ def list_meetings(
     return MeetingList(total, [meeting_object(s, now, not no_participants) for s in page])
 
 
-def _meeting(state: State, project: Project, meeting: str) -> MeetingSession:
+def _meeting(state: State, project: NamedDependency[Project], meeting: str) -> MeetingSession:
     with _database(state).engine.connect() as connection:
         found = queries.get_meeting(connection, project.id, meeting)
     if found is None:
@@ -303,7 +308,10 @@ def _meeting(state: State, project: Project, meeting: str) -> MeetingSession:
     tags=["meetings"],
 )
 def get_meeting(
-    project: Project, state: State, request: Request[Any, Any, Any], meeting: str
+    project: NamedDependency[Project],
+    state: State,
+    request: Request[Any, Any, Any],
+    meeting: FromPath[str],
 ) -> DailyMeeting:
     return meeting_object(_meeting(state, project, meeting), _clock(request), False)
 
@@ -321,13 +329,13 @@ def get_meeting(
     tags=["meetings"],
 )
 def get_meeting_participants(
-    project: Project,
+    project: NamedDependency[Project],
     state: State,
     request: Request[Any, Any, Any],
-    meeting: str,
+    meeting: FromPath[str],
     limit: Limit = 100,
-    joined_after: str | None = None,
-    joined_before: str | None = None,
+    joined_after: FromQuery[str | None] = None,
+    joined_before: FromQuery[str | None] = None,
 ) -> ParticipantList:
     records = participant_objects(_meeting(state, project, meeting), _clock(request))
     ids = [r.participant_id for r in records]
@@ -367,7 +375,7 @@ def _presence_item(present: queries.Present, now: int) -> PresenceItem:
     tags=["presence"],
 )
 def get_presence(
-    project: Project, state: State, request: Request[Any, Any, Any]
+    project: NamedDependency[Project], state: State, request: Request[Any, Any, Any]
 ) -> dict[str, list[PresenceItem]]:
     now = _clock(request)
     with _database(state).engine.connect() as connection:
@@ -387,13 +395,13 @@ def get_presence(
     tags=["presence"],
 )
 def get_room_presence(
-    project: Project,
+    project: NamedDependency[Project],
     state: State,
     request: Request[Any, Any, Any],
-    room_name: str,
+    room_name: FromPath[str],
     limit: Limit = 100,
-    userId: str | None = None,  # noqa: N803 - Daily's parameter names
-    userName: str | None = None,  # noqa: N803
+    userId: FromQuery[str | None] = None,  # noqa: N803 - Daily's parameter names
+    userName: FromQuery[str | None] = None,  # noqa: N803
 ) -> RoomPresence:
     now = _clock(request)
     with _database(state).engine.connect() as connection:
@@ -421,8 +429,8 @@ class SessionParticipantList(msgspec.Struct):
     data: list[SessionParticipant]
 
 
-Page = Annotated[int, Parameter(ge=1, le=1_000_000, description="1-based page number")]
-PerPage = Annotated[int, Parameter(ge=1, le=100, description="Page size, 1 to 100")]
+Page = Annotated[int, QueryParameter(ge=1, le=1_000_000, description="1-based page number")]
+PerPage = Annotated[int, QueryParameter(ge=1, le=100, description="Page size, 1 to 100")]
 
 
 def _page_info(page: int, per_page: int, total: int) -> PageInfo:
@@ -441,12 +449,12 @@ def _page_info(page: int, per_page: int, total: int) -> PageInfo:
     tags=["meeting-sessions"],
 )
 def list_sessions(
-    project: Project,
+    project: NamedDependency[Project],
     state: State,
     request: Request[Any, Any, Any],
     page: Page = 1,
     perPage: PerPage = 20,  # noqa: N803
-    meetingId: str | None = None,  # noqa: N803
+    meetingId: FromQuery[str | None] = None,  # noqa: N803
 ) -> SessionList:
     now = _clock(request)
     where = queries.MeetingFilter(room=meetingId)
@@ -466,7 +474,10 @@ def list_sessions(
     tags=["meeting-sessions"],
 )
 def get_session(
-    project: Project, state: State, request: Request[Any, Any, Any], session_id: str
+    project: NamedDependency[Project],
+    state: State,
+    request: Request[Any, Any, Any],
+    session_id: FromPath[str],
 ) -> MeetingSessionObject:
     return session_object(_meeting(state, project, session_id), _clock(request))
 
@@ -486,9 +497,9 @@ def _participant_page(
     tags=["meeting-sessions"],
 )
 def get_session_participants(
-    project: Project,
+    project: NamedDependency[Project],
     state: State,
-    session_id: str,
+    session_id: FromPath[str],
     page: Page = 1,
     perPage: PerPage = 20,  # noqa: N803
 ) -> SessionParticipantList:
@@ -505,16 +516,14 @@ def get_session_participants(
     tags=["meeting-sessions"],
 )
 def get_session_active_participants(
-    project: Project,
+    project: NamedDependency[Project],
     state: State,
-    session_id: str,
+    session_id: FromPath[str],
     page: Page = 1,
     perPage: PerPage = 20,  # noqa: N803
 ) -> SessionParticipantList:
     session = _meeting(state, project, session_id)
-    active = [
-        p for p in videosdk_participants(session.participants) if p.timelog[-1].end is None
-    ]
+    active = [p for p in videosdk_participants(session.participants) if p.timelog[-1].end is None]
     return _participant_page(active, page, perPage)
 
 
@@ -553,11 +562,21 @@ def create_app(
 
     daily = {"project": Provide(daily_project)}
     videosdk = {"project": Provide(videosdk_project)}
-    for handler in (post_events, list_meetings, get_meeting, get_meeting_participants,
-                    get_presence, get_room_presence):
+    for handler in (
+        post_events,
+        list_meetings,
+        get_meeting,
+        get_meeting_participants,
+        get_presence,
+        get_room_presence,
+    ):
         handler.dependencies = daily  # type: ignore[attr-defined]
-    for handler in (list_sessions, get_session, get_session_participants,
-                    get_session_active_participants):
+    for handler in (
+        list_sessions,
+        get_session,
+        get_session_participants,
+        get_session_active_participants,
+    ):
         handler.dependencies = videosdk  # type: ignore[attr-defined]
     return Litestar(
         route_handlers=[

@@ -46,9 +46,7 @@ _COLUMNS = (
 
 
 def to_session(row: Any) -> MeetingSession:
-    return MeetingSession(
-        row[0], row[1], row[2], row[3], row[4], decode_participants(row[5])
-    )
+    return MeetingSession(row[0], row[1], row[2], row[3], row[4], decode_participants(row[5]))
 
 
 def _where(project_id: int, where: MeetingFilter) -> list[Any]:

@@ -101,8 +101,12 @@ def _content(event: PresenceEvent) -> tuple[Any, ...]:
 
 
 def _stamped(event: PresenceEvent) -> Stamped:
-    return (event.at * 2 + (event.type == JOINED), event.participant_id, event.user_id,
-            event.user_name)
+    return (
+        event.at * 2 + (event.type == JOINED),
+        event.participant_id,
+        event.user_id,
+        event.user_name,
+    )
 
 
 class Store:
@@ -313,7 +317,10 @@ class Store:
     ) -> room_state.RoomWrite:
         query = (
             select(
-                events.c.at, events.c.joined, events.c.participant_id, events.c.user_id,
+                events.c.at,
+                events.c.joined,
+                events.c.participant_id,
+                events.c.user_id,
                 events.c.user_name,
             )
             .where(events.c.project_id == project_id, events.c.room == name)
@@ -339,9 +346,7 @@ class Store:
         replaced = [name for name, w in writes.items() if w.replace_all]
         for name in replaced:
             connection.execute(
-                delete(sessions).where(
-                    sessions.c.project_id == project_id, sessions.c.room == name
-                )
+                delete(sessions).where(sessions.c.project_id == project_id, sessions.c.room == name)
             )
         deletes = [{"p": project_id, "i": sid} for w in writes.values() for sid in w.deletes]
         if deletes:
@@ -358,8 +363,13 @@ class Store:
                 index_elements=["project_id", "id"],
                 set_={
                     c: statement.excluded[c]
-                    for c in ("start_at", "end_at", "max_participants", "participant_count",
-                              "participants")
+                    for c in (
+                        "start_at",
+                        "end_at",
+                        "max_participants",
+                        "participant_count",
+                        "participants",
+                    )
                 },
             )
             connection.execute(statement, upserts)
@@ -434,4 +444,3 @@ class Store:
 
 def _conflict(index: int, event: PresenceEvent) -> Rejected:
     return Rejected(index, f"id {event.id!r} is already used by a different event")
-

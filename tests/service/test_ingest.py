@@ -1,0 +1,145 @@
+"""POST /v1/events: what is stored, what is refused, and that nothing is half-written."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from sqlalchemy import func, select
+
+from roomlog.service.app import MAX_BODY, MAX_EVENTS
+from roomlog.service.schema import events
+from tests.service.conftest import T0, Api
+from tests.service.helpers import joined, left
+
+
+def stored(api: Api) -> int:
+    with api.database.engine.connect() as connection:
+        return int(connection.execute(select(func.count()).select_from(events)).scalar_one())
+
+
+def post(api: Api, body: Any, **kwargs: Any) -> Any:
+    return api.client.post("/v1/events", json=body, headers=api.headers, **kwargs)
+
+
+def test_one_event_an_array_and_ndjson_are_all_stored(api: Api) -> None:
+    assert post(api, joined("a", 0)).json() == {"accepted": 1, "duplicates": 0, "rejected": []}
+    assert post(api, [joined("b", 1), left("b", 20)]).json()["accepted"] == 2
+    lines = "\n".join(json.dumps(e) for e in [joined("c", 2), left("c", 30)]) + "\n\n"
+    answer = api.client.post(
+        "/v1/events",
+        content=lines,
+        headers={**api.headers, "Content-Type": "application/x-ndjson"},
+    )
+    assert answer.status_code == 200
+    assert answer.json()["accepted"] == 2
+    assert stored(api) == 5
+
+
+def test_a_repeated_id_is_a_duplicate_and_changes_nothing(api: Api) -> None:
+    event = joined("a", 0)
+    post(api, event)
+    before = api.client.get("/v1/meetings", headers=api.headers).json()
+    answer = post(api, [event, event])
+    assert answer.json() == {"accepted": 0, "duplicates": 2, "rejected": []}
+    assert stored(api) == 1
+    assert api.client.get("/v1/meetings", headers=api.headers).json() == before
+
+
+def test_an_id_reused_for_other_content_is_rejected(api: Api) -> None:
+    event = joined("a", 0)
+    post(api, [event, left("a", 50)])
+    other = {**event, "at": T0 + 5}
+    answer = post(api, [other, joined("b", 1)])
+    assert answer.status_code == 200
+    assert answer.json()["accepted"] == 1
+    assert answer.json()["rejected"] == [
+        {"index": 0, "reason": f"id {event['id']!r} is already used by a different event"}
+    ]
+    # The same within one request: the first one wins, the second is refused.
+    fresh = joined("c", 2)
+    answer = post(api, [fresh, {**fresh, "room": "elsewhere"}])
+    assert answer.json()["accepted"] == 1
+    assert [r["index"] for r in answer.json()["rejected"]] == [1]
+
+
+def test_valid_items_of_a_batch_are_kept_and_the_others_listed(api: Api) -> None:
+    body = [joined("a", 0), {"id": "x", "type": "participant.waved"}, "nope", left("a", 40)]
+    answer = post(api, body)
+    assert answer.status_code == 200
+    result = answer.json()
+    assert result["accepted"] == 2
+    assert [r["index"] for r in result["rejected"]] == [1, 2]
+    assert "participant.waved" in result["rejected"][0]["reason"]
+    assert stored(api) == 2
+
+
+def test_ndjson_rejections_name_the_line(api: Api) -> None:
+    lines = f"{json.dumps(joined('a', 0))}\n{{broken\n{json.dumps(left('a', 60))}\n"
+    answer = api.client.post(
+        "/v1/events",
+        content=lines,
+        headers={**api.headers, "Content-Type": "application/x-ndjson"},
+    )
+    assert answer.json()["accepted"] == 2
+    assert [r["index"] for r in answer.json()["rejected"]] == [1]
+
+
+def test_malformed_json_is_a_400_and_stores_nothing(api: Api) -> None:
+    answer = api.client.post(
+        "/v1/events",
+        content=b'[{"id": "a", ',
+        headers={**api.headers, "Content-Type": "application/json"},
+    )
+    assert answer.status_code == 400
+    assert answer.json()["error"] == "invalid-request-error"
+    assert answer.json()["info"].startswith("the body is not valid JSON")
+    assert stored(api) == 0
+
+
+def test_a_single_invalid_event_is_a_400_naming_the_field(api: Api) -> None:
+    answer = post(api, {**joined("a", 0), "at": "yesterday"})
+    assert answer.status_code == 400
+    assert answer.json() == {
+        "error": "invalid-request-error",
+        "info": "'yesterday' is not an RFC 3339 timestamp - at `$.at`",
+    }
+    answer = post(api, {**joined("a", 0), "room": 7})
+    assert answer.status_code == 400
+    assert "$.room" in answer.json()["info"]
+    assert stored(api) == 0
+
+
+def test_a_batch_with_nothing_valid_is_a_400_with_the_list(api: Api) -> None:
+    answer = post(api, [{"id": "x"}, 3])
+    assert answer.status_code == 400
+    assert answer.json()["error"] == "invalid-request-error"
+    assert [r["index"] for r in answer.json()["rejected"]] == [0, 1]
+
+
+def test_events_too_far_in_the_future_are_rejected(api: Api) -> None:
+    now = api.clock() // 1_000_000
+    soon, too_late = joined("a", 0), joined("b", 0)
+    soon["at"], too_late["at"] = now + 30, now + 3600
+    answer = post(api, [soon, too_late])
+    assert answer.json()["accepted"] == 1
+    assert answer.json()["rejected"] == [
+        {"index": 1, "reason": "`at` is further in the future than the server allows"}
+    ]
+
+
+def test_an_oversized_body_is_a_413_and_stores_nothing(api: Api) -> None:
+    padding = "x" * 1000
+    body = [{**joined("a", i), "user_name": padding} for i in range(MAX_BODY // 1000 + 10)]
+    answer = post(api, body)
+    assert answer.status_code == 413
+    assert answer.json()["error"] == "request-too-large"
+    assert stored(api) == 0
+
+
+def test_too_many_events_in_one_request_is_a_413(api: Api) -> None:
+    body = [joined(f"p{i}", i % 100) for i in range(MAX_EVENTS + 1)]
+    answer = post(api, body)
+    assert answer.status_code == 413
+    assert str(MAX_EVENTS) in answer.json()["info"]
+    assert stored(api) == 0
