@@ -1,0 +1,186 @@
+"""Across processes: two servers writing one room at once, and a server killed mid-stream."""
+
+from __future__ import annotations
+
+import json
+import random
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+import httpx
+import msgspec
+from sqlalchemy import select
+
+from roomlog.domain.engine import sessionize
+from roomlog.ingest.native import parse_event
+from roomlog.cli import main
+from roomlog.service.db import migrate, open_database
+from roomlog.service.schema import events
+from roomlog.views.daily import meeting_object
+from tests.service.conftest import drop_postgres, fresh_postgres, make_project
+from tests.service.servers import Server
+
+
+def recent_history(seed: int, rooms: int) -> list[dict[str, Any]]:
+    """Meetings over the last half hour that have all ended: nothing depends on `now`."""
+    rnd = random.Random(seed)
+    end = time.time() - 5
+    bodies: list[dict[str, Any]] = []
+    for r in range(rooms):
+        room = f"room-{r}"
+        clock = end - 1800 + rnd.uniform(0, 60)
+        m = 0
+        while clock < end - 60:
+            last = clock
+            for n in range(rnd.randint(1, 5)):
+                pid = f"s{seed}-r{r}-m{m}-p{n}"
+                come = clock + rnd.uniform(0, 30)
+                go = min(come + rnd.uniform(5, 300), end)
+                last = max(last, go)
+                for kind, at in (("participant.joined", come), ("participant.left", go)):
+                    bodies.append(
+                        {
+                            "id": f"{pid}-{kind[12:]}",
+                            "type": kind,
+                            "room": room,
+                            "participant_id": pid,
+                            "at": round(at, 6),
+                        }
+                    )
+            clock = last + rnd.uniform(1, 120)
+            m += 1
+    return bodies
+
+
+def timeless(meetings: list[Any]) -> list[Any]:
+    """Meetings without the durations of what is still going on, which grow as we look."""
+    for meeting in meetings:
+        if meeting["ongoing"]:
+            del meeting["duration"]
+            for person in meeting["participants"]:
+                del person["duration"]
+    return meetings
+
+
+def expected(bodies: list[dict[str, Any]], project: str) -> list[Any]:
+    parsed = [parse_event(json.dumps(b)) for b in bodies]
+    now = time.time_ns() // 1000
+    found = sessionize(parsed, now, tenant=project)
+    return timeless([msgspec.to_builtins(meeting_object(s, now)) for s in found])
+
+
+def listed(base: str, key: str) -> list[Any]:
+    found: list[Any] = []
+    params: dict[str, Any] = {"limit": 100}
+    while True:
+        page = httpx.get(
+            f"{base}/v1/meetings", params=params, headers={"Authorization": f"Bearer {key}"}
+        ).json()["data"]
+        found += page
+        if len(page) < 100:
+            return timeless(found)
+        params["starting_after"] = page[-1]["id"]
+
+
+def test_two_servers_writing_the_same_rooms_agree_with_sessionize(
+    postgres_url: str, tmp_path: Path
+) -> None:
+    url = fresh_postgres(postgres_url)
+    try:
+        database = open_database(url)
+        migrate(database)
+        project, key = make_project(database, "concurrent")
+        database.dispose()
+        bodies = recent_history(1, rooms=12)
+        random.Random(2).shuffle(bodies)
+        servers = [Server(url, tmp_path / f"server-{n}.log") for n in range(2)]
+        try:
+            halves = [bodies[0::2], bodies[1::2]]
+            failures: list[str] = []
+
+            def post_all(server: Server, mine: list[dict[str, Any]]) -> None:
+                rnd = random.Random(server.port)
+                with httpx.Client(base_url=server.url, timeout=30) as client:
+                    i = 0
+                    while i < len(mine):
+                        size = rnd.choice([1, 1, 3, 10, 40])
+                        # Repeat some events, in both servers, to race the duplicates too.
+                        chunk = mine[i : i + size] + rnd.sample(bodies, 2)
+                        answer = client.post(
+                            "/v1/events", json=chunk, headers={"Authorization": f"Bearer {key}"}
+                        )
+                        if answer.status_code != 200 or answer.json()["rejected"]:
+                            failures.append(answer.text)
+                        i += size
+
+            threads = [
+                threading.Thread(target=post_all, args=(server, half))
+                for server, half in zip(servers, halves, strict=True)
+            ]
+            for thread in threads:
+                thread.start()
+            for thread in threads:
+                thread.join()
+            assert failures == []
+            want = expected(bodies, project.name)
+            assert len(want) > 50
+            for server in servers:
+                assert listed(server.url, key) == want
+        finally:
+            for server in servers:
+                server.stop()
+    finally:
+        drop_postgres(postgres_url, url)
+
+
+def test_acknowledged_events_survive_a_kill_and_rebuild_agrees(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'roomlog.db'}"
+    database = open_database(url)
+    migrate(database)
+    project, key = make_project(database, "default")
+    bodies = recent_history(3, rooms=12)
+    bodies.sort(key=lambda b: b["at"])
+    server = Server(url, tmp_path / "server.log")
+    acknowledged: list[str] = []
+    stop = threading.Event()
+
+    def post_until_killed() -> None:
+        with httpx.Client(base_url=server.url, timeout=10) as client:
+            for i in range(0, len(bodies), 5):
+                if stop.is_set():
+                    return
+                chunk = bodies[i : i + 5]
+                try:
+                    answer = client.post(
+                        "/v1/events", json=chunk, headers={"Authorization": f"Bearer {key}"}
+                    )
+                except httpx.TransportError:
+                    return
+                if answer.status_code == 200:
+                    acknowledged.extend(b["id"] for b in chunk)
+
+    poster = threading.Thread(target=post_until_killed)
+    poster.start()
+    while len(acknowledged) < len(bodies) // 3 and poster.is_alive():
+        time.sleep(0.01)
+    server.kill()
+    stop.set()
+    poster.join()
+    assert 0 < len(acknowledged) < len(bodies)
+
+    with database.engine.connect() as connection:
+        kept = {row[0] for row in connection.execute(select(events.c.id))}
+    assert set(acknowledged) <= kept
+
+    server = Server(url, tmp_path / "server.log")
+    try:
+        stored = [b for b in bodies if b["id"] in kept]
+        before = listed(server.url, key)
+        assert before == expected(stored, project.name)
+        assert main(["rebuild", "--database-url", url]) == 0
+        assert listed(server.url, key) == before
+    finally:
+        server.stop()
+        database.dispose()
