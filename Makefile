@@ -3,8 +3,10 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
-# `make run` evaluates the demo history at this instant (unix seconds); NOW=... to change it.
-NOW ?= 1700100000
+# `make run DEMO=1` also loads a generated demo history; HOST and PORT say where to listen.
+DEMO ?=
+HOST ?= 127.0.0.1
+PORT ?= 8000
 
 .PHONY: run test bench clean
 
@@ -15,7 +17,7 @@ $(STAMP): pyproject.toml
 	touch $(STAMP)
 
 run: $(STAMP)
-	$(BIN)/roomlog sessionize examples/demo.ndjson --now $(NOW)
+	$(BIN)/roomlog serve --host $(HOST) --port $(PORT) $(if $(DEMO),--demo,)
 
 test: $(STAMP)
 	$(BIN)/ruff check .
@@ -25,6 +27,8 @@ test: $(STAMP)
 
 bench: $(STAMP)
 	$(BIN)/python benchmarks/sessionize.py
+	$(BIN)/python benchmarks/ingest.py
+	$(BIN)/python benchmarks/reads.py
 
 clean:
 	rm -rf $(VENV) .mypy_cache .pytest_cache .ruff_cache .hypothesis
