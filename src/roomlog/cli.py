@@ -16,6 +16,7 @@ from roomlog.domain.events import InvalidTime, micros_from_at
 from roomlog.domain.rules import Rules
 from roomlog.domain.sessions import MeetingSession
 from roomlog.offline import sessionize_lines
+from roomlog.service.arguments import SERVICE_COMMANDS, add_commands
 from roomlog.views.daily import meeting_object
 
 EXIT_INVALID = 2
@@ -82,8 +83,6 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="report invalid lines on stderr and go on without them",
     )
-    from roomlog.service.commands import add_commands
-
     add_commands(commands)
     return parser
 
@@ -148,8 +147,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if args.command == "sessionize":
         return _sessionize(args, parser)
-    if args.command in ("serve", "keys", "projects", "import", "rebuild"):
-        from roomlog.service.commands import run
+    if args.command in SERVICE_COMMANDS:
+        # Imported here, not at the top: SQLAlchemy, Alembic and Litestar take a quarter of a
+        # second to import, which `roomlog sessionize` should not pay.
+        from roomlog.service.commands import run  # noqa: PLC0415
 
         return run(args)
     parser.error(f"unknown command {args.command}")

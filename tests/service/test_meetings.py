@@ -11,14 +11,16 @@ import msgspec
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from litestar.testing import TestClient
 
 from roomlog.domain.engine import sessionize
 from roomlog.domain.events import MICROS, PresenceEvent
 from roomlog.ingest.native import parse_event
+from roomlog.service.app import create_app
 from roomlog.service.store import Settings
 from roomlog.views.daily import meeting_object
 from tests.helpers import histories
-from tests.service.conftest import RULES, T0, Api, make_project
+from tests.service.conftest import RULES, T0, Api, Clock, make_project
 from tests.service.helpers import joined, left
 
 
@@ -285,11 +287,6 @@ def test_sessions_begin_and_split_by_time_alone(api: Api) -> None:
 
 
 def test_the_background_tick_applies_time_without_events(database: Any) -> None:
-    from litestar.testing import TestClient
-
-    from roomlog.service.app import create_app
-    from tests.service.conftest import Clock
-
     clock = Clock(T0 + 1)
     _, key = make_project(database, "ticking")
     headers = {"Authorization": f"Bearer {key}"}

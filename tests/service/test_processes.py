@@ -13,9 +13,9 @@ import httpx
 import msgspec
 from sqlalchemy import select
 
+from roomlog.cli import main
 from roomlog.domain.engine import sessionize
 from roomlog.ingest.native import parse_event
-from roomlog.cli import main
 from roomlog.service.db import migrate, open_database
 from roomlog.service.schema import events
 from roomlog.views.daily import meeting_object

@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
 import os
 import time
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
+from dataclasses import dataclass
 from typing import Annotated, Any, Final
 
 import msgspec
@@ -48,9 +48,13 @@ from roomlog.service.projects import Project
 from roomlog.service.store import IngestResult, Rejected, Settings, Store, Submission
 from roomlog.service.writer import Writer
 from roomlog.views.daily import DailyMeeting, DailyParticipant, meeting_object, participant_objects
-from roomlog.views.videosdk import MeetingSessionObject, PageInfo, SessionParticipant
+from roomlog.views.videosdk import (
+    MeetingSessionObject,
+    PageInfo,
+    SessionParticipant,
+    session_object,
+)
 from roomlog.views.videosdk import participants as videosdk_participants
-from roomlog.views.videosdk import session_object
 
 MAX_BODY: Final = 5 * 1024 * 1024
 MAX_EVENTS: Final = 10_000
@@ -570,14 +574,14 @@ def create_app(
         get_presence,
         get_room_presence,
     ):
-        handler.dependencies = daily  # type: ignore[attr-defined]
+        handler.dependencies = daily
     for handler in (
         list_sessions,
         get_session,
         get_session_participants,
         get_session_active_participants,
     ):
-        handler.dependencies = videosdk  # type: ignore[attr-defined]
+        handler.dependencies = videosdk
     return Litestar(
         route_handlers=[
             post_events,

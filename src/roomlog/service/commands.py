@@ -7,17 +7,27 @@ import os
 import sys
 import time
 from collections.abc import Iterator
-from typing import IO, TYPE_CHECKING, Final
+from typing import IO, Final
+
+import uvicorn
 
 from roomlog.domain.events import MICROS, PresenceEvent
+from roomlog.ingest.native import InvalidEvent, parse_event
+from roomlog.service import demo
+from roomlog.service.arguments import ENV_URL
+from roomlog.service.db import BadDatabaseUrl, Database, migrate, open_database
+from roomlog.service.projects import (
+    DEFAULT_PROJECT,
+    UnknownKey,
+    create_key,
+    ensure_project,
+    find_project,
+    list_keys,
+    project_count,
+    revoke_key,
+)
+from roomlog.service.store import IngestResult, Settings, Store, Submission
 
-if TYPE_CHECKING:
-    from roomlog.service.db import Database
-
-# The commands' heavy imports (SQLAlchemy, Alembic, Litestar) wait until a command runs, so
-# that `roomlog sessionize` starts as fast as it did.
-ENV_URL: Final = "ROOMLOG_DATABASE_URL"
-DEFAULT_PROJECT: Final = "default"
 IMPORT_CHUNK: Final = 5_000
 EXIT_INVALID: Final = 2
 
@@ -26,68 +36,7 @@ def _micros() -> int:
     return time.time_ns() // 1000
 
 
-def add_commands(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    def database_option(parser: argparse.ArgumentParser) -> None:
-        parser.add_argument(
-            "--database-url",
-            metavar="URL",
-            help=f"sqlite:///FILE or postgresql://... (default: ${ENV_URL}, else ./roomlog.db)",
-        )
-
-    serve = commands.add_parser("serve", help="run the HTTP API")
-    database_option(serve)
-    serve.add_argument("--host", default="127.0.0.1")
-    serve.add_argument("--port", type=int, default=8000)
-    serve.add_argument("--workers", type=int, default=1, help="server processes (default 1)")
-    serve.add_argument("--demo", action="store_true", help="load a generated demo history")
-    serve.add_argument(
-        "--late-window",
-        type=float,
-        default=600.0,
-        metavar="S",
-        help="events up to this late are applied incrementally (default 600 s)",
-    )
-    serve.add_argument(
-        "--max-skew",
-        type=float,
-        default=60.0,
-        metavar="S",
-        help="how far in the future an event may be stamped (default 60 s)",
-    )
-
-    keys = commands.add_parser("keys", help="create, list and revoke API keys")
-    key_commands = keys.add_subparsers(dest="keys_command", required=True, metavar="ACTION")
-    create = key_commands.add_parser("create", help="print a new key (last line of stdout)")
-    create.add_argument("--project", default=DEFAULT_PROJECT, metavar="NAME")
-    database_option(create)
-    listing = key_commands.add_parser("list", help="list keys (ids only, never secrets)")
-    listing.add_argument("--project", metavar="NAME")
-    database_option(listing)
-    revoke = key_commands.add_parser("revoke", help="revoke a key by its id or the key itself")
-    revoke.add_argument("key_id", metavar="KEY_ID")
-    database_option(revoke)
-
-    projects = commands.add_parser("projects", help="show a project's VideoSDK credentials")
-    project_commands = projects.add_subparsers(
-        dest="projects_command", required=True, metavar="ACTION"
-    )
-    show = project_commands.add_parser("show", help="public id (JWT `apikey`) and secret")
-    show.add_argument("--project", default=DEFAULT_PROJECT, metavar="NAME")
-    database_option(show)
-
-    load = commands.add_parser("import", help="store NDJSON events as the API would")
-    load.add_argument("file", metavar="FILE", help="NDJSON file, or - for stdin")
-    load.add_argument("--project", default=DEFAULT_PROJECT, metavar="NAME")
-    database_option(load)
-
-    rebuild = commands.add_parser("rebuild", help="recompute sessions from the event log")
-    rebuild.add_argument("--project", default=DEFAULT_PROJECT, metavar="NAME")
-    database_option(rebuild)
-
-
 def run(args: argparse.Namespace) -> int:
-    from roomlog.service.db import BadDatabaseUrl, migrate, open_database
-
     try:
         database = open_database(args.database_url)
     except BadDatabaseUrl as exc:
@@ -111,12 +60,6 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _serve(args: argparse.Namespace, database: Database) -> int:
-    import uvicorn
-
-    from roomlog.service import demo
-    from roomlog.service.projects import create_key, ensure_project, project_count
-    from roomlog.service.store import Store, Submission
-
     with database.engine.begin() as connection:
         if project_count(connection) == 0:
             project, _ = ensure_project(connection, DEFAULT_PROJECT)
@@ -153,14 +96,6 @@ def _serve(args: argparse.Namespace, database: Database) -> int:
 
 
 def _keys(args: argparse.Namespace, database: Database) -> int:
-    from roomlog.service.projects import (
-        UnknownKey,
-        create_key,
-        ensure_project,
-        list_keys,
-        revoke_key,
-    )
-
     if args.keys_command == "create":
         with database.engine.begin() as connection:
             project, created = ensure_project(connection, args.project)
@@ -197,7 +132,6 @@ def _when(micros: int | None) -> str:
 
 
 def _projects(args: argparse.Namespace, database: Database) -> int:
-    from roomlog.service.projects import find_project
 
     with database.engine.connect() as connection:
         project = find_project(connection, args.project)
@@ -219,10 +153,6 @@ def _lines(path: str) -> Iterator[tuple[int, bytes]]:
 
 
 def _import(args: argparse.Namespace, database: Database) -> int:
-    from roomlog.ingest.native import InvalidEvent, parse_event
-    from roomlog.service.projects import ensure_project
-    from roomlog.service.store import IngestResult, Settings, Store, Submission
-
     name = "<stdin>" if args.file == "-" else args.file
     with database.engine.begin() as connection:
         project, _ = ensure_project(connection, args.project)
@@ -264,9 +194,6 @@ def _import(args: argparse.Namespace, database: Database) -> int:
 
 
 def _rebuild(args: argparse.Namespace, database: Database) -> int:
-    from roomlog.service.projects import find_project
-    from roomlog.service.store import Store
-
     with database.engine.connect() as connection:
         project = find_project(connection, args.project)
     if project is None:

@@ -17,8 +17,9 @@ from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError
 
+from roomlog.service.arguments import ENV_URL
+
 DEFAULT_URL: Final = "sqlite:///roomlog.db"
-ENV_URL: Final = "ROOMLOG_DATABASE_URL"
 
 
 class BadDatabaseUrl(ValueError):

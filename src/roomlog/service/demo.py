@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import random
 
-from roomlog.domain.events import JOINED, LEFT, MICROS, PresenceEvent
+from roomlog.domain.events import JOINED, LEFT, MICROS, EventType, PresenceEvent
 
 ROOMS = ("standup", "design-review", "all-hands", "office-hours", "1-1-ana-ben")
 PEOPLE = ("ana", "ben", "chen", "dara", "eli", "fatima", "gus", "hana")
@@ -17,7 +17,7 @@ def history(now: int, days: int = 7, seed: int = 11) -> list[PresenceEvent]:
     day = now // (86_400 * MICROS)
     events: list[PresenceEvent] = []
 
-    def add(kind: str, room: str, pid: str, at: float, person: str) -> None:
+    def add(kind: EventType, room: str, pid: str, at: float, person: str) -> None:
         events.append(
             PresenceEvent(
                 f"demo-{day}-{len(events)}",

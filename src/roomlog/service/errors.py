@@ -66,4 +66,5 @@ def on_http_error(_: Request[Any, Any, Any], exc: HTTPException) -> Response[Any
 
 def on_unexpected(request: Request[Any, Any, Any], exc: Exception) -> Response[Any]:
     log.exception("unexpected error answering %s %s", request.method, request.url.path)
-    return Response(_body("server-error", "an unexpected error; it has been logged"), 500)
+    body = _body("server-error", "an unexpected error; it has been logged")
+    return Response(body, status_code=500)

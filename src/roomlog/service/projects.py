@@ -15,10 +15,12 @@ from typing import Final, NamedTuple
 
 from sqlalchemy import Connection, insert, select, update
 
+from roomlog.service.arguments import DEFAULT_PROJECT
 from roomlog.service.schema import api_keys, projects
 
+__all__ = ["DEFAULT_PROJECT", "KeyInfo", "Project", "UnknownKey", "UnknownProject"]
+
 KEY_PREFIX: Final = "rl"
-DEFAULT_PROJECT: Final = "default"
 
 
 class Project(NamedTuple):

@@ -122,7 +122,7 @@ class Store:
         """Store the events of several requests in one transaction (a group commit)."""
         for submission in submissions:
             self._tenants[submission.project.id] = submission.project.name
-        return self._ingest(submissions, now)  # type: ignore[no-any-return]
+        return self._ingest(submissions, now)
 
     @_retrying
     def _ingest(self, submissions: Sequence[Submission], now: int) -> list[IngestResult]:
@@ -395,7 +395,7 @@ class Store:
 
     def tick(self, now: int, limit: int = 200) -> int:
         """Apply what the passage of time changed in rooms due by `now`; how many rooms."""
-        return self._tick(now, limit)  # type: ignore[no-any-return]
+        return self._tick(now, limit)
 
     @_retrying
     def _tick(self, now: int, limit: int) -> int:
