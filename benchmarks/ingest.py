@@ -1,0 +1,232 @@
+"""Ingest throughput of `roomlog serve`, against a hello-world floor, in one run.
+
+1. Single events: wrk posts one event per request (32 connections) for `--seconds`, first to
+   a bare Litestar endpoint served the same way (benchmarks/hello.py), then to
+   `POST /v1/events` on SQLite, each event committed before its answer. The server runs on
+   core 0, wrk on core 1.
+2. Batches of 1,000 events, on SQLite and on PostgreSQL, from 4 concurrent clients.
+
+Needs wrk (`apt-get install wrk`) and, for PostgreSQL, $ROOMLOG_BENCH_POSTGRES_URL (default
+postgresql://postgres@127.0.0.1:5432/test; a fresh schema is made and dropped).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import uuid
+from pathlib import Path
+
+import httpx
+import psycopg
+
+from roomlog.service.db import migrate, open_database
+from roomlog.service.projects import create_key, ensure_project
+
+HERE = Path(__file__).resolve().parent
+ROOT = HERE.parent
+POSTGRES = os.environ.get("ROOMLOG_BENCH_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/test")
+
+# Each request posts one event with a fresh id; rooms and participants cycle so rooms see
+# joins and leaves in time order, like a live deployment.
+WRK_SCRIPT = """
+local counter = 0
+local thread_id = 0
+setup = function(thread) thread:set("tid", thread_id); thread_id = thread_id + 1 end
+init = function(args) counter = 0 end
+request = function()
+  counter = counter + 1
+  local room = "room-" .. (counter % 200)
+  local kind = (math.floor(counter / 200) % 2 == 0) and "participant.joined" or "participant.left"
+  local body = string.format(
+    '{"id":"w%s-%d","type":"%s","room":"%s","participant_id":"p-%s-%d","at":%d}',
+    tid, counter, kind, room, tid, counter % 1000, os.time())
+  return wrk.format("POST", nil, HEADERS, body)
+end
+"""
+
+
+def taskset(core: int) -> list[str]:
+    return ["taskset", "-c", str(core)] if shutil.which("taskset") else []
+
+
+def wait_up(url: str) -> None:
+    for _ in range(300):
+        try:
+            httpx.get(url, timeout=1)
+            return
+        except httpx.TransportError:
+            time.sleep(0.1)
+    raise RuntimeError(f"{url} did not come up")
+
+
+def wrk(url: str, headers: dict[str, str], seconds: int, folder: Path) -> tuple[float, int]:
+    lua = "\n".join(f'HEADERS = HEADERS or {{}}; HEADERS["{k}"] = "{v}"' for k, v in headers.items())
+    script = folder / "post.lua"
+    script.write_text(lua + "\n" + WRK_SCRIPT)
+    out = subprocess.run(
+        [*taskset(1), "wrk", "-t1", "-c32", f"-d{seconds}s", "-s", str(script), url],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    rate = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))  # type: ignore[union-attr]
+    bad = re.search(r"Non-2xx or 3xx responses:\s+(\d+)", out)
+    return rate, int(bad.group(1)) if bad else 0
+
+
+def serve(argv: list[str], url: str, log: Path) -> subprocess.Popen[bytes]:
+    process = subprocess.Popen(
+        [*taskset(0), *argv], stdout=log.open("ab"), stderr=subprocess.STDOUT, cwd=ROOT
+    )
+    wait_up(url)
+    return process
+
+
+def stop(process: subprocess.Popen[bytes]) -> None:
+    process.terminate()
+    process.wait(timeout=30)
+
+
+def make_key(database_url: str) -> str:
+    database = open_database(database_url)
+    migrate(database)
+    with database.engine.begin() as connection:
+        project, _ = ensure_project(connection, "default")
+        key = create_key(connection, project)
+    database.dispose()
+    return key
+
+
+def batches(count: int, size: int, tag: str) -> list[bytes]:
+    now = time.time()
+    bodies = []
+    for b in range(count):
+        events = []
+        for i in range(size):
+            n = b * size + i
+            room = f"room-{n % 500}"
+            turn = n // 500
+            events.append(
+                {
+                    "id": f"{tag}-{n}",
+                    "type": "participant.joined" if turn % 2 == 0 else "participant.left",
+                    "room": room,
+                    "participant_id": f"p-{room}-{turn // 2 % 4}",
+                    "at": now - 120 + n * 1e-5,
+                }
+            )
+        bodies.append(json.dumps(events).encode())
+    return bodies
+
+
+def post_batches(url: str, key: str, bodies: list[bytes], clients: int = 4) -> float:
+    headers = {"Authorization": f"Bearer {key}", "Content-Type": "application/json"}
+    shares = [bodies[i::clients] for i in range(clients)]
+    errors: list[str] = []
+
+    def run(share: list[bytes]) -> None:
+        with httpx.Client(base_url=url, timeout=120) as client:
+            for body in share:
+                answer = client.post("/v1/events", content=body, headers=headers)
+                if answer.status_code != 200 or answer.json()["accepted"] != 1000:
+                    errors.append(answer.text[:200])
+
+    threads = [threading.Thread(target=run, args=(s,)) for s in shares]
+    started = time.perf_counter()
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    elapsed = time.perf_counter() - started
+    if errors:
+        raise RuntimeError(errors[0])
+    return len(bodies) * 1000 / elapsed
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--seconds", type=int, default=10)
+    parser.add_argument("--batches", type=int, default=60)
+    args = parser.parse_args()
+    if shutil.which("wrk") is None:
+        sys.exit("wrk is needed: apt-get install wrk")
+    print(f"machine: {platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}")
+    python = sys.executable
+    with tempfile.TemporaryDirectory() as scratch:
+        folder = Path(scratch)
+        log = folder / "server.log"
+
+        hello = serve(
+            [python, "-m", "uvicorn", "benchmarks.hello:app", "--port", "8710", "--loop",
+             "uvloop", "--http", "httptools", "--log-level", "warning"],
+            "http://127.0.0.1:8710/hello",
+            log,
+        )
+        try:
+            floor, _ = wrk("http://127.0.0.1:8710/hello", {"Content-Type": "application/json"},
+                           args.seconds, folder)
+        finally:
+            stop(hello)
+
+        sqlite_url = f"sqlite:///{folder / 'roomlog.db'}"
+        key = make_key(sqlite_url)
+        server = serve(
+            [python, "-m", "roomlog", "serve", "--database-url", sqlite_url, "--port", "8711"],
+            "http://127.0.0.1:8711/health",
+            log,
+        )
+        try:
+            headers = {"Content-Type": "application/json", "Authorization": f"Bearer {key}"}
+            single, bad = wrk("http://127.0.0.1:8711/v1/events", headers, args.seconds, folder)
+            if bad:
+                sys.exit(f"{bad} single-event posts failed; see {log}")
+            sqlite_batch = post_batches("http://127.0.0.1:8711", key, batches(args.batches, 1000, "s"))
+        finally:
+            stop(server)
+
+        schema = f"bench_{uuid.uuid4().hex[:8]}"
+        pg_batch: float | None = None
+        try:
+            with psycopg.connect(POSTGRES, autocommit=True) as connection:
+                connection.execute(f"CREATE SCHEMA {schema}")
+        except psycopg.Error as exc:
+            print(f"PostgreSQL skipped: {exc}")
+        else:
+            pg_url = f"{POSTGRES}?options=-csearch_path%3D{schema}"
+            try:
+                pg_key = make_key(pg_url)
+                server = serve(
+                    [python, "-m", "roomlog", "serve", "--database-url", pg_url, "--port", "8712"],
+                    "http://127.0.0.1:8712/health",
+                    log,
+                )
+                try:
+                    pg_batch = post_batches(
+                        "http://127.0.0.1:8712", pg_key, batches(args.batches, 1000, "p")
+                    )
+                finally:
+                    stop(server)
+            finally:
+                with psycopg.connect(POSTGRES, autocommit=True) as connection:
+                    connection.execute(f"DROP SCHEMA {schema} CASCADE")
+
+    print(f"hello-world POST (floor):        {floor:10,.0f} req/s")
+    print(f"POST /v1/events, 1 event, SQLite: {single:10,.0f} events/s  "
+          f"({single / floor:.0%} of the floor; targets 5,000/s and 40%)")
+    print(f"POST /v1/events, 1,000/batch, SQLite:     {sqlite_batch:10,.0f} events/s (target 200,000)")
+    if pg_batch is not None:
+        print(f"POST /v1/events, 1,000/batch, PostgreSQL: {pg_batch:10,.0f} events/s (target 200,000)")
+
+
+if __name__ == "__main__":
+    main()
