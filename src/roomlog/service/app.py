@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import math
 import os
 import time
@@ -612,6 +613,7 @@ def create_app(
             Exception: on_unexpected,
         },
         request_max_body_size=MAX_BODY,
+        logging_config=None,  # `roomlog serve` configures logging for the whole process
         openapi_config=OpenAPIConfig(
             title="roomlog",
             version=__version__,
@@ -632,6 +634,11 @@ def create_app(
 
 def app_from_env() -> Litestar:
     """The app as `roomlog serve` configures it through the environment (for its workers)."""
+    logging.basicConfig(
+        level=os.environ.get("ROOMLOG_LOG_LEVEL", "INFO"),
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
+    logging.getLogger("alembic").setLevel(logging.WARNING)
     settings = Settings(
         late_window=int(float(os.environ.get("ROOMLOG_LATE_WINDOW", "600")) * MICROS),
         max_skew=int(float(os.environ.get("ROOMLOG_MAX_SKEW", "60")) * MICROS),
