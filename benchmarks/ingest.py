@@ -70,7 +70,9 @@ def wait_up(url: str) -> None:
 
 
 def wrk(url: str, headers: dict[str, str], seconds: int, folder: Path) -> tuple[float, int]:
-    lua = "\n".join(f'HEADERS = HEADERS or {{}}; HEADERS["{k}"] = "{v}"' for k, v in headers.items())
+    lua = "\n".join(
+        f'HEADERS = HEADERS or {{}}; HEADERS["{k}"] = "{v}"' for k, v in headers.items()
+    )
     script = folder / "post.lua"
     script.write_text(lua + "\n" + WRK_SCRIPT)
     out = subprocess.run(
@@ -160,21 +162,39 @@ def main() -> None:
     args = parser.parse_args()
     if shutil.which("wrk") is None:
         sys.exit("wrk is needed: apt-get install wrk")
-    print(f"machine: {platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}")
+    print(
+        f"machine: {platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}"
+    )
     python = sys.executable
     with tempfile.TemporaryDirectory() as scratch:
         folder = Path(scratch)
         log = folder / "server.log"
 
         hello = serve(
-            [python, "-m", "uvicorn", "benchmarks.hello:app", "--port", "8710", "--loop",
-             "uvloop", "--http", "httptools", "--log-level", "warning"],
+            [
+                python,
+                "-m",
+                "uvicorn",
+                "benchmarks.hello:app",
+                "--port",
+                "8710",
+                "--loop",
+                "uvloop",
+                "--http",
+                "httptools",
+                "--log-level",
+                "warning",
+            ],
             "http://127.0.0.1:8710/hello",
             log,
         )
         try:
-            floor, _ = wrk("http://127.0.0.1:8710/hello", {"Content-Type": "application/json"},
-                           args.seconds, folder)
+            floor, _ = wrk(
+                "http://127.0.0.1:8710/hello",
+                {"Content-Type": "application/json"},
+                args.seconds,
+                folder,
+            )
         finally:
             stop(hello)
 
@@ -190,7 +210,9 @@ def main() -> None:
             single, bad = wrk("http://127.0.0.1:8711/v1/events", headers, args.seconds, folder)
             if bad:
                 sys.exit(f"{bad} single-event posts failed; see {log}")
-            sqlite_batch = post_batches("http://127.0.0.1:8711", key, batches(args.batches, 1000, "s"))
+            sqlite_batch = post_batches(
+                "http://127.0.0.1:8711", key, batches(args.batches, 1000, "s")
+            )
         finally:
             stop(server)
 
@@ -221,11 +243,17 @@ def main() -> None:
                     connection.execute(f"DROP SCHEMA {schema} CASCADE")
 
     print(f"hello-world POST (floor):        {floor:10,.0f} req/s")
-    print(f"POST /v1/events, 1 event, SQLite: {single:10,.0f} events/s  "
-          f"({single / floor:.0%} of the floor; targets 5,000/s and 40%)")
-    print(f"POST /v1/events, 1,000/batch, SQLite:     {sqlite_batch:10,.0f} events/s (target 200,000)")
+    print(
+        f"POST /v1/events, 1 event, SQLite: {single:10,.0f} events/s  "
+        f"({single / floor:.0%} of the floor; targets 5,000/s and 40%)"
+    )
+    print(
+        f"POST /v1/events, 1,000/batch, SQLite:     {sqlite_batch:10,.0f} events/s (target 200,000)"
+    )
     if pg_batch is not None:
-        print(f"POST /v1/events, 1,000/batch, PostgreSQL: {pg_batch:10,.0f} events/s (target 200,000)")
+        print(
+            f"POST /v1/events, 1,000/batch, PostgreSQL: {pg_batch:10,.0f} events/s (target 200,000)"
+        )
 
 
 if __name__ == "__main__":

@@ -11,7 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import Connection, and_, func, or_, select
+from sqlalchemy import Connection, func, literal, select, tuple_
 
 from roomlog.domain.sessions import MeetingSession
 from roomlog.service.rooms import decode_participants, decode_presence
@@ -100,21 +100,11 @@ def list_meetings(
     clauses = _where(project_id, where)
     newer = False
     if starting_after is not None:
-        start, room = _position(connection, project_id, starting_after)
-        clauses.append(
-            or_(
-                sessions.c.start_at < start,
-                and_(sessions.c.start_at == start, sessions.c.room < room),
-            )
-        )
+        position = tuple_(*map(literal, _position(connection, project_id, starting_after)))
+        clauses.append(tuple_(sessions.c.start_at, sessions.c.room) < position)
     if ending_before is not None:
-        start, room = _position(connection, project_id, ending_before)
-        clauses.append(
-            or_(
-                sessions.c.start_at > start,
-                and_(sessions.c.start_at == start, sessions.c.room > room),
-            )
-        )
+        position = tuple_(*map(literal, _position(connection, project_id, ending_before)))
+        clauses.append(tuple_(sessions.c.start_at, sessions.c.room) > position)
         newer = starting_after is None
     query = select(*_COLUMNS).where(*clauses)
     if newer:
