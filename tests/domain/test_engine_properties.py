@@ -15,7 +15,7 @@ from collections import defaultdict
 from hypothesis import given
 from hypothesis import strategies as st
 
-from roomlog.domain.engine import Room, sessionize
+from roomlog.domain.engine import Room, sessionize, stamp
 from roomlog.domain.events import JOINED, LEFT, MICROS, PresenceEvent
 from roomlog.domain.rules import Rules
 from roomlog.domain.sessions import MeetingSession, session_id
@@ -246,3 +246,32 @@ def test_the_due_instant_is_a_rule_instant_or_a_known_event(
         rules = (0, MIN * MICROS, SOLO * MICROS, RESET * MICROS)
         assert room.due > now
         assert room.due in {t + d for t in starts for d in rules}
+
+
+@given(histories(), st.integers(min_value=0, max_value=80), st.integers(min_value=0, max_value=80))
+def test_who_is_present_does_not_depend_on_what_was_read_before(
+    events: list[PresenceEvent], now_s: int, settle_s: int
+) -> None:
+    now = now_s * MICROS
+    read = Room("r", RULES)
+    for event in events[: len(events) // 2]:
+        read.add(event)
+    read.settle(min(settle_s, now_s) * MICROS)
+    for event in events[len(events) // 2 :]:
+        if read.checkpoint.at is None or event.at >= read.checkpoint.at:
+            read.add(event)
+    read.sessions(now)
+    walked = Room("r", RULES, checkpoint=read.checkpoint)
+    walked.extend(
+        stamp(e) for e in events if read.checkpoint.at is None or e.at >= read.checkpoint.at
+    )
+    assert read.present(now) == walked.present(now)
+    # Against the events themselves: who joined and has not left since, at `now`.
+    last: dict[str, tuple[int, bool]] = {}
+    for e in sorted(events, key=lambda e: (e.at, e.type == JOINED)):
+        if e.at <= now and not (
+            e.type == JOINED and e.participant_id in last and last[e.participant_id][1]
+        ):
+            last[e.participant_id] = (e.at, e.type == JOINED)
+    if read.checkpoint.at is None:
+        assert {p[0] for p in read.present(now)} == {pid for pid, (_, on) in last.items() if on}

@@ -467,6 +467,7 @@ class Room:
         self._unmarked: tuple[list[Interval], list[int], int, int] | None = None
         # After a read at `now`: the next instant at which time alone changes the sessions.
         self.due: int | None = None
+        self._present: tuple[int, list[Presence]] | None = None
         self.extend(events)
 
     def add(self, event: PresenceEvent) -> None:
@@ -527,6 +528,9 @@ class Room:
         self._unmarked = (raw, outcome.idle_at, kept_closed, now)
         self._dirty = None
         self.due = outcome.due
+        # The replay started where the room was empty (a mark) or from the checkpoint's
+        # presences, so its open presences are everyone in the room at `now`.
+        self._present = (now, [(i[2], i[0], i[3], i[4]) for i in raw if i[1] is None])
         return self._closed + ongoing
 
     def present(self, now: int) -> list[Presence]:
@@ -534,6 +538,8 @@ class Room:
 
         `(participant_id, join, user_id, user_name)` tuples, earliest join first.
         """
+        if self._present is not None and self._present[0] == now and self._dirty is None:
+            return sorted(self._present[1], key=itemgetter(1, 0))
         events = self._ordered()
         upto = bisect_right(events, now * 2 + 1, key=_by_stamp)
         open_ = [i for i in _walk(self.checkpoint.present, events[:upto]) if i[1] is None]
@@ -573,6 +579,7 @@ class Room:
         del events[: bisect_left(events, cut * 2, key=_by_stamp)]
         self.checkpoint = outcome.checkpoint
         self._closed, self._marks, self._dirty, self._unmarked = [], [], None, None
+        self._present = None
         return outcome.sessions
 
     @property
