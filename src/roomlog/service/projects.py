@@ -13,7 +13,7 @@ import secrets
 import time
 from typing import Final, NamedTuple
 
-from sqlalchemy import Connection, insert, select, update
+from sqlalchemy import ColumnElement, Connection, insert, select, update
 
 from roomlog.service.arguments import DEFAULT_PROJECT
 from roomlog.service.schema import api_keys, projects
@@ -53,31 +53,25 @@ def _hash(secret: str) -> str:
     return hashlib.sha256(secret.encode()).hexdigest()
 
 
-def find_project(connection: Connection, name: str) -> Project | None:
-    row = connection.execute(
-        select(projects.c.id, projects.c.name, projects.c.public_id, projects.c.secret).where(
-            projects.c.name == name
-        )
-    ).first()
+def _project(connection: Connection, where: ColumnElement[bool]) -> Project | None:
+    columns = (projects.c.id, projects.c.name, projects.c.public_id, projects.c.secret)
+    row = connection.execute(select(*columns).where(where)).first()
     return None if row is None else Project(*row)
+
+
+def find_project(connection: Connection, name: str) -> Project | None:
+    return _project(connection, projects.c.name == name)
 
 
 def project_by_id(connection: Connection, project_id: int) -> Project:
-    row = connection.execute(
-        select(projects.c.id, projects.c.name, projects.c.public_id, projects.c.secret).where(
-            projects.c.id == project_id
-        )
-    ).one()
-    return Project(*row)
+    found = _project(connection, projects.c.id == project_id)
+    if found is None:
+        raise UnknownProject(project_id)
+    return found
 
 
 def project_by_public_id(connection: Connection, public_id: str) -> Project | None:
-    row = connection.execute(
-        select(projects.c.id, projects.c.name, projects.c.public_id, projects.c.secret).where(
-            projects.c.public_id == public_id
-        )
-    ).first()
-    return None if row is None else Project(*row)
+    return _project(connection, projects.c.public_id == public_id)
 
 
 def ensure_project(connection: Connection, name: str) -> tuple[Project, bool]:

@@ -26,7 +26,7 @@ from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.exc import DBAPIError
 from tenacity import retry, retry_if_exception, stop_after_attempt, wait_random_exponential
 
-from roomlog.domain.engine import LateEvent, Stamped
+from roomlog.domain.engine import LateEvent, Stamped, stamp
 from roomlog.domain.events import JOINED, MICROS, PresenceEvent
 from roomlog.domain.rules import DEFAULT_RULES, Rules
 from roomlog.service import rooms as room_state
@@ -100,15 +100,6 @@ def _content(event: PresenceEvent) -> tuple[Any, ...]:
     )
 
 
-def _stamped(event: PresenceEvent) -> Stamped:
-    return (
-        event.at * 2 + (event.type == JOINED),
-        event.participant_id,
-        event.user_id,
-        event.user_name,
-    )
-
-
 class Store:
     def __init__(self, database: Database, settings: Settings | None = None) -> None:
         self.database = database
@@ -177,7 +168,7 @@ class Store:
         for key, (n, index, event) in first.items():
             if key in inserted:
                 results[n].accepted += 1
-                fresh[(key[0], event.room)].append(_stamped(event))
+                fresh[(key[0], event.room)].append(stamp(event))
             elif existing.get(key) == _content(event):
                 results[n].duplicates += 1
             else:
@@ -224,16 +215,7 @@ class Store:
         self, connection: Connection, project_id: int, names: list[str]
     ) -> dict[str, bytes]:
         """Lock the rows of `names` (creating missing ones) in name order; their states."""
-        states: dict[str, bytes] = {}
-        for i in range(0, len(names), _CHUNK):
-            chunk = names[i : i + _CHUNK]
-            query = (
-                select(rooms.c.name, rooms.c.state)
-                .where(rooms.c.project_id == project_id, rooms.c.name.in_(chunk))
-                .order_by(rooms.c.name)
-                .with_for_update()
-            )
-            states.update((row[0], row[1]) for row in connection.execute(query))
+        states = self._locked(connection, project_id, names)
         missing = [n for n in names if n not in states]
         if missing:
             empty = {
@@ -248,9 +230,16 @@ class Store:
                 self._insert(rooms).on_conflict_do_nothing(index_elements=["project_id", "name"]),
                 [{**empty, "name": n} for n in missing],
             )
+            states.update(self._locked(connection, project_id, missing))
+        return states
+
+    @staticmethod
+    def _locked(connection: Connection, project_id: int, names: list[str]) -> dict[str, bytes]:
+        states: dict[str, bytes] = {}
+        for i in range(0, len(names), _CHUNK):
             query = (
                 select(rooms.c.name, rooms.c.state)
-                .where(rooms.c.project_id == project_id, rooms.c.name.in_(missing))
+                .where(rooms.c.project_id == project_id, rooms.c.name.in_(names[i : i + _CHUNK]))
                 .order_by(rooms.c.name)
                 .with_for_update()
             )
