@@ -138,8 +138,8 @@ class _EventsOperation(Operation):
         )
 
 
-_items = msgspec.json.Decoder(list[msgspec.Raw] | dict[str, Any])
-_event_doc = msgspec.json.Decoder(NativeEvent)
+# One event, or an array whose items are judged one by one: one decode either way.
+_document = msgspec.json.Decoder(list[msgspec.Raw] | NativeEvent)
 
 
 def _parse_body(
@@ -158,19 +158,20 @@ def _parse_body(
                 rejected.append(Rejected(index, str(exc)))
     else:
         try:
-            document = _items.decode(body)
+            document = _document.decode(body)
+        except msgspec.ValidationError as exc:  # JSON, but neither an event nor an array
+            raise ApiError(400, INVALID_REQUEST, str(exc)) from None
         except msgspec.DecodeError as exc:
             raise ApiError(400, INVALID_REQUEST, f"the body is not valid JSON: {exc}") from None
-        if isinstance(document, dict):
+        if isinstance(document, NativeEvent):
             try:
-                valid.append((0, parse_event(body)))
+                return [(0, to_presence(document))], rejected
             except InvalidEvent as exc:
                 raise ApiError(400, INVALID_REQUEST, str(exc)) from None
-            return valid, rejected
         for index, raw in enumerate(document):
             try:
-                valid.append((index, to_presence(_event_doc.decode(raw))))
-            except (msgspec.ValidationError, InvalidEvent) as exc:
+                valid.append((index, parse_event(raw)))
+            except InvalidEvent as exc:
                 rejected.append(Rejected(index, str(exc)))
     if len(valid) + len(rejected) > MAX_EVENTS:
         raise ApiError(
