@@ -18,6 +18,7 @@ from roomlog.service.arguments import ENV_URL
 from roomlog.service.db import BadDatabaseUrl, Database, migrate, open_database
 from roomlog.service.projects import (
     DEFAULT_PROJECT,
+    Project,
     UnknownKey,
     create_key,
     ensure_project,
@@ -131,12 +132,18 @@ def _when(micros: int | None) -> str:
     return time.strftime("%Y-%m-%d %H:%M:%SZ", time.gmtime(micros / MICROS))
 
 
-def _projects(args: argparse.Namespace, database: Database) -> int:
-
+def _existing_project(database: Database, name: str, command: str) -> Project | None:
+    """The project called `name`, or None after saying on stderr that there is none."""
     with database.engine.connect() as connection:
-        project = find_project(connection, args.project)
+        project = find_project(connection, name)
     if project is None:
-        print(f"roomlog projects show: no project {args.project!r}", file=sys.stderr)
+        print(f"roomlog {command}: no project {name!r}", file=sys.stderr)
+    return project
+
+
+def _projects(args: argparse.Namespace, database: Database) -> int:
+    project = _existing_project(database, args.project, "projects show")
+    if project is None:
         return 1
     print(f"project: {project.name}")
     print(f"apikey (the JWT claim for VideoSDK-style tokens): {project.public_id}")
@@ -194,10 +201,8 @@ def _import(args: argparse.Namespace, database: Database) -> int:
 
 
 def _rebuild(args: argparse.Namespace, database: Database) -> int:
-    with database.engine.connect() as connection:
-        project = find_project(connection, args.project)
+    project = _existing_project(database, args.project, "rebuild")
     if project is None:
-        print(f"roomlog rebuild: no project {args.project!r}", file=sys.stderr)
         return 1
     rooms = Store(database).rebuild(project, _micros())
     print(f"Rebuilt {rooms} room(s) of project {project.name!r} from the event log.")
