@@ -193,6 +193,14 @@ def test_sessions_are_well_formed(events: list[PresenceEvent], now: int) -> None
     assert [s.id for s in sessionize(events, now)] == [s.id for s in sessions]
 
 
+def fed(events: list[PresenceEvent]) -> Room:
+    """A room that has been given `events`, in their order."""
+    room = Room("r", RULES)
+    for event in events:
+        room.add(event)
+    return room
+
+
 def _frozen(sessions: list[MeetingSession]) -> list[tuple[object, ...]]:
     """What a session is, leaving out how long the ongoing parts have lasted so far."""
     return [
@@ -211,9 +219,7 @@ def _frozen(sessions: list[MeetingSession]) -> list[tuple[object, ...]]:
 def test_nothing_changes_by_time_alone_before_the_room_is_due(
     events: list[PresenceEvent], now_s: int, data: st.DataObject
 ) -> None:
-    room = Room("r", RULES)
-    for event in events:
-        room.add(event)
+    room = fed(events)
     now = now_s * MICROS
     room.sessions(now)
     due = room.due
@@ -225,9 +231,7 @@ def test_nothing_changes_by_time_alone_before_the_room_is_due(
     if last <= first:
         return
     later = data.draw(st.integers(min_value=first, max_value=last))
-    fresh = Room("r", RULES)
-    for event in events:
-        fresh.add(event)
+    fresh = fed(events)
     assert _frozen(fresh.sessions(later)) == _frozen(room.sessions(first))
 
 
@@ -236,9 +240,7 @@ def test_the_due_instant_is_a_rule_instant_or_a_known_event(
     events: list[PresenceEvent], now_s: int
 ) -> None:
     # Either nothing is pending, or the deadline is a rule instant or an event after `now`.
-    room = Room("r", RULES)
-    for event in events:
-        room.add(event)
+    room = fed(events)
     now = now_s * MICROS
     room.sessions(now)
     if room.due is not None:
