@@ -37,6 +37,7 @@ from roomlog.ingest.native import InvalidEvent, NativeEvent, parse_event, to_pre
 from roomlog.service import queries
 from roomlog.service.auth import Authenticator, daily_project, videosdk_project
 from roomlog.service.db import Database, migrate, open_database
+from roomlog.service.delivery import Deliverer, DeliverySettings
 from roomlog.service.errors import (
     INVALID_REQUEST,
     NOT_FOUND,
@@ -48,7 +49,15 @@ from roomlog.service.errors import (
     on_validation,
 )
 from roomlog.service.projects import Project
+from roomlog.service.receivers import (
+    Receivers,
+    ingest_jitsi,
+    ingest_jitsi_project,
+    ingest_provider,
+    put_room_presence,
+)
 from roomlog.service.store import IngestResult, Rejected, Settings, Store, Submission
+from roomlog.service.webhooks import ROUTES as WEBHOOK_ROUTES
 from roomlog.service.writer import Writer
 from roomlog.views.daily import DailyMeeting, DailyParticipant, meeting_object, participant_objects
 from roomlog.views.videosdk import (
@@ -553,16 +562,23 @@ def create_app(
     settings: Settings | None = None,
     clock: Callable[[], int] = _now,
     tick: float = 0.25,
+    delivery: DeliverySettings | None = None,
+    stale_after: int = 0,
 ) -> Litestar:
-    """The API over `database` (migrated on start), with its writer thread."""
+    """The API over `database` (migrated on start), with its writer and webhook threads.
+
+    `stale_after` (µs, 0 for never) closes presences with no event or snapshot for that long.
+    """
     store = Store(database, settings)
 
     @asynccontextmanager
     async def lifespan(app: Litestar) -> AsyncIterator[None]:
         migrate(database)
-        writer = Writer(store, tick=tick, clock=clock)
+        writer = Writer(store, tick=tick, clock=clock, stale_after=stale_after)
         writer.start()
         app.state.writer = writer
+        deliverer = Deliverer(database, store.queued, delivery, clock=clock)
+        deliverer.start()
         # Everything built at start lives as long as the process: keep the collector off it,
         # so that full collections stay short (they showed in the read latency's tail).
         gc.collect()
@@ -570,6 +586,7 @@ def create_app(
         try:
             yield
         finally:
+            deliverer.stop()
             writer.stop()
 
     daily = {"project": Provide(daily_project)}
@@ -581,6 +598,8 @@ def create_app(
         get_meeting_participants,
         get_presence,
         get_room_presence,
+        put_room_presence,
+        *WEBHOOK_ROUTES,
     ):
         handler.dependencies = daily
     for handler in (
@@ -602,6 +621,11 @@ def create_app(
             get_session,
             get_session_participants,
             get_session_active_participants,
+            put_room_presence,
+            *WEBHOOK_ROUTES,
+            ingest_provider,
+            ingest_jitsi,
+            ingest_jitsi_project,
             health,
         ],
         state=State(
@@ -610,6 +634,7 @@ def create_app(
                 "store": store,
                 "clock": clock,
                 "authenticator": Authenticator(database),
+                "receivers": Receivers(database),
             }
         ),
         lifespan=[lifespan],
@@ -653,4 +678,13 @@ def app_from_env() -> Litestar:
         late_window=int(float(os.environ.get("ROOMLOG_LATE_WINDOW", "600")) * MICROS),
         max_skew=int(float(os.environ.get("ROOMLOG_MAX_SKEW", "60")) * MICROS),
     )
-    return create_app(open_database(), settings, tick=float(os.environ.get("ROOMLOG_TICK", "0.25")))
+    delivery = DeliverySettings(
+        retry_base=float(os.environ.get("ROOMLOG_WEBHOOK_RETRY_BASE", "60")),
+    )
+    return create_app(
+        open_database(),
+        settings,
+        tick=float(os.environ.get("ROOMLOG_TICK", "0.25")),
+        delivery=delivery,
+        stale_after=int(float(os.environ.get("ROOMLOG_STALE_AFTER", "0")) * MICROS),
+    )

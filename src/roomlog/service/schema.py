@@ -17,6 +17,7 @@ from sqlalchemy import (
     SmallInteger,
     String,
     Table,
+    Text,
 )
 
 metadata = MetaData()
@@ -88,4 +89,74 @@ sessions = Table(
     Column("participants", LargeBinary, nullable=False),
     Index("sessions_newest", "project_id", "start_at", "room"),
     Index("sessions_by_room", "project_id", "room", "start_at"),
+)
+
+# One provider's credentials for one project (JSON): what its receiver verifies with.
+provider_credentials = Table(
+    "provider_credentials",
+    metadata,
+    Column("project_id", Integer, ForeignKey("projects.id"), primary_key=True),
+    Column("provider", String(32), primary_key=True),
+    Column("config", Text, nullable=False),
+    Column("updated_at", BigInteger, nullable=False),
+)
+
+# When a room snapshot last showed a participant present: the stale-presence timeout counts
+# from the later of this and the participant's join.
+sightings = Table(
+    "sightings",
+    metadata,
+    Column("project_id", Integer, primary_key=True),
+    Column("room", String(256), primary_key=True),
+    Column("participant_id", String(256), primary_key=True),
+    Column("seen_at", BigInteger, nullable=False),
+)
+
+webhooks = Table(
+    "webhooks",
+    metadata,
+    Column("id", String(36), primary_key=True),
+    Column("project_id", Integer, ForeignKey("projects.id"), nullable=False),
+    Column("url", String(2048), nullable=False),
+    Column("hmac", String(256), nullable=False),
+    Column("basic_auth", String(512), nullable=True),
+    Column("retry_type", String(32), nullable=False),
+    Column("event_types", Text, nullable=False),  # JSON list
+    Column("state", String(16), nullable=False),  # ACTIVE | FAILED
+    Column("failed_count", Integer, nullable=False),
+    Column("last_moment_pushed", BigInteger, nullable=True),
+    Column("created_at", BigInteger, nullable=False),
+    Column("updated_at", BigInteger, nullable=False),
+    Index("webhooks_by_project", "project_id"),
+)
+
+# Webhook events waiting to be delivered, and delivered ones (kept as the deliveries' subject).
+# The key makes queuing idempotent: the same event is queued once per webhook.
+outbox = Table(
+    "outbox",
+    metadata,
+    Column("webhook_id", String(36), primary_key=True),
+    Column("event_id", String(36), primary_key=True),
+    Column("type", String(32), nullable=False),
+    Column("payload", LargeBinary, nullable=False),  # the envelope's `payload`, as JSON
+    Column("created_at", BigInteger, nullable=False),
+    Column("status", String(16), nullable=False),  # pending | delivered | failed
+    Column("attempts", Integer, nullable=False),
+    Column("next_attempt_at", BigInteger, nullable=False),
+    Index("outbox_due", "status", "next_attempt_at"),
+)
+
+deliveries = Table(
+    "deliveries",
+    metadata,
+    Column("id", BigInteger().with_variant(Integer, "sqlite"), primary_key=True),
+    Column("webhook_id", String(36), nullable=False),
+    Column("event_id", String(36), nullable=False),
+    Column("type", String(32), nullable=False),
+    Column("attempt", Integer, nullable=False),
+    Column("at", BigInteger, nullable=False),
+    Column("status_code", Integer, nullable=True),
+    Column("error", String(1024), nullable=True),
+    Column("duration_ms", Integer, nullable=False),
+    Index("deliveries_by_webhook", "webhook_id", "id"),
 )

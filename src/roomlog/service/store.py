@@ -14,30 +14,36 @@ previous one committed, so any interleaving ends with the sessions of all the ev
 from __future__ import annotations
 
 import logging
+import threading
 from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, Final
 
 import msgspec
-from sqlalchemy import Connection, and_, bindparam, delete, select, update
+from sqlalchemy import Connection, and_, bindparam, case, delete, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.exc import DBAPIError
 from tenacity import retry, retry_if_exception, stop_after_attempt, wait_random_exponential
 
 from roomlog.domain.engine import LateEvent, Stamped, stamp
-from roomlog.domain.events import JOINED, MICROS, PresenceEvent
+from roomlog.domain.events import JOINED, LEFT, MICROS, EventType, PresenceEvent
 from roomlog.domain.rules import DEFAULT_RULES, Rules
+from roomlog.ingest.webhook import RoomEnd, Snapshot, derived_id
+from roomlog.service import outbox
 from roomlog.service import rooms as room_state
 from roomlog.service.db import Database
 from roomlog.service.projects import Project, project_by_id
-from roomlog.service.schema import events, rooms, sessions
+from roomlog.service.schema import events, rooms, sessions, sightings
 
 log = logging.getLogger("roomlog.store")
 
 # Rows per statement when looking up many keys at once.
 _CHUNK: Final = 500
+# How far back a room end or a snapshot looks for presences still open: one open longer than
+# this is left to its own leave (or to the stale-presence timeout).
+LOOKBACK: Final = 7 * 86_400 * MICROS
 
 
 class Rejected(msgspec.Struct):
@@ -67,10 +73,17 @@ class Settings:
 
 @dataclass(frozen=True, slots=True)
 class Submission:
-    """One request's events for one project, each with its index in the request."""
+    """One request's events for one project, each with its index in the request.
+
+    `room_ends` and `snapshots` become events inside the write transaction, against the event
+    log as it stands: a room end closes every presence open at its instant, a snapshot closes
+    the presences it does not list and opens those it lists that are missing.
+    """
 
     project: Project
     events: Sequence[tuple[int, PresenceEvent]]
+    room_ends: Sequence[tuple[int, RoomEnd]] = ()
+    snapshots: Sequence[tuple[int, Snapshot]] = ()
 
 
 def _transient(exc: BaseException) -> bool:
@@ -106,6 +119,9 @@ class Store:
         self.settings = settings or Settings()
         self._insert = sqlite_insert if database.sqlite else pg_insert
         self._tenants: dict[int, str] = {}
+        # Set when a committed transaction queued webhook events: the deliverer waits on it.
+        self.queued = threading.Event()
+        self._queued = 0
 
     # -- ingest ---------------------------------------------------------------------------
 
@@ -117,8 +133,16 @@ class Store:
 
     @_retrying
     def _ingest(self, submissions: Sequence[Submission], now: int) -> list[IngestResult]:
+        self._queued = 0
         with self.database.engine.begin() as connection:
-            return self._write(connection, submissions, now)
+            results = self._write(connection, submissions, now)
+        self._announced()
+        return results
+
+    def _announced(self) -> None:
+        if self._queued:
+            self._queued = 0
+            self.queued.set()
 
     def _write(
         self, connection: Connection, submissions: Sequence[Submission], now: int
@@ -141,6 +165,10 @@ class Store:
                     repeats.append((n, index, event))
                 else:
                     first[key] = (n, index, event)
+        for n, submission in enumerate(submissions):
+            if submission.room_ends or submission.snapshots:
+                for index, event in self._resolve(connection, submission, first, now):
+                    first.setdefault((submission.project.id, event.id), (n, index, event))
         if not first:
             return results
         rows = [
@@ -182,7 +210,122 @@ class Store:
         for result in results:
             result.rejected.sort(key=lambda r: r.index)
         self._update_rooms(connection, fresh, now)
+        self._announce_participants(connection, first, inserted, now)
         return results
+
+    # -- room ends and snapshots ----------------------------------------------------------
+
+    def _resolve(
+        self,
+        connection: Connection,
+        submission: Submission,
+        pending: dict[tuple[int, str], tuple[int, int, PresenceEvent]],
+        now: int,
+    ) -> list[tuple[int, PresenceEvent]]:
+        """The events that `submission`'s room ends and snapshots stand for."""
+        pid = submission.project.id
+        made: list[tuple[int, PresenceEvent]] = []
+        for index, end in submission.room_ends:
+            present = self._present_at(connection, pid, end.room, end.at, pending)
+            for person, (user_id, user_name) in sorted(present.items()):
+                eid = derived_id(end.id, person)
+                made.append(
+                    (index, PresenceEvent(eid, LEFT, end.room, person, end.at, user_id, user_name))
+                )
+        for index, snap in submission.snapshots:
+            present = self._present_at(connection, pid, snap.room, snap.at, pending)
+            listed = {person: (uid, name) for person, uid, name in snap.people}
+            for person in sorted(set(present) | set(listed)):
+                if (person in present) == (person in listed):
+                    continue
+                kind: EventType = LEFT if person in present else JOINED
+                uid, name = present.get(person) or listed[person]
+                eid = derived_id("snapshot", snap.room, str(snap.at), person, kind)
+                made.append(
+                    (index, PresenceEvent(eid, kind, snap.room, person, snap.at, uid, name))
+                )
+            self._sighted(connection, pid, snap)
+        return made
+
+    def _present_at(
+        self,
+        connection: Connection,
+        project_id: int,
+        room: str,
+        at: int,
+        pending: dict[tuple[int, str], tuple[int, int, PresenceEvent]],
+    ) -> dict[str, tuple[str | None, str | None]]:
+        """Who is present in `room` just before `at` (SESSION-RULES step 1, over the log
+        since `LOOKBACK` and the events waiting in this transaction)."""
+        query = select(
+            events.c.at,
+            events.c.joined,
+            events.c.participant_id,
+            events.c.user_id,
+            events.c.user_name,
+        ).where(
+            events.c.project_id == project_id,
+            events.c.room == room,
+            events.c.at >= at - LOOKBACK,
+            events.c.at < at,
+        )
+        walk: list[Stamped] = [
+            (when * 2 + joined, person, uid, name)
+            for when, joined, person, uid, name in connection.execute(query)
+        ]
+        walk += [
+            stamp(e)
+            for (p, _), (_, _, e) in pending.items()
+            if p == project_id and e.room == room and e.at < at
+        ]
+        walk.sort(key=lambda s: s[0])
+        present: dict[str, tuple[str | None, str | None]] = {}
+        for mark, person, uid, name in walk:
+            if mark & 1:
+                present.setdefault(person, (uid, name))
+            else:
+                present.pop(person, None)
+        return present
+
+    def _sighted(self, connection: Connection, project_id: int, snap: Snapshot) -> None:
+        if not snap.people:
+            return
+        statement = self._insert(sightings)
+        statement = statement.on_conflict_do_update(
+            index_elements=["project_id", "room", "participant_id"],
+            set_={
+                "seen_at": case(
+                    (sightings.c.seen_at > statement.excluded.seen_at, sightings.c.seen_at),
+                    else_=statement.excluded.seen_at,
+                )
+            },
+        )
+        rows = [
+            {"project_id": project_id, "room": snap.room, "participant_id": p, "seen_at": snap.at}
+            for p in sorted({person for person, _, _ in snap.people})
+        ]
+        connection.execute(statement, rows)
+
+    # -- webhooks out ---------------------------------------------------------------------
+
+    def _announce_participants(
+        self,
+        connection: Connection,
+        stored: dict[tuple[int, str], tuple[int, int, PresenceEvent]],
+        inserted: set[tuple[int, str]],
+        now: int,
+    ) -> None:
+        by_project: defaultdict[int, list[PresenceEvent]] = defaultdict(list)
+        for key in sorted(inserted):
+            by_project[key[0]].append(stored[key][2])
+        for pid, fresh in by_project.items():
+            subs = self._subscribers(connection, pid)
+            if subs:
+                items = outbox.participant_events(connection, pid, fresh)
+                self._queued += outbox.queue(connection, self.database.sqlite, subs, items, now)
+
+    def _subscribers(self, connection: Connection, project_id: int) -> list[outbox.Subscriber]:
+        return outbox.subscribers(connection, project_id)
 
     def _existing(
         self, connection: Connection, keys: list[tuple[int, str]]
@@ -262,7 +405,7 @@ class Store:
                 name: self._advance(connection, pid, name, states[name], fresh[(pid, name)], now)
                 for name in names
             }
-            self._apply(connection, pid, writes)
+            self._apply(connection, pid, writes, now)
 
     def _tenant(self, connection: Connection, project_id: int) -> str:
         name = self._tenants.get(project_id)
@@ -330,7 +473,11 @@ class Store:
         )
 
     def _apply(
-        self, connection: Connection, project_id: int, writes: dict[str, room_state.RoomWrite]
+        self,
+        connection: Connection,
+        project_id: int,
+        writes: dict[str, room_state.RoomWrite],
+        now: int,
     ) -> None:
         replaced = [name for name, w in writes.items() if w.replace_all]
         for name in replaced:
@@ -362,6 +509,12 @@ class Store:
                 },
             )
             connection.execute(statement, upserts)
+            # A rebuilt room announces nothing: its sessions were announced as they happened.
+            changed = [row for w in writes.values() if not w.replace_all for row in w.upserts]
+            subs = self._subscribers(connection, project_id) if changed else []
+            if subs:
+                items = outbox.meeting_events(project_id, changed)
+                self._queued += outbox.queue(connection, self.database.sqlite, subs, items, now)
         connection.execute(
             update(rooms).where(
                 and_(rooms.c.project_id == bindparam("p"), rooms.c.name == bindparam("n"))
@@ -388,6 +541,7 @@ class Store:
 
     @_retrying
     def _tick(self, now: int, limit: int) -> int:
+        self._queued = 0
         with self.database.engine.begin() as connection:
             query = (
                 select(rooms.c.project_id, rooms.c.name, rooms.c.state)
@@ -404,8 +558,52 @@ class Store:
                     name: self._advance(connection, pid, name, blob, [], now)
                     for name, blob in states.items()
                 }
-                self._apply(connection, pid, writes)
-            return sum(len(s) for s in due.values())
+                self._apply(connection, pid, writes, now)
+        self._announced()
+        return sum(len(s) for s in due.values())
+
+    def close_stale(self, now: int, stale_after: int) -> int:
+        """End every presence with no event and no snapshot for `stale_after`, at the last
+        time it was seen (its join, or the latest snapshot listing it); how many."""
+        cutoff = now - stale_after
+        closing: defaultdict[int, list[tuple[int, PresenceEvent]]] = defaultdict(list)
+        with self.database.engine.connect() as connection:
+            occupied = connection.execute(
+                select(rooms.c.project_id, rooms.c.name, rooms.c.presence).where(
+                    rooms.c.occupancy > 0
+                )
+            ).all()
+            for pid, name, blob in occupied:
+                _, people = room_state.decode_presence(blob)
+                seen = {
+                    person: at
+                    for person, at in connection.execute(
+                        select(sightings.c.participant_id, sightings.c.seen_at).where(
+                            sightings.c.project_id == pid, sightings.c.room == name
+                        )
+                    )
+                }
+                for person, join, user_id, user_name in people:
+                    last = max(join, seen.get(person, join))
+                    if last > cutoff:
+                        continue
+                    log.info(
+                        "closing the presence of %r in room %r of project %r at its last"
+                        " sighting, %.0f s ago: no event or snapshot since",
+                        person,
+                        name,
+                        self._tenant(connection, pid),
+                        (now - last) / MICROS,
+                    )
+                    eid = derived_id("stale", name, person, str(last))
+                    event = PresenceEvent(eid, LEFT, name, person, last, user_id, user_name)
+                    closing[pid].append((len(closing[pid]), event))
+            submissions = [
+                Submission(project_by_id(connection, pid), found) for pid, found in closing.items()
+            ]
+        if submissions:
+            self.ingest(submissions, now)
+        return sum(len(found) for found in closing.values())
 
     # -- rebuild --------------------------------------------------------------------------
 
@@ -428,7 +626,7 @@ class Store:
         with self.database.engine.begin() as connection:
             self._lock_rooms(connection, project_id, names)
             writes = {name: self._rebuilt(connection, project_id, name, now) for name in names}
-            self._apply(connection, project_id, writes)
+            self._apply(connection, project_id, writes, now)
 
 
 def _conflict(index: int, event: PresenceEvent) -> Rejected:

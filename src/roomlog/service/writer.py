@@ -17,6 +17,7 @@ import time
 from collections.abc import Callable
 from typing import Final
 
+from roomlog.domain.events import MICROS
 from roomlog.service.store import IngestResult, Store, Submission
 
 log = logging.getLogger("roomlog.writer")
@@ -41,11 +42,18 @@ def _answer(future: asyncio.Future[IngestResult], outcome: IngestResult | BaseEx
 
 class Writer:
     def __init__(
-        self, store: Store, tick: float = 0.25, clock: Callable[[], int] = _micros
+        self,
+        store: Store,
+        tick: float = 0.25,
+        clock: Callable[[], int] = _micros,
+        stale_after: int = 0,
     ) -> None:
         self.store = store
         self.tick = tick
         self.clock = clock
+        # µs without an event or a snapshot after which a presence is closed; 0: never.
+        self.stale_after = stale_after
+        self._next_sweep = 0.0
         self._queue: queue.SimpleQueue[Waiting | None] = queue.SimpleQueue()
         self._thread = threading.Thread(target=self._run, name="roomlog-writer", daemon=True)
         self._stopping = False
@@ -119,3 +127,11 @@ class Writer:
                     break
         except Exception:
             log.exception("applying the passage of time failed; retrying at the next tick")
+        if self.stale_after and time.monotonic() >= self._next_sweep:
+            # A tenth of the timeout between sweeps (at most a minute): a stale presence is
+            # closed within 10% of the timeout after it went stale.
+            self._next_sweep = time.monotonic() + min(60.0, self.stale_after / MICROS / 10)
+            try:
+                self.store.close_stale(self.clock(), self.stale_after)
+            except Exception:
+                log.exception("closing stale presences failed; retrying at the next sweep")

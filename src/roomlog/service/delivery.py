@@ -1,0 +1,290 @@
+"""Delivering webhook events from the outbox: at least once, signed as Daily signs them.
+
+One thread per process claims due events (`FOR UPDATE SKIP LOCKED` on PostgreSQL, so several
+processes share the work), pushes back their next attempt by a lease so that a crash mid-send
+means a resend, not a loss, posts them concurrently, and records each attempt.
+A webhook's `retryType` decides what a failure does:
+- `circuit-breaker`: the event is retried with backoff; after `trip_after` consecutive
+  failures the webhook goes `FAILED` and nothing is sent to it until it is updated again;
+- `exponential`: the event is retried up to `max_retries` times with backoff (doubling from
+  `retry_base`, at most `max_backoff`), then given up; the webhook stays active.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import logging
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any, Final, NamedTuple
+
+import httpx
+import msgspec
+from sqlalchemy import Connection, and_, bindparam, select, update
+
+from roomlog.domain.events import MICROS
+from roomlog.ingest.daily import signature
+from roomlog.service.db import Database
+from roomlog.service.schema import deliveries, outbox, webhooks
+
+log = logging.getLogger("roomlog.webhooks")
+
+VERSION: Final = "1.0.0"
+CIRCUIT_BREAKER: Final = "circuit-breaker"
+EXPONENTIAL: Final = "exponential"
+
+
+@dataclass(frozen=True, slots=True)
+class DeliverySettings:
+    retry_base: float = 60.0  # seconds before the first retry; doubled for each one after
+    max_backoff: float = 900.0
+    max_retries: int = 5
+    trip_after: int = 3
+    timeout: float = 10.0
+    batch: int = 200
+    # A claimed event not recorded within this long (the process died) is sent again.
+    lease: float = 60.0
+
+    def backoff(self, attempts: int) -> int:
+        """µs to wait after the `attempts`-th failed attempt."""
+        delay = min(self.max_backoff, self.retry_base * 2 ** max(0, attempts - 1))
+        return int(delay * MICROS)
+
+
+class Claimed(NamedTuple):
+    webhook_id: str
+    event_id: str
+    type: str
+    payload: bytes
+    attempts: int
+    url: str
+    hmac: str
+    basic_auth: str | None
+    retry_type: str
+
+
+class Outcome(NamedTuple):
+    item: Claimed
+    at: int
+    status_code: int | None
+    error: str | None
+    duration_ms: int
+
+    @property
+    def ok(self) -> bool:
+        return self.status_code is not None and 200 <= self.status_code < 300
+
+
+def envelope(kind: str, event_id: str, payload: bytes, sent_at: int) -> bytes:
+    """Daily's webhook body around a stored payload."""
+    head = msgspec.json.encode(
+        {"version": VERSION, "type": kind, "id": event_id, "event_ts": sent_at / MICROS}
+    )
+    return head[:-1] + b',"payload":' + payload + b"}"
+
+
+def signed_headers(
+    secret: str, body: bytes, sent_at: int, basic_auth: str | None
+) -> dict[str, str]:
+    timestamp = str(sent_at // MICROS)
+    headers = {
+        "Content-Type": "application/json",
+        "X-Webhook-Timestamp": timestamp,
+        "X-Webhook-Signature": signature(secret, timestamp, body),
+    }
+    if basic_auth:
+        headers["Authorization"] = "Basic " + base64.b64encode(basic_auth.encode()).decode()
+    return headers
+
+
+def _micros() -> int:
+    return time.time_ns() // 1000
+
+
+class Deliverer:
+    def __init__(
+        self,
+        database: Database,
+        wake: threading.Event,
+        settings: DeliverySettings | None = None,
+        clock: Callable[[], int] = _micros,
+        idle: float = 0.5,
+    ) -> None:
+        self.database = database
+        self.settings = settings or DeliverySettings()
+        self.clock = clock
+        self.idle = idle
+        self._wake = wake
+        self._stopping = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="roomlog-webhooks", daemon=True)
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stopping.set()
+        self._wake.set()
+        self._thread.join(timeout=30)
+
+    def _run(self) -> None:
+        asyncio.run(self._loop())
+
+    async def _loop(self) -> None:
+        limits = httpx.Limits(max_connections=64, max_keepalive_connections=64)
+        async with httpx.AsyncClient(timeout=self.settings.timeout, limits=limits) as client:
+            while not self._stopping.is_set():
+                try:
+                    claimed = self.claim()
+                    if claimed:
+                        outcomes = await asyncio.gather(*(self._send(client, c) for c in claimed))
+                        self.record(list(outcomes))
+                        continue
+                except Exception:
+                    log.exception("delivering webhooks failed; trying again shortly")
+                await asyncio.to_thread(self._wake.wait, self.idle)
+                self._wake.clear()
+
+    async def _send(self, client: httpx.AsyncClient, item: Claimed) -> Outcome:
+        sent_at = self.clock()
+        body = envelope(item.type, item.event_id, item.payload, sent_at)
+        headers = signed_headers(item.hmac, body, sent_at, item.basic_auth)
+        started = time.perf_counter()
+        try:
+            answer = await client.post(item.url, content=body, headers=headers)
+            code, error = answer.status_code, None
+            if not 200 <= code < 300:
+                error = f"the endpoint answered {code}"
+        except httpx.HTTPError as exc:
+            code, error = None, f"{type(exc).__name__}: {exc}"[:1000]
+        elapsed = int((time.perf_counter() - started) * 1000)
+        return Outcome(item, sent_at, code, error, elapsed)
+
+    # -- the outbox -----------------------------------------------------------------------
+
+    def claim(self) -> list[Claimed]:
+        """Due events of active webhooks, leased to this process."""
+        now = self.clock()
+        query = (
+            select(
+                outbox.c.webhook_id,
+                outbox.c.event_id,
+                outbox.c.type,
+                outbox.c.payload,
+                outbox.c.attempts,
+                webhooks.c.url,
+                webhooks.c.hmac,
+                webhooks.c.basic_auth,
+                webhooks.c.retry_type,
+            )
+            .join(webhooks, webhooks.c.id == outbox.c.webhook_id)
+            .where(
+                outbox.c.status == "pending",
+                outbox.c.next_attempt_at <= now,
+                webhooks.c.state == "ACTIVE",
+            )
+            .order_by(outbox.c.next_attempt_at)
+            .limit(self.settings.batch)
+            .with_for_update(of=outbox, skip_locked=True)
+        )
+        with self.database.engine.begin() as connection:
+            claimed = [Claimed(*row) for row in connection.execute(query)]
+            if claimed:
+                _reschedule(
+                    connection,
+                    [(c.webhook_id, c.event_id) for c in claimed],
+                    now + int(self.settings.lease * MICROS),
+                )
+        return claimed
+
+    def record(self, outcomes: list[Outcome]) -> None:
+        settings = self.settings
+        with self.database.engine.begin() as connection:
+            connection.execute(
+                deliveries.insert(),
+                [
+                    {
+                        "webhook_id": o.item.webhook_id,
+                        "event_id": o.item.event_id,
+                        "type": o.item.type,
+                        "attempt": o.item.attempts + 1,
+                        "at": o.at,
+                        "status_code": o.status_code,
+                        "error": o.error,
+                        "duration_ms": o.duration_ms,
+                    }
+                    for o in outcomes
+                ],
+            )
+            hooks = {o.item.webhook_id for o in outcomes}
+            state = {
+                wid: [hook_state, failed]
+                for wid, hook_state, failed in connection.execute(
+                    select(webhooks.c.id, webhooks.c.state, webhooks.c.failed_count).where(
+                        webhooks.c.id.in_(sorted(hooks))
+                    )
+                )
+            }
+            rows: list[dict[str, Any]] = []
+            pushed: dict[str, int] = {}
+            for o in sorted(outcomes, key=lambda o: o.at):
+                item, attempts = o.item, o.item.attempts + 1
+                row = {"w": item.webhook_id, "e": item.event_id, "att": attempts}
+                current = state.get(item.webhook_id)
+                if o.ok:
+                    rows.append({**row, "st": "delivered", "nx": o.at})
+                    pushed[item.webhook_id] = o.at
+                    if current is not None:
+                        current[1] = 0
+                    continue
+                retry_at = o.at + settings.backoff(attempts)
+                if item.retry_type == EXPONENTIAL and attempts > settings.max_retries:
+                    log.warning(
+                        "webhook %s: gave up on event %s after %d attempts (%s)",
+                        item.webhook_id,
+                        item.event_id,
+                        attempts,
+                        o.error,
+                    )
+                    rows.append({**row, "st": "failed", "nx": o.at})
+                    continue
+                rows.append({**row, "st": "pending", "nx": retry_at})
+                if item.retry_type == CIRCUIT_BREAKER and current is not None:
+                    current[1] += 1
+                    if current[1] >= settings.trip_after and current[0] == "ACTIVE":
+                        current[0] = "FAILED"
+                        log.warning(
+                            "webhook %s FAILED after %d consecutive failures (%s);"
+                            " update it to send again",
+                            item.webhook_id,
+                            current[1],
+                            o.error,
+                        )
+            connection.execute(
+                update(outbox)
+                .where(
+                    and_(outbox.c.webhook_id == bindparam("w"), outbox.c.event_id == bindparam("e"))
+                )
+                .values(
+                    status=bindparam("st"),
+                    attempts=bindparam("att"),
+                    next_attempt_at=bindparam("nx"),
+                ),
+                rows,
+            )
+            for wid, (hook_state, failed) in state.items():
+                values: dict[str, Any] = {"state": hook_state, "failed_count": failed}
+                if wid in pushed:
+                    values["last_moment_pushed"] = pushed[wid]
+                connection.execute(update(webhooks).where(webhooks.c.id == wid).values(**values))
+
+
+def _reschedule(connection: Connection, keys: list[tuple[str, str]], at: int) -> None:
+    connection.execute(
+        update(outbox)
+        .where(and_(outbox.c.webhook_id == bindparam("w"), outbox.c.event_id == bindparam("e")))
+        .values(next_attempt_at=at),
+        [{"w": w, "e": e} for w, e in keys],
+    )
