@@ -8,7 +8,24 @@ from typing import Final
 
 ENV_URL: Final = "ROOMLOG_DATABASE_URL"
 DEFAULT_PROJECT: Final = "default"
-SERVICE_COMMANDS: Final = ("serve", "keys", "projects", "import", "rebuild")
+SERVICE_COMMANDS: Final = ("serve", "keys", "projects", "providers", "import", "rebuild")
+# Each provider's credential options (`api_key` is `--api-key`); `roomlog.service.providers`
+# has the same fields, and `public_key_file` stores the file's content as `public_key`.
+PROVIDER_OPTIONS: Final = {
+    "livekit": ("api_key", "api_secret"),
+    "daily": ("hmac",),
+    "twilio": ("auth_token",),
+    "videosdk": ("public_key_file",),
+    "jitsi": ("secret",),
+}
+_OPTION_HELP: Final = {
+    "api_key": "the LiveKit API key (the JWT issuer)",
+    "api_secret": "the LiveKit API secret",
+    "hmac": "the webhook's base64 HMAC secret, as Daily shows it",
+    "auth_token": "the Twilio account's auth token",
+    "public_key_file": "a PEM file with VideoSDK's RSA public key for webhooks",
+    "secret": "the secret event_sync sends as `Authorization: Bearer <secret>`",
+}
 
 
 def add_commands(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -39,6 +56,20 @@ def add_commands(commands: argparse._SubParsersAction[argparse.ArgumentParser]) 
         metavar="S",
         help="how far in the future an event may be stamped (default 60 s)",
     )
+    serve.add_argument(
+        "--stale-after",
+        type=float,
+        default=0.0,
+        metavar="S",
+        help="close a presence with no event or snapshot for this long (default 0: never)",
+    )
+    serve.add_argument(
+        "--webhook-retry-base",
+        type=float,
+        default=60.0,
+        metavar="S",
+        help="first retry of a failed webhook delivery after this long, doubling (default 60 s)",
+    )
 
     keys = commands.add_parser("keys", help="create, list and revoke API keys")
     key_commands = keys.add_subparsers(dest="keys_command", required=True, metavar="ACTION")
@@ -59,6 +90,24 @@ def add_commands(commands: argparse._SubParsersAction[argparse.ArgumentParser]) 
     show = project_commands.add_parser("show", help="public id (JWT `apikey`) and secret")
     show.add_argument("--project", default=DEFAULT_PROJECT, metavar="NAME")
     database_option(show)
+
+    providers = commands.add_parser("providers", help="set and list media-server credentials")
+    provider_commands = providers.add_subparsers(
+        dest="providers_command", required=True, metavar="ACTION"
+    )
+    setting = provider_commands.add_parser("set", help="set a provider's credentials")
+    each = setting.add_subparsers(dest="provider", required=True, metavar="PROVIDER")
+    for name, options in PROVIDER_OPTIONS.items():
+        one = each.add_parser(name, help=f"{name} webhooks")
+        one.add_argument("--project", default=DEFAULT_PROJECT, metavar="NAME")
+        for option in options:
+            one.add_argument(
+                "--" + option.replace("_", "-"), required=True, help=_OPTION_HELP[option]
+            )
+        database_option(one)
+    shown = provider_commands.add_parser("list", help="list credentials, secrets masked")
+    shown.add_argument("--project", metavar="NAME")
+    database_option(shown)
 
     load = commands.add_parser("import", help="store NDJSON events as the API would")
     load.add_argument("file", metavar="FILE", help="NDJSON file, or - for stdin")

@@ -1,4 +1,4 @@
-"""The service's commands: `serve`, `keys`, `projects`, `import` and `rebuild`."""
+"""The service's commands: `serve`, `keys`, `projects`, `providers`, `import`, `rebuild`."""
 
 from __future__ import annotations
 
@@ -13,8 +13,9 @@ import uvicorn
 
 from roomlog.domain.events import MICROS, PresenceEvent
 from roomlog.ingest.native import InvalidEvent, parse_event
+from roomlog.ingest.videosdk import public_key
 from roomlog.service import demo
-from roomlog.service.arguments import ENV_URL
+from roomlog.service.arguments import ENV_URL, PROVIDER_OPTIONS
 from roomlog.service.db import BadDatabaseUrl, Database, migrate, open_database
 from roomlog.service.projects import (
     DEFAULT_PROJECT,
@@ -27,6 +28,7 @@ from roomlog.service.projects import (
     project_count,
     revoke_key,
 )
+from roomlog.service.providers import list_credentials, masked, set_credentials
 from roomlog.service.store import IngestResult, Settings, Store, Submission
 
 IMPORT_CHUNK: Final = 5_000
@@ -51,6 +53,8 @@ def run(args: argparse.Namespace) -> int:
             return _keys(args, database)
         if args.command == "projects":
             return _projects(args, database)
+        if args.command == "providers":
+            return _providers(args, database)
         if args.command == "import":
             return _import(args, database)
         if args.command == "rebuild":
@@ -82,6 +86,8 @@ def _serve(args: argparse.Namespace, database: Database) -> int:
     os.environ[ENV_URL] = database.url
     os.environ["ROOMLOG_LATE_WINDOW"] = str(args.late_window)
     os.environ["ROOMLOG_MAX_SKEW"] = str(args.max_skew)
+    os.environ["ROOMLOG_STALE_AFTER"] = str(args.stale_after)
+    os.environ["ROOMLOG_WEBHOOK_RETRY_BASE"] = str(args.webhook_retry_base)
     print(f"roomlog on http://{args.host}:{args.port} (OpenAPI: /schema)", flush=True)
     uvicorn.run(
         "roomlog.service.app:app_from_env",
@@ -148,6 +154,40 @@ def _projects(args: argparse.Namespace, database: Database) -> int:
     print(f"project: {project.name}")
     print(f"apikey (the JWT claim for VideoSDK-style tokens): {project.public_id}")
     print(f"secret (signs those tokens, HS256): {project.secret}")
+    return 0
+
+
+def _providers(args: argparse.Namespace, database: Database) -> int:
+    if args.providers_command == "list":
+        with database.engine.connect() as connection:
+            found = list_credentials(connection, args.project)
+        print(f"{'PROJECT':<20} {'PROVIDER':<10} {'UPDATED':<22} CREDENTIALS")
+        for entry in found:
+            shown = " ".join(f"{k}={v}" for k, v in masked(entry.provider, entry.values).items())
+            print(f"{entry.project:<20} {entry.provider:<10} {_when(entry.updated_at):<22} {shown}")
+        return 0
+    values: dict[str, str] = {}
+    for option in PROVIDER_OPTIONS[args.provider]:
+        given: str = getattr(args, option)
+        if option == "public_key_file":
+            try:
+                with open(given, encoding="utf-8") as pem:
+                    values["public_key"] = pem.read()
+                public_key(values["public_key"])
+            except (OSError, ValueError) as exc:
+                print(f"roomlog providers set: {given}: {exc}", file=sys.stderr)
+                return EXIT_INVALID
+        elif not given.strip():
+            print(f"roomlog providers set: --{option.replace('_', '-')} is empty", file=sys.stderr)
+            return EXIT_INVALID
+        else:
+            values[option] = given.strip()
+    with database.engine.begin() as connection:
+        project, created = ensure_project(connection, args.project)
+        set_credentials(connection, project.id, args.provider, values)
+    if created:
+        print(f"Created project {project.name!r}.")
+    print(f"Set the {args.provider} credentials of project {project.name!r}.")
     return 0
 
 
