@@ -123,6 +123,7 @@ async def _store(
             project,
             [(0, e) for e in mapped.events],
             room_ends=[(0, end) for end in mapped.room_ends],
+            id_is_identity=True,
         )
     )
     for rejected in result.rejected:

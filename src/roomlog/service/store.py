@@ -84,6 +84,9 @@ class Submission:
     events: Sequence[tuple[int, PresenceEvent]]
     room_ends: Sequence[tuple[int, RoomEnd]] = ()
     snapshots: Sequence[tuple[int, Snapshot]] = ()
+    # A provider's redelivery may differ from the first delivery where the provider sends no
+    # time (roomlog stamps arrival): its id alone says it is the same event.
+    id_is_identity: bool = False
 
 
 def _transient(exc: BaseException) -> bool:
@@ -197,13 +200,15 @@ class Store:
             if key in inserted:
                 results[n].accepted += 1
                 fresh[(key[0], event.room)].append(stamp(event))
-            elif existing.get(key) == _content(event):
+            elif existing.get(key) == _content(event) or (
+                key in existing and submissions[n].id_is_identity
+            ):
                 results[n].duplicates += 1
             else:
                 results[n].rejected.append(_conflict(index, event))
         for n, index, event in repeats:
             _, _, kept = first[(submissions[n].project.id, event.id)]
-            if _content(kept) == _content(event):
+            if _content(kept) == _content(event) or submissions[n].id_is_identity:
                 results[n].duplicates += 1
             else:
                 results[n].rejected.append(_conflict(index, event))
