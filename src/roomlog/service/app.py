@@ -564,10 +564,12 @@ def create_app(
     tick: float = 0.25,
     delivery: DeliverySettings | None = None,
     stale_after: int = 0,
+    deliver: bool = True,
 ) -> Litestar:
     """The API over `database` (migrated on start), with its writer and webhook threads.
 
     `stale_after` (µs, 0 for never) closes presences with no event or snapshot for that long.
+    Without `deliver`, no thread sends webhooks (a test drives `Deliverer.run_once` instead).
     """
     store = Store(database, settings)
 
@@ -578,7 +580,8 @@ def create_app(
         writer.start()
         app.state.writer = writer
         deliverer = Deliverer(database, store.queued, delivery, clock=clock)
-        deliverer.start()
+        if deliver:
+            deliverer.start()
         # Everything built at start lives as long as the process: keep the collector off it,
         # so that full collections stay short (they showed in the read latency's tail).
         gc.collect()
@@ -586,7 +589,8 @@ def create_app(
         try:
             yield
         finally:
-            deliverer.stop()
+            if deliver:
+                deliverer.stop()
             writer.stop()
 
     daily = {"project": Provide(daily_project)}

@@ -132,20 +132,37 @@ class Deliverer:
     def _run(self) -> None:
         asyncio.run(self._loop())
 
-    async def _loop(self) -> None:
+    def _client(self) -> httpx.AsyncClient:
         limits = httpx.Limits(max_connections=64, max_keepalive_connections=64)
-        async with httpx.AsyncClient(timeout=self.settings.timeout, limits=limits) as client:
+        return httpx.AsyncClient(timeout=self.settings.timeout, limits=limits)
+
+    async def _loop(self) -> None:
+        async with self._client() as client:
             while not self._stopping.is_set():
                 try:
-                    claimed = self.claim()
-                    if claimed:
-                        outcomes = await asyncio.gather(*(self._send(client, c) for c in claimed))
-                        self.record(list(outcomes))
+                    if await self._round(client):
                         continue
                 except Exception:
                     log.exception("delivering webhooks failed; trying again shortly")
                 await asyncio.to_thread(self._wake.wait, self.idle)
                 self._wake.clear()
+
+    async def _round(self, client: httpx.AsyncClient) -> int:
+        """Send what is due now; how many attempts were made."""
+        claimed = self.claim()
+        if claimed:
+            outcomes = await asyncio.gather(*(self._send(client, c) for c in claimed))
+            self.record(list(outcomes))
+        return len(claimed)
+
+    def run_once(self) -> int:
+        """One round outside the thread (for `roomlog` tools and tests); attempts made."""
+
+        async def once() -> int:
+            async with self._client() as client:
+                return await self._round(client)
+
+        return asyncio.run(once())
 
     async def _send(self, client: httpx.AsyncClient, item: Claimed) -> Outcome:
         sent_at = self.clock()
