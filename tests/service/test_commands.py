@@ -1,4 +1,4 @@
-"""The service's commands: serve, keys, projects, import, rebuild."""
+"""The service's commands: serve, keys, projects, providers, import, rebuild."""
 
 from __future__ import annotations
 
@@ -12,6 +12,8 @@ import httpx
 import pytest
 
 from roomlog.cli import main
+from roomlog.service.arguments import PROVIDER_OPTIONS
+from roomlog.service.providers import PROVIDERS
 from tests.service.helpers import joined, left
 from tests.service.servers import free_port
 
@@ -112,3 +114,38 @@ def test_serve_creates_a_project_prints_its_key_and_loads_the_demo(tmp_path: Pat
     finally:
         process.terminate()
         process.wait(timeout=20)
+
+
+def test_providers_set_and_list_with_secrets_masked(database_url: str, tmp_path: Path) -> None:
+    secret = "a-livekit-secret-that-must-not-show"
+    done = roomlog(
+        "providers", "set", "livekit", "--api-key", "APIabc", "--api-secret", secret,
+        "--project", "acme", "--database-url", database_url,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    jitsi = roomlog(
+        "providers", "set", "jitsi", "--secret", "s3cr3t-value", "--database-url", database_url
+    )
+    assert jitsi.returncode == 0, jitsi.stderr
+    listing = roomlog("providers", "list", "--database-url", database_url)
+    assert listing.returncode == 0
+    assert "APIabc" in listing.stdout and "****show" in listing.stdout
+    assert secret not in listing.stdout and "s3cr3t-value" not in listing.stdout
+    only = roomlog("providers", "list", "--project", "acme", "--database-url", database_url)
+    assert "jitsi" not in only.stdout and "livekit" in only.stdout
+    missing = roomlog("providers", "set", "daily", "--database-url", database_url)
+    assert missing.returncode == 2 and "--hmac" in missing.stderr
+    not_pem = tmp_path / "key.pem"
+    not_pem.write_text("not a key")
+    refused = roomlog(
+        "providers", "set", "videosdk", "--public-key-file", str(not_pem),
+        "--database-url", database_url,
+    )  # fmt: skip
+    assert refused.returncode == 2 and "key.pem" in refused.stderr
+
+
+def test_the_cli_options_match_the_providers() -> None:
+    assert set(PROVIDER_OPTIONS) == set(PROVIDERS)
+    for name, options in PROVIDER_OPTIONS.items():
+        stored = tuple(o.removesuffix("_file") for o in options)
+        assert stored == PROVIDERS[name].fields
