@@ -29,6 +29,7 @@ bench: $(STAMP)
 	$(BIN)/python benchmarks/sessionize.py
 	$(BIN)/python benchmarks/ingest.py
 	$(BIN)/python benchmarks/reads.py
+	$(BIN)/python -m benchmarks.webhooks
 
 clean:
 	rm -rf $(VENV) .mypy_cache .pytest_cache .ruff_cache .hypothesis

@@ -41,7 +41,7 @@ POSTGRES = os.environ.get("ROOMLOG_BENCH_POSTGRES_URL", "postgresql://postgres@1
 WRK_SCRIPT = """
 local counter = 0
 local thread_id = 0
-setup = function(thread) thread:set("tid", thread_id); thread_id = thread_id + 1 end
+setup = function(thread) thread:set("tid", (RUN or "") .. thread_id); thread_id = thread_id + 1 end
 init = function(args) counter = 0 end
 request = function()
   counter = counter + 1

@@ -21,7 +21,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Final, NamedTuple
 
-import httpx
+import aiohttp
 import msgspec
 from sqlalchemy import Connection, and_, bindparam, select, update
 
@@ -44,7 +44,8 @@ class DeliverySettings:
     max_retries: int = 5
     trip_after: int = 3
     timeout: float = 10.0
-    batch: int = 200
+    batch: int = 500
+    connections: int = 64
     # A claimed event not recorded within this long (the process died) is sent again.
     lease: float = 60.0
 
@@ -132,9 +133,14 @@ class Deliverer:
     def _run(self) -> None:
         asyncio.run(self._loop())
 
-    def _client(self) -> httpx.AsyncClient:
-        limits = httpx.Limits(max_connections=64, max_keepalive_connections=64)
-        return httpx.AsyncClient(timeout=self.settings.timeout, limits=limits)
+    def _client(self) -> aiohttp.ClientSession:
+        # The timeouts are per connection attempt and per read, not per request: a request
+        # waiting for one of the pool's connections has not timed out.
+        timeout = aiohttp.ClientTimeout(
+            total=None, sock_connect=self.settings.timeout, sock_read=self.settings.timeout
+        )
+        connector = aiohttp.TCPConnector(limit=self.settings.connections)
+        return aiohttp.ClientSession(connector=connector, timeout=timeout)
 
     async def _loop(self) -> None:
         async with self._client() as client:
@@ -147,7 +153,7 @@ class Deliverer:
                 await asyncio.to_thread(self._wake.wait, self.idle)
                 self._wake.clear()
 
-    async def _round(self, client: httpx.AsyncClient) -> int:
+    async def _round(self, client: aiohttp.ClientSession) -> int:
         """Send what is due now; how many attempts were made."""
         claimed = self.claim()
         if claimed:
@@ -164,18 +170,20 @@ class Deliverer:
 
         return asyncio.run(once())
 
-    async def _send(self, client: httpx.AsyncClient, item: Claimed) -> Outcome:
+    async def _send(self, client: aiohttp.ClientSession, item: Claimed) -> Outcome:
         sent_at = self.clock()
         body = envelope(item.type, item.event_id, item.payload, sent_at)
         headers = signed_headers(item.hmac, body, sent_at, item.basic_auth)
         started = time.perf_counter()
+        code: int | None = None
         try:
-            answer = await client.post(item.url, content=body, headers=headers)
-            code, error = answer.status_code, None
+            async with client.post(item.url, data=body, headers=headers) as answer:
+                await answer.read()
+                code, error = answer.status, None
             if not 200 <= code < 300:
                 error = f"the endpoint answered {code}"
-        except httpx.HTTPError as exc:
-            code, error = None, f"{type(exc).__name__}: {exc}"[:1000]
+        except (aiohttp.ClientError, TimeoutError) as exc:
+            error = f"{type(exc).__name__}: {exc}"[:1000]
         elapsed = int((time.perf_counter() - started) * 1000)
         return Outcome(item, sent_at, code, error, elapsed)
 

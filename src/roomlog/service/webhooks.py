@@ -14,7 +14,7 @@ import secrets
 import uuid
 from typing import Annotated, Any, Final
 
-import httpx
+import aiohttp
 import msgspec
 from anyio import to_thread
 from litestar import Request, delete, get, post
@@ -192,20 +192,22 @@ async def _verify_endpoint(url: str, secret: str, basic_auth: str | None, now: i
     if not url.startswith(("http://", "https://")):
         raise ApiError(400, INVALID_REQUEST, "url: an http:// or https:// URL")
     body = b'{"test":"test"}'
+    headers = signed_headers(secret, body, now, basic_auth)
     try:
-        async with httpx.AsyncClient(timeout=VERIFY_TIMEOUT) as client:
-            answer = await client.post(
-                url, content=body, headers=signed_headers(secret, body, now, basic_auth)
-            )
-    except httpx.HTTPError as exc:
+        async with (
+            aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=VERIFY_TIMEOUT)) as client,
+            client.post(url, data=body, headers=headers) as answer,
+        ):
+            status = answer.status
+    except (aiohttp.ClientError, TimeoutError, ValueError) as exc:
         raise ApiError(
             400, INVALID_REQUEST, f"url: the verification request failed: {exc!r}"
         ) from None
-    if answer.status_code != 200:
+    if status != 200:
         raise ApiError(
             400,
             INVALID_REQUEST,
-            f"url: the endpoint answered {answer.status_code} to the verification request"
+            f"url: the endpoint answered {status} to the verification request"
             ' {"test":"test"}; it must answer 200',
         )
 
