@@ -491,9 +491,12 @@ def test_forged_or_unsigned_webhooks_are_refused_and_store_nothing(served: Serve
 
 
 def test_daily_verification_request_is_answered_and_stores_nothing(served: Served) -> None:
-    answer = httpx.post(f"{served.url}/v1/ingest/daily", json={"test": "test"})
-    assert answer.status_code == 200
-    assert answer.json()["ignored"] == "Daily's verification request"
+    for project in ("default", "not-set-up-yet"):
+        answer = httpx.post(
+            f"{served.url}/v1/ingest/daily?project={project}", json={"test": "test"}
+        )
+        assert answer.status_code == 200
+        assert answer.json()["ignored"] == "Daily's verification request"
 
 
 def test_unknown_provider_project_or_credentials(served: Served, tmp_path: Path) -> None:

@@ -59,17 +59,22 @@ def _verify(inbound: Inbound, secret: str) -> None:
         raise Forged("the Daily signature does not verify")
 
 
+def probe(inbound: Inbound) -> str | None:
+    """Daily's check of a new webhook's endpoint, answered before any credentials exist (the
+    HMAC secret is only known once Daily has created the webhook)."""
+    try:
+        document = msgspec.json.decode(inbound.body)
+    except msgspec.DecodeError:
+        return None
+    return "Daily's verification request" if document == _TEST else None
+
+
 def receive(inbound: Inbound, credentials: dict[str, str]) -> Mapped:
+    _verify(inbound, credentials["hmac"])
     try:
         document = msgspec.json.decode(inbound.body)
     except msgspec.DecodeError as exc:
-        document = None
-        problem = str(exc)
-    if document == _TEST:
-        return Mapped(ignored="Daily's verification request")
-    _verify(inbound, credentials["hmac"])
-    if document is None:
-        raise Unreadable(f"the body is not JSON: {problem}")
+        raise Unreadable(f"the body is not JSON: {exc}") from None
     try:
         envelope = msgspec.convert(document, _Envelope)
     except msgspec.ValidationError as exc:

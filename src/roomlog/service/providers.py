@@ -25,13 +25,16 @@ class Provider(NamedTuple):
     # Fields shown masked by `roomlog providers list`.
     secret: frozenset[str]
     receive: Callable[[Inbound, dict[str, str]], Mapped]
+    # A request the provider sends to check an endpoint before it signs anything: answered
+    # 200 with the reason, storing nothing, whatever the credentials.
+    probe: Callable[[Inbound], str | None] | None = None
 
 
 PROVIDERS: Final = {
     p.name: p
     for p in (
         Provider("livekit", livekit.FIELDS, frozenset({"api_secret"}), livekit.receive),
-        Provider("daily", daily.FIELDS, frozenset({"hmac"}), daily.receive),
+        Provider("daily", daily.FIELDS, frozenset({"hmac"}), daily.receive, daily.probe),
         Provider("twilio", twilio.FIELDS, frozenset({"auth_token"}), twilio.receive),
         Provider("videosdk", videosdk.FIELDS, frozenset(), videosdk.receive),
         Provider("jitsi", jitsi.FIELDS, frozenset({"secret"}), jitsi.receive),

@@ -94,14 +94,17 @@ async def _receive(
         raise ApiError(
             404, NOT_FOUND, f"no provider {provider!r}; roomlog receives {', '.join(PROVIDERS)}"
         )
-    receivers: Receivers = request.app.state.receivers
-    project, creds = await receivers.find(project_name, provider)
     inbound = Inbound(
         body=await request.body(),
         headers={k.lower(): v for k, v in request.headers.items()},
         url=str(request.url),
         received_at=request.app.state.clock(),
     )
+    checking = chosen.probe(inbound) if chosen.probe is not None else None
+    if checking is not None:
+        return ProviderReport(0, 0, [], checking)
+    receivers: Receivers = request.app.state.receivers
+    project, creds = await receivers.find(project_name, provider)
     try:
         mapped = checked(chosen.receive(inbound, creds))
     except Forged as exc:
