@@ -513,3 +513,14 @@ def test_a_verified_but_unreadable_webhook_is_a_400(served: Served) -> None:
     assert "payload" in answer.json()["info"]
     other = b'{"type": "recording.started", "id": "y", "payload": {}}'
     assert send(served, ("/v1/ingest/daily", other, daily_sign(other))).json()["ignored"]
+
+
+def test_a_room_end_stamped_in_the_future_is_refused(served: Served) -> None:
+    room, start = "livekit-future-end", int(time.time()) - 60
+    person = {"participant_id": "PA_f", "user_id": "f", "user_name": "F", "joined_at": start}
+    send(served, livekit_request("participant_joined", "EV_fj", room, start, person))
+    answer = send(served, livekit_request("room_finished", "EV_fe", room, start + 7200))
+    assert answer.status_code == 200
+    assert answer.json()["accepted"] == 0
+    assert "future" in answer.json()["rejected"][0]["reason"]
+    assert served.stored(room) == 1

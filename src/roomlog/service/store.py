@@ -170,8 +170,16 @@ class Store:
                     first[key] = (n, index, event)
         for n, submission in enumerate(submissions):
             if submission.room_ends or submission.snapshots:
-                for index, event in self._resolve(connection, submission, first, now):
-                    first.setdefault((submission.project.id, event.id), (n, index, event))
+                for index, event in self._resolve(connection, submission, first):
+                    if event.at > latest:
+                        results[n].rejected.append(
+                            Rejected(
+                                index,
+                                "the room's end is further in the future than the server allows",
+                            )
+                        )
+                    else:
+                        first.setdefault((submission.project.id, event.id), (n, index, event))
         if not first:
             return results
         rows = [
@@ -225,7 +233,6 @@ class Store:
         connection: Connection,
         submission: Submission,
         pending: dict[tuple[int, str], tuple[int, int, PresenceEvent]],
-        now: int,
     ) -> list[tuple[int, PresenceEvent]]:
         """The events that `submission`'s room ends and snapshots stand for."""
         pid = submission.project.id
