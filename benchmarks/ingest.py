@@ -69,14 +69,12 @@ def wait_up(url: str) -> None:
     raise RuntimeError(f"{url} did not come up")
 
 
-def wrk(url: str, headers: dict[str, str], seconds: int, folder: Path) -> tuple[float, int]:
-    lua = "\n".join(
-        f'HEADERS = HEADERS or {{}}; HEADERS["{k}"] = "{v}"' for k, v in headers.items()
-    )
-    script = folder / "post.lua"
-    script.write_text(lua + "\n" + WRK_SCRIPT)
+def run_wrk(url: str, script: str, seconds: int, folder: Path) -> tuple[float, int]:
+    """wrk with a Lua `script` (1 thread, 32 connections) on core 1: requests/s, non-2xx."""
+    path = folder / "bench.lua"
+    path.write_text(script)
     out = subprocess.run(
-        [*taskset(1), "wrk", "-t1", "-c32", f"-d{seconds}s", "-s", str(script), url],
+        [*taskset(1), "wrk", "-t1", "-c32", f"-d{seconds}s", "-s", str(path), url],
         capture_output=True,
         text=True,
         check=True,
@@ -84,6 +82,13 @@ def wrk(url: str, headers: dict[str, str], seconds: int, folder: Path) -> tuple[
     rate = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))  # type: ignore[union-attr]
     bad = re.search(r"Non-2xx or 3xx responses:\s+(\d+)", out)
     return rate, int(bad.group(1)) if bad else 0
+
+
+def wrk(url: str, headers: dict[str, str], seconds: int, folder: Path) -> tuple[float, int]:
+    lua = "\n".join(
+        f'HEADERS = HEADERS or {{}}; HEADERS["{k}"] = "{v}"' for k, v in headers.items()
+    )
+    return run_wrk(url, lua + "\n" + WRK_SCRIPT, seconds, folder)
 
 
 def serve(argv: list[str], url: str, log: Path) -> subprocess.Popen[bytes]:

@@ -20,7 +20,6 @@ import hashlib
 import json
 import os
 import platform
-import re
 import subprocess
 import sys
 import tempfile
@@ -33,7 +32,7 @@ from livekit import api
 from livekit.protocol import models, webhook
 from sqlalchemy import func, select
 
-from benchmarks.ingest import WRK_SCRIPT, make_key, serve, stop, taskset
+from benchmarks.ingest import WRK_SCRIPT, make_key, run_wrk, serve, stop
 from roomlog.service.db import open_database
 from roomlog.service.projects import find_project
 from roomlog.service.providers import set_credentials
@@ -58,20 +57,6 @@ request = function()
   return wrk.format("POST", nil, headers, r[2])
 end
 """
-
-
-def run_wrk(url: str, script: str, seconds: int, folder: Path) -> tuple[float, int]:
-    path = folder / "bench.lua"
-    path.write_text(script)
-    out = subprocess.run(
-        [*taskset(1), "wrk", "-t1", "-c32", f"-d{seconds}s", "-s", str(path), url],
-        capture_output=True,
-        text=True,
-        check=True,
-    ).stdout
-    rate = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))  # type: ignore[union-attr]
-    bad = re.search(r"Non-2xx or 3xx responses:\s+(\d+)", out)
-    return rate, int(bad.group(1)) if bad else 0
 
 
 def signed_requests(count: int, path: Path) -> None:
