@@ -222,8 +222,12 @@ class Store:
                 results[n].rejected.append(_conflict(index, event))
         for result in results:
             result.rejected.sort(key=lambda r: r.index)
-        self._update_rooms(connection, fresh, now)
-        self._announce_participants(connection, first, inserted, now)
+        # Who listens, per project: read once for this transaction's meeting and participant events.
+        subs = {
+            pid: outbox.subscribers(connection, pid) for pid in sorted({p for p, _ in inserted})
+        }
+        self._update_rooms(connection, fresh, now, subs)
+        self._announce_participants(connection, first, inserted, now, subs)
         return results
 
     # -- room ends and snapshots ----------------------------------------------------------
@@ -326,18 +330,17 @@ class Store:
         stored: dict[tuple[int, str], tuple[int, int, PresenceEvent]],
         inserted: set[tuple[int, str]],
         now: int,
+        subs: dict[int, list[outbox.Subscriber]],
     ) -> None:
         by_project: defaultdict[int, list[PresenceEvent]] = defaultdict(list)
         for key in sorted(inserted):
             by_project[key[0]].append(stored[key][2])
         for pid, fresh in by_project.items():
-            subs = self._subscribers(connection, pid)
-            if subs:
+            if subs[pid]:
                 items = outbox.participant_events(connection, pid, fresh)
-                self._queued += outbox.queue(connection, self.database.sqlite, subs, items, now)
-
-    def _subscribers(self, connection: Connection, project_id: int) -> list[outbox.Subscriber]:
-        return outbox.subscribers(connection, project_id)
+                self._queued += outbox.queue(
+                    connection, self.database.sqlite, subs[pid], items, now
+                )
 
     def _existing(
         self, connection: Connection, keys: list[tuple[int, str]]
@@ -406,6 +409,7 @@ class Store:
         connection: Connection,
         fresh: dict[tuple[int, str], list[Stamped]],
         now: int,
+        subs: dict[int, list[outbox.Subscriber]],
     ) -> None:
         by_project: defaultdict[int, list[str]] = defaultdict(list)
         for pid, name in fresh:
@@ -417,7 +421,7 @@ class Store:
                 name: self._advance(connection, pid, name, states[name], fresh[(pid, name)], now)
                 for name in names
             }
-            self._apply(connection, pid, writes, now)
+            self._apply(connection, pid, writes, now, subs[pid])
 
     def _tenant(self, connection: Connection, project_id: int) -> str:
         name = self._tenants.get(project_id)
@@ -490,7 +494,9 @@ class Store:
         project_id: int,
         writes: dict[str, room_state.RoomWrite],
         now: int,
+        subs: list[outbox.Subscriber],
     ) -> None:
+        """Write what `writes` hold, and queue their meeting events for `subs`."""
         replaced = [name for name, w in writes.items() if w.replace_all]
         for name in replaced:
             connection.execute(
@@ -523,8 +529,7 @@ class Store:
             connection.execute(statement, upserts)
             # A rebuilt room announces nothing: its sessions were announced as they happened.
             changed = [row for w in writes.values() if not w.replace_all for row in w.upserts]
-            subs = self._subscribers(connection, project_id) if changed else []
-            if subs:
+            if subs and changed:
                 items = outbox.meeting_events(project_id, changed)
                 self._queued += outbox.queue(connection, self.database.sqlite, subs, items, now)
         connection.execute(
@@ -570,7 +575,7 @@ class Store:
                     name: self._advance(connection, pid, name, blob, [], now)
                     for name, blob in states.items()
                 }
-                self._apply(connection, pid, writes, now)
+                self._apply(connection, pid, writes, now, outbox.subscribers(connection, pid))
         self._announced()
         return sum(len(s) for s in due.values())
 
@@ -638,7 +643,7 @@ class Store:
         with self.database.engine.begin() as connection:
             self._lock_rooms(connection, project_id, names)
             writes = {name: self._rebuilt(connection, project_id, name, now) for name in names}
-            self._apply(connection, project_id, writes, now)
+            self._apply(connection, project_id, writes, now, [])  # a rebuild announces nothing
 
 
 def _conflict(index: int, event: PresenceEvent) -> Rejected:
