@@ -595,7 +595,7 @@ def create_app(
 
     daily = {"project": Provide(daily_project)}
     videosdk = {"project": Provide(videosdk_project)}
-    for handler in (
+    daily_routes = (
         post_events,
         list_meetings,
         get_meeting,
@@ -604,34 +604,21 @@ def create_app(
         get_room_presence,
         put_room_presence,
         *WEBHOOK_ROUTES,
-    ):
-        handler.dependencies = daily
-    for handler in (
+    )
+    videosdk_routes = (
         list_sessions,
         get_session,
         get_session_participants,
         get_session_active_participants,
-    ):
+    )
+    for handler in daily_routes:
+        handler.dependencies = daily
+    for handler in videosdk_routes:
         handler.dependencies = videosdk
+    # Provider webhooks and the health check take no API key.
+    open_routes = (ingest_provider, ingest_jitsi, ingest_jitsi_project, health)
     return Litestar(
-        route_handlers=[
-            post_events,
-            list_meetings,
-            get_meeting,
-            get_meeting_participants,
-            get_presence,
-            get_room_presence,
-            list_sessions,
-            get_session,
-            get_session_participants,
-            get_session_active_participants,
-            put_room_presence,
-            *WEBHOOK_ROUTES,
-            ingest_provider,
-            ingest_jitsi,
-            ingest_jitsi_project,
-            health,
-        ],
+        route_handlers=[*daily_routes, *videosdk_routes, *open_routes],
         state=State(
             {
                 "database": database,
