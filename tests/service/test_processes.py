@@ -23,19 +23,26 @@ from tests.service.conftest import drop_postgres, fresh_postgres, make_project
 from tests.service.servers import Server
 
 
-def recent_history(seed: int, rooms: int) -> list[dict[str, Any]]:
-    """Meetings over the last half hour that have all ended: nothing depends on `now`."""
+def recent_history(
+    seed: int, rooms: int, prefix: str = "room", whole_seconds: bool = False
+) -> list[dict[str, Any]]:
+    """Meetings over the last half hour that have all ended: nothing depends on `now`.
+
+    Each event also carries `joined_at`, its presence's join, which providers' leaves report;
+    `whole_seconds` stamps as most providers do.
+    """
     rnd = random.Random(seed)
     end = time.time() - 5
+    stamp = int if whole_seconds else (lambda at: round(at, 6))
     bodies: list[dict[str, Any]] = []
     for r in range(rooms):
-        room = f"room-{r}"
+        room = f"{prefix}-{r}"
         clock = end - 1800 + rnd.uniform(0, 60)
         m = 0
         while clock < end - 60:
             last = clock
             for n in range(rnd.randint(1, 5)):
-                pid = f"s{seed}-r{r}-m{m}-p{n}"
+                pid = f"{prefix}-s{seed}-r{r}-m{m}-p{n}"
                 come = clock + rnd.uniform(0, 30)
                 go = min(come + rnd.uniform(5, 300), end)
                 last = max(last, go)
@@ -46,7 +53,10 @@ def recent_history(seed: int, rooms: int) -> list[dict[str, Any]]:
                             "type": kind,
                             "room": room,
                             "participant_id": pid,
-                            "at": round(at, 6),
+                            "user_id": f"user-{n}",
+                            "user_name": f"User {n}",
+                            "at": stamp(at),
+                            "joined_at": stamp(come),
                         }
                     )
             clock = last + rnd.uniform(1, 120)

@@ -37,7 +37,7 @@ from tests.service.conftest import (
     make_project,
 )
 from tests.service.servers import Server
-from tests.service.test_processes import expected, listed
+from tests.service.test_processes import expected, listed, recent_history
 
 LIVEKIT_KEY, LIVEKIT_SECRET = "APIroomlogtest", "livekit-secret-for-the-tests-0123456789"
 DAILY_HMAC = base64.b64encode(b"daily-secret-for-the-tests").decode()
@@ -99,38 +99,6 @@ def served(
         database.dispose()
         if request.param == "postgresql":
             drop_postgres(POSTGRES_URL, url)
-
-
-def history(seed: int, room: str) -> list[Body]:
-    """Ended meetings of the last half hour in one room, in whole seconds as providers stamp."""
-    rnd = random.Random(seed)
-    end = int(time.time()) - 5
-    clock = end - 1800
-    bodies: list[Body] = []
-    m = 0
-    while clock < end - 120:
-        last = clock
-        for n in range(rnd.randint(1, 4)):
-            pid = f"{room}-m{m}-p{n}"
-            come = clock + rnd.randint(0, 40)
-            go = min(come + rnd.randint(5, 200), end)
-            last = max(last, go)
-            for kind, at in (("participant.joined", come), ("participant.left", go)):
-                bodies.append(
-                    {
-                        "id": f"{pid}-{kind[12:]}",
-                        "type": kind,
-                        "room": room,
-                        "participant_id": pid,
-                        "user_id": f"user-{n}",
-                        "user_name": f"User {n}",
-                        "at": at,
-                        "joined_at": come,
-                    }
-                )
-        clock = last + rnd.randint(1, 90)
-        m += 1
-    return bodies
 
 
 def native(bodies: list[Body], names: bool = True) -> list[Body]:
@@ -273,8 +241,8 @@ def send(served: Served, request: Request) -> httpx.Response:
 
 @pytest.mark.parametrize("provider", ["livekit", "daily", "twilio", "jitsi"])
 def test_shuffled_duplicated_webhooks_end_as_sessionize_says(served: Served, provider: str) -> None:
-    room = f"{provider}-room"
-    bodies = history(len(provider), room)
+    room = f"{provider}-0"
+    bodies = recent_history(len(provider), rooms=1, prefix=provider, whole_seconds=True)
     maker: Callable[[Body], Request] = {
         "livekit": livekit,
         "daily": daily,
