@@ -32,6 +32,17 @@ class PresenceEvent(NamedTuple):
     user_name: str | None = None
 
 
+class ChatMessage(NamedTuple):
+    """One chat message sent in one room at one instant (`at`, in microseconds)."""
+
+    id: str
+    room: str
+    participant_id: str
+    at: int
+    text: str
+    user_name: str | None = None
+
+
 class InvalidTime(ValueError):
     """An `at` value that is not a usable instant; the message says why."""
 
