@@ -25,7 +25,7 @@ from roomlog.domain.engine import Room, Stamped, newest_first, sessionize_rooms
 from roomlog.domain.events import JOINED, LATEST_AT, MICROS, InvalidTime, micros_from_at
 from roomlog.domain.rules import DEFAULT_RULES, Rules
 from roomlog.domain.sessions import MeetingSession
-from roomlog.ingest.native import NativeEvent
+from roomlog.ingest.native import NativeEvent, is_chat
 
 # Events held in memory at once (about 400 MB at 1M); a longer input spills sorted runs.
 CHUNK_EVENTS: Final = 1_000_000
@@ -83,6 +83,8 @@ def _read_chunk(
             else:
                 micros = micros_from_at(at)
         except msgspec.DecodeError as exc:
+            if is_chat(line):  # chat takes no part in the sessions
+                continue
             outcome.invalid += 1
             report(number, str(exc))
             continue

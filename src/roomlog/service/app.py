@@ -11,7 +11,7 @@ import time
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
-from typing import Annotated, Any, Final
+from typing import Annotated, Any, Final, NamedTuple
 
 import msgspec
 from litestar import Litestar, Request, get, post
@@ -31,10 +31,10 @@ from litestar.openapi.spec import (
 from litestar.params import FromPath, FromQuery, QueryParameter
 
 from roomlog import __version__
-from roomlog.domain.events import LATEST_AT, MICROS, PresenceEvent, rfc3339
+from roomlog.domain.events import MICROS, ChatMessage, PresenceEvent, rfc3339
 from roomlog.domain.sessions import MeetingSession
-from roomlog.ingest.native import InvalidEvent, NativeEvent, parse_event, to_presence
-from roomlog.service import queries
+from roomlog.ingest.native import InvalidEvent, parse_item
+from roomlog.service import exports, queries
 from roomlog.service.auth import Authenticator, daily_project, videosdk_project
 from roomlog.service.db import Database, migrate, open_database
 from roomlog.service.delivery import Deliverer, DeliverySettings
@@ -48,6 +48,7 @@ from roomlog.service.errors import (
     on_unexpected,
     on_validation,
 )
+from roomlog.service.params import Limit, UnixTime
 from roomlog.service.projects import Project
 from roomlog.service.receivers import (
     Receivers,
@@ -108,6 +109,10 @@ class IngestReport(msgspec.Struct):
     rejected: list[Rejected]
 
 
+_AT = Schema(
+    one_of=[Schema(type=OpenAPIType.NUMBER), Schema(type=OpenAPIType.STRING)],
+    description="Unix seconds, or RFC 3339 with an offset",
+)
 _EVENT_SCHEMA = Schema(
     type=OpenAPIType.OBJECT,
     required=["id", "type", "room", "participant_id", "at"],
@@ -116,16 +121,36 @@ _EVENT_SCHEMA = Schema(
         "type": Schema(type=OpenAPIType.STRING, enum=["participant.joined", "participant.left"]),
         "room": Schema(type=OpenAPIType.STRING, min_length=1, max_length=256),
         "participant_id": Schema(type=OpenAPIType.STRING, min_length=1, max_length=256),
-        "at": Schema(
-            one_of=[Schema(type=OpenAPIType.NUMBER), Schema(type=OpenAPIType.STRING)],
-            description="Unix seconds, or RFC 3339 with an offset",
-        ),
+        "at": _AT,
         "user_id": Schema(one_of=[Schema(type=OpenAPIType.STRING), Schema(type=OpenAPIType.NULL)]),
         "user_name": Schema(
             one_of=[Schema(type=OpenAPIType.STRING), Schema(type=OpenAPIType.NULL)]
         ),
     },
 )
+
+
+_CHAT_SCHEMA = Schema(
+    type=OpenAPIType.OBJECT,
+    required=["type", "room", "participant_id", "text", "at"],
+    properties={
+        "type": Schema(type=OpenAPIType.STRING, enum=["chat.message"]),
+        "room": Schema(type=OpenAPIType.STRING, min_length=1, max_length=256),
+        "participant_id": Schema(type=OpenAPIType.STRING, min_length=1, max_length=256),
+        "text": Schema(type=OpenAPIType.STRING, min_length=1, max_length=16_384),
+        "at": _AT,
+        "id": Schema(
+            type=OpenAPIType.STRING,
+            min_length=1,
+            max_length=256,
+            description="Optional: without it, the id is made of the message's content",
+        ),
+        "user_name": Schema(
+            one_of=[Schema(type=OpenAPIType.STRING), Schema(type=OpenAPIType.NULL)]
+        ),
+    },
+)
+_ITEM_SCHEMA = Schema(one_of=[_EVENT_SCHEMA, _CHAT_SCHEMA])
 
 
 @dataclass
@@ -139,7 +164,7 @@ class _EventsOperation(Operation):
             content={
                 "application/json": OpenAPIMediaType(
                     schema=Schema(
-                        one_of=[_EVENT_SCHEMA, Schema(type=OpenAPIType.ARRAY, items=_EVENT_SCHEMA)]
+                        one_of=[_ITEM_SCHEMA, Schema(type=OpenAPIType.ARRAY, items=_ITEM_SCHEMA)]
                     )
                 ),
                 "application/x-ndjson": OpenAPIMediaType(schema=Schema(type=OpenAPIType.STRING)),
@@ -147,53 +172,65 @@ class _EventsOperation(Operation):
         )
 
 
-# One event, or an array whose items are judged one by one: one decode either way.
-_document = msgspec.json.Decoder(list[msgspec.Raw] | NativeEvent)
+_array = msgspec.json.Decoder(list[msgspec.Raw])
+_any = msgspec.json.Decoder()
 
 
-def _parse_body(
-    body: bytes, ndjson: bool
-) -> tuple[list[tuple[int, PresenceEvent]], list[Rejected]]:
-    """The valid events of a body, each with its index, and the rejections of the rest."""
-    valid: list[tuple[int, PresenceEvent]] = []
-    rejected: list[Rejected] = []
+class ParsedBody(NamedTuple):
+    """The valid items of a body, each with its index, and the rejections of the rest."""
+
+    events: list[tuple[int, PresenceEvent]]
+    chats: list[tuple[int, ChatMessage]]
+    rejected: list[Rejected]
+
+
+def _parse_body(body: bytes, ndjson: bool) -> ParsedBody:
+    parsed = ParsedBody([], [], [])
+
+    def take(index: int, document: bytes | msgspec.Raw) -> None:
+        try:
+            item = parse_item(document)
+        except InvalidEvent as exc:
+            parsed.rejected.append(Rejected(index, str(exc)))
+            return
+        if isinstance(item, ChatMessage):
+            parsed.chats.append((index, item))
+        else:
+            parsed.events.append((index, item))
+
     if ndjson:
         for index, line in enumerate(body.splitlines()):
-            if not line.strip():
-                continue
-            try:
-                valid.append((index, parse_event(line)))
-            except InvalidEvent as exc:
-                rejected.append(Rejected(index, str(exc)))
-    else:
+            if line.strip():
+                take(index, line)
+    elif body.lstrip()[:1] == b"[":
         try:
-            document = _document.decode(body)
-        except msgspec.ValidationError as exc:  # JSON, but neither an event nor an array
-            raise ApiError(400, INVALID_REQUEST, str(exc)) from None
+            items = _array.decode(body)
         except msgspec.DecodeError as exc:
             raise ApiError(400, INVALID_REQUEST, f"the body is not valid JSON: {exc}") from None
-        if isinstance(document, NativeEvent):
+        for index, raw in enumerate(items):
+            take(index, raw)
+    else:
+        take(0, body)
+        if parsed.rejected:  # a single event: its rejection is the request's
             try:
-                return [(0, to_presence(document))], rejected
-            except InvalidEvent as exc:
-                raise ApiError(400, INVALID_REQUEST, str(exc)) from None
-        for index, raw in enumerate(document):
-            try:
-                valid.append((index, parse_event(raw)))
-            except InvalidEvent as exc:
-                rejected.append(Rejected(index, str(exc)))
-    if len(valid) + len(rejected) > MAX_EVENTS:
+                _any.decode(body)
+            except msgspec.DecodeError as exc:
+                info = f"the body is not valid JSON: {exc}"
+                raise ApiError(400, INVALID_REQUEST, info) from None
+            raise ApiError(400, INVALID_REQUEST, parsed.rejected[0].reason)
+    if len(parsed.events) + len(parsed.chats) + len(parsed.rejected) > MAX_EVENTS:
         raise ApiError(
             413, "request-too-large", f"at most {MAX_EVENTS} events per request; split the batch"
         )
-    return valid, rejected
+    return parsed
 
 
 @post(
     "/v1/events",
     summary="Store presence events",
     description=(
-        "One native event (a JSON object), a JSON array of them, or NDJSON "
+        "One native event (a JSON object: a presence event or a `chat.message`), a JSON "
+        "array of them, or NDJSON "
         "(`Content-Type: application/x-ndjson`), at most 5 MiB and 10,000 events. Each event "
         "is committed to the event log before the answer. A repeated `id` with the same "
         "content is counted as a duplicate and changes nothing; the same `id` with other "
@@ -210,12 +247,12 @@ async def post_events(
 ) -> IngestReport:
     data = await request.body()
     content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
-    valid, rejected = _parse_body(data, content_type in ("application/x-ndjson", "text/plain"))
+    parsed = _parse_body(data, content_type in ("application/x-ndjson", "text/plain"))
     result = IngestResult(0, 0, [])
-    if valid:
+    if parsed.events or parsed.chats:
         writer: Writer = request.app.state.writer
-        result = await writer.submit(Submission(project, valid))
-    rejected = sorted(rejected + result.rejected, key=lambda r: r.index)
+        result = await writer.submit(Submission(project, parsed.events, chats=parsed.chats))
+    rejected = sorted(parsed.rejected + result.rejected, key=lambda r: r.index)
     if rejected and not result.accepted and not result.duplicates:
         first = rejected[0]
         raise ApiError(
@@ -252,12 +289,6 @@ class PresenceItem(msgspec.Struct):
 class RoomPresence(msgspec.Struct):
     total_count: int
     data: list[PresenceItem]
-
-
-Limit = Annotated[
-    int, QueryParameter(ge=1, le=100, description="Page size, 1 to 100 (default 100)")
-]
-UnixTime = Annotated[int | None, QueryParameter(ge=0, le=LATEST_AT)]
 
 
 def _cursor_error(name: str, value: str) -> ApiError:
@@ -450,6 +481,15 @@ Page = Annotated[int, QueryParameter(ge=1, le=1_000_000, description="1-based pa
 PerPage = Annotated[int, QueryParameter(ge=1, le=100, description="Page size, 1 to 100")]
 
 
+def _chat_links(
+    request: Request[Any, Any, Any], project: Project, session_ids: set[str], now: int
+) -> dict[str, str]:
+    """Signed links to the chat of each of `session_ids`, valid for the configured time."""
+    expires = now // MICROS + request.app.state.chat_link_ttl
+    base = str(request.base_url)
+    return {sid: exports.chat_link(base, project, sid, expires) for sid in session_ids}
+
+
 def _page_info(page: int, per_page: int, total: int) -> PageInfo:
     return PageInfo(page, per_page, max(1, math.ceil(total / per_page)), total)
 
@@ -480,7 +520,11 @@ def list_sessions(
             connection, project.id, where, perPage, offset=(page - 1) * perPage
         )
         total = queries.count_meetings(connection, project.id, where)
-    return SessionList(_page_info(page, perPage, total), [session_object(s, now) for s in found])
+        chatty = queries.with_chat(connection, project.id, found)
+    links = _chat_links(request, project, chatty, now)
+    return SessionList(
+        _page_info(page, perPage, total), [session_object(s, now, links.get(s.id)) for s in found]
+    )
 
 
 @get(
@@ -496,7 +540,11 @@ def get_session(
     request: Request[Any, Any, Any],
     session_id: FromPath[str],
 ) -> MeetingSessionObject:
-    return session_object(_meeting(state, project, session_id), _clock(request))
+    now = _clock(request)
+    session = _meeting(state, project, session_id)
+    with _database(state).engine.connect() as connection:
+        chatty = queries.with_chat(connection, project.id, [session])
+    return session_object(session, now, _chat_links(request, project, chatty, now).get(session.id))
 
 
 def _participant_page(
@@ -565,11 +613,13 @@ def create_app(
     delivery: DeliverySettings | None = None,
     stale_after: int = 0,
     deliver: bool = True,
+    chat_link_ttl: int = exports.DEFAULT_LINK_TTL,
 ) -> Litestar:
     """The API over `database` (migrated on start), with its writer and webhook threads.
 
     `stale_after` (µs, 0 for never) closes presences with no event or snapshot for that long.
     Without `deliver`, no thread sends webhooks (a test drives `Deliverer.run_once` instead).
+    `chat_link_ttl` is how long (s) a session's `chatLink` works.
     """
     store = Store(database, settings)
 
@@ -604,6 +654,7 @@ def create_app(
         get_room_presence,
         put_room_presence,
         *WEBHOOK_ROUTES,
+        *exports.ROUTES,
     )
     videosdk_routes = (
         list_sessions,
@@ -615,8 +666,14 @@ def create_app(
         handler.dependencies = daily
     for handler in videosdk_routes:
         handler.dependencies = videosdk
-    # Provider webhooks and the health check take no API key.
-    open_routes = (ingest_provider, ingest_jitsi, ingest_jitsi_project, health)
+    # Provider webhooks and the health check take no API key; a chat link carries its own.
+    open_routes = (
+        ingest_provider,
+        ingest_jitsi,
+        ingest_jitsi_project,
+        health,
+        *exports.OPEN_ROUTES,
+    )
     return Litestar(
         route_handlers=[*daily_routes, *videosdk_routes, *open_routes],
         state=State(
@@ -626,6 +683,7 @@ def create_app(
                 "clock": clock,
                 "authenticator": Authenticator(database),
                 "receivers": Receivers(database),
+                "chat_link_ttl": chat_link_ttl,
             }
         ),
         lifespan=[lifespan],
@@ -678,4 +736,5 @@ def app_from_env() -> Litestar:
         tick=float(os.environ.get("ROOMLOG_TICK", "0.25")),
         delivery=delivery,
         stale_after=int(float(os.environ.get("ROOMLOG_STALE_AFTER", "0")) * MICROS),
+        chat_link_ttl=int(os.environ.get("ROOMLOG_CHAT_LINK_TTL", exports.DEFAULT_LINK_TTL)),
     )

@@ -70,6 +70,13 @@ def add_commands(commands: argparse._SubParsersAction[argparse.ArgumentParser]) 
         metavar="S",
         help="first retry of a failed webhook delivery after this long, doubling (default 60 s)",
     )
+    serve.add_argument(
+        "--chat-link-ttl",
+        type=int,
+        default=3600,
+        metavar="S",
+        help="how long a session's chatLink works (default 3600 s)",
+    )
 
     keys = commands.add_parser("keys", help="create, list and revoke API keys")
     key_commands = keys.add_subparsers(dest="keys_command", required=True, metavar="ACTION")

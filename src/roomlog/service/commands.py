@@ -88,6 +88,7 @@ def _serve(args: argparse.Namespace, database: Database) -> int:
     os.environ["ROOMLOG_MAX_SKEW"] = str(args.max_skew)
     os.environ["ROOMLOG_STALE_AFTER"] = str(args.stale_after)
     os.environ["ROOMLOG_WEBHOOK_RETRY_BASE"] = str(args.webhook_retry_base)
+    os.environ["ROOMLOG_CHAT_LINK_TTL"] = str(args.chat_link_ttl)
     print(f"roomlog on http://{args.host}:{args.port} (OpenAPI: /schema)", flush=True)
     uvicorn.run(
         "roomlog.service.app:app_from_env",

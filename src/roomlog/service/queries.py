@@ -8,14 +8,16 @@ deep in the history it is.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import Connection, func, literal, select, tuple_
+from sqlalchemy import Connection, exists, func, literal, select, tuple_, union_all
 
+from roomlog.domain.events import ChatMessage
 from roomlog.domain.sessions import MeetingSession
 from roomlog.service.rooms import decode_participants, decode_presence
-from roomlog.service.schema import rooms, sessions
+from roomlog.service.schema import chat_messages, rooms, sessions
 
 
 class UnknownCursor(LookupError):
@@ -95,10 +97,13 @@ def list_meetings(
     starting_after: str | None = None,
     ending_before: str | None = None,
     offset: int = 0,
+    below: tuple[int, str] | None = None,
 ) -> list[MeetingSession]:
-    """A page of sessions, newest first."""
+    """A page of sessions, newest first; `below` is a `(start, room)` to continue past."""
     clauses = _where(project_id, where)
     newer = False
+    if below is not None:
+        clauses.append(tuple_(sessions.c.start_at, sessions.c.room) < tuple_(*map(literal, below)))
     if starting_after is not None:
         position = tuple_(*map(literal, _position(connection, project_id, starting_after)))
         clauses.append(tuple_(sessions.c.start_at, sessions.c.room) < position)
@@ -153,3 +158,59 @@ def presence(connection: Connection, project_id: int, room: str | None = None) -
 def room_exists(connection: Connection, project_id: int, room: str) -> bool:
     query = select(rooms.c.name).where(rooms.c.project_id == project_id, rooms.c.name == room)
     return connection.execute(query).first() is not None
+
+
+def _chat_bounds(project_id: int, session: MeetingSession) -> list[Any]:
+    """A session's chat: the messages of its room in `[start, end)`, half-open like its
+    intervals, so a message at the instant of a 10-minute split goes to the new session."""
+    clauses: list[Any] = [
+        chat_messages.c.project_id == project_id,
+        chat_messages.c.room == session.room,
+        chat_messages.c.at >= session.start,
+    ]
+    if session.end is not None:
+        clauses.append(chat_messages.c.at < session.end)
+    return clauses
+
+
+def chat(connection: Connection, project_id: int, session: MeetingSession) -> list[ChatMessage]:
+    """The chat of `session`, oldest first."""
+    columns = [chat_messages.c[name] for name in ChatMessage._fields]
+    query = (
+        select(*columns)
+        .where(*_chat_bounds(project_id, session))
+        .order_by(chat_messages.c.at, chat_messages.c.id)
+    )
+    return [ChatMessage(*row) for row in connection.execute(query)]
+
+
+def with_chat(connection: Connection, project_id: int, found: Sequence[MeetingSession]) -> set[str]:
+    """The ids of those of `found` that have any chat: one indexed probe per session, in one
+    statement."""
+    if not found:
+        return set()
+    probes = [
+        select(literal(session.id)).where(exists().where(*_chat_bounds(project_id, session)))
+        for session in found
+    ]
+    return {row[0] for row in connection.execute(union_all(*probes))}
+
+
+def neighbours(
+    connection: Connection, project_id: int, session: MeetingSession
+) -> tuple[int | None, int | None]:
+    """The end of the room's session before `session` and the start of the one after it."""
+    same_room = (sessions.c.project_id == project_id, sessions.c.room == session.room)
+    before = connection.execute(
+        select(sessions.c.end_at)
+        .where(*same_room, sessions.c.start_at < session.start)
+        .order_by(sessions.c.start_at.desc())
+        .limit(1)
+    ).first()
+    after = connection.execute(
+        select(sessions.c.start_at)
+        .where(*same_room, sessions.c.start_at > session.start)
+        .order_by(sessions.c.start_at.asc())
+        .limit(1)
+    ).first()
+    return (None if before is None else before[0]), (None if after is None else after[0])

@@ -160,3 +160,31 @@ deliveries = Table(
     Column("duration_ms", Integer, nullable=False),
     Index("deliveries_by_webhook", "webhook_id", "id"),
 )
+
+# Chat messages (`chat.message` events): a session's chat is the messages of its room inside
+# its bounds, found when read, so it follows the sessions through late events and rebuilds.
+chat_messages = Table(
+    "chat_messages",
+    metadata,
+    Column("project_id", Integer, primary_key=True),
+    Column("id", String(256), primary_key=True),
+    Column("room", String(256), nullable=False),
+    Column("participant_id", String(256), nullable=False),
+    Column("user_name", String(1024), nullable=True),
+    Column("text", Text, nullable=False),
+    Column("at", BigInteger, nullable=False),
+    Column("received_at", BigInteger, nullable=False),
+    Index("chat_by_room", "project_id", "room", "at"),
+)
+
+# Dashboard sign-ins: the cookie holds a random token, stored here as its SHA-256. Revoking
+# the API key that signed in ends the sign-in too.
+logins = Table(
+    "logins",
+    metadata,
+    Column("token_hash", String(64), primary_key=True),
+    Column("project_id", Integer, ForeignKey("projects.id"), nullable=False),
+    Column("key_id", String(32), nullable=False),
+    Column("created_at", BigInteger, nullable=False),
+    Column("expires_at", BigInteger, nullable=False),
+)

@@ -28,14 +28,14 @@ from sqlalchemy.exc import DBAPIError
 from tenacity import retry, retry_if_exception, stop_after_attempt, wait_random_exponential
 
 from roomlog.domain.engine import LateEvent, Stamped, stamp
-from roomlog.domain.events import JOINED, LEFT, MICROS, EventType, PresenceEvent
+from roomlog.domain.events import JOINED, LEFT, MICROS, ChatMessage, EventType, PresenceEvent
 from roomlog.domain.rules import DEFAULT_RULES, Rules
 from roomlog.ingest.webhook import RoomEnd, Snapshot, derived_id
 from roomlog.service import outbox
 from roomlog.service import rooms as room_state
 from roomlog.service.db import Database
 from roomlog.service.projects import Project, project_by_id
-from roomlog.service.schema import events, rooms, sessions, sightings
+from roomlog.service.schema import chat_messages, events, rooms, sessions, sightings
 
 log = logging.getLogger("roomlog.store")
 
@@ -87,6 +87,7 @@ class Submission:
     # A provider's redelivery may differ from the first delivery where the provider sends no
     # time (roomlog stamps arrival): its id alone says it is the same event.
     id_is_identity: bool = False
+    chats: Sequence[tuple[int, ChatMessage]] = ()
 
 
 def _transient(exc: BaseException) -> bool:
@@ -151,6 +152,8 @@ class Store:
         self, connection: Connection, submissions: Sequence[Submission], now: int
     ) -> list[IngestResult]:
         results = [IngestResult(0, 0, []) for _ in submissions]
+        if any(submission.chats for submission in submissions):
+            self._write_chats(connection, submissions, results, now)
         # First occurrence of each (project, id) in this group; later ones compare with it.
         first: dict[tuple[int, str], tuple[int, int, PresenceEvent]] = {}
         repeats: list[tuple[int, int, PresenceEvent]] = []
@@ -229,6 +232,61 @@ class Store:
         self._update_rooms(connection, fresh, now, subs)
         self._announce_participants(connection, first, inserted, now, subs)
         return results
+
+    def _write_chats(
+        self,
+        connection: Connection,
+        submissions: Sequence[Submission],
+        results: list[IngestResult],
+        now: int,
+    ) -> None:
+        """Append the chat messages to their log, with the same duplicate rules as events."""
+        latest = now + self.settings.max_skew
+        first: dict[tuple[int, str], tuple[int, int, ChatMessage]] = {}
+        repeats: list[tuple[int, int, ChatMessage]] = []
+        for n, submission in enumerate(submissions):
+            for index, message in submission.chats:
+                if message.at > latest:
+                    results[n].rejected.append(
+                        Rejected(index, "`at` is further in the future than the server allows")
+                    )
+                elif (submission.project.id, message.id) in first:
+                    repeats.append((n, index, message))
+                else:
+                    first[(submission.project.id, message.id)] = (n, index, message)
+        if not first:
+            return
+        rows = [
+            {"project_id": pid, "received_at": now, **message._asdict()}
+            for (pid, _), (_, _, message) in sorted(first.items(), key=lambda kv: kv[0])
+        ]
+        statement = (
+            self._insert(chat_messages)
+            .on_conflict_do_nothing(index_elements=["project_id", "id"])
+            .returning(chat_messages.c.project_id, chat_messages.c.id)
+        )
+        inserted = {(r[0], r[1]) for r in connection.execute(statement, rows)}
+        existing: dict[tuple[int, str], tuple[Any, ...]] = {}
+        for pid, eid in first.keys() - inserted:
+            row = connection.execute(
+                select(*(chat_messages.c[f] for f in ChatMessage._fields)).where(
+                    chat_messages.c.project_id == pid, chat_messages.c.id == eid
+                )
+            ).first()
+            if row is not None:
+                existing[(pid, eid)] = tuple(row)
+        for key, (n, index, message) in first.items():
+            if key in inserted:
+                results[n].accepted += 1
+            elif existing.get(key) == tuple(message):
+                results[n].duplicates += 1
+            else:
+                results[n].rejected.append(_conflict(index, message))
+        for n, index, message in repeats:
+            if first[(submissions[n].project.id, message.id)][2] == message:
+                results[n].duplicates += 1
+            else:
+                results[n].rejected.append(_conflict(index, message))
 
     # -- room ends and snapshots ----------------------------------------------------------
 
@@ -646,5 +704,5 @@ class Store:
             self._apply(connection, project_id, writes, now, [])  # a rebuild announces nothing
 
 
-def _conflict(index: int, event: PresenceEvent) -> Rejected:
+def _conflict(index: int, event: PresenceEvent | ChatMessage) -> Rejected:
     return Rejected(index, f"id {event.id!r} is already used by a different event")

@@ -72,13 +72,15 @@ def participants(records: tuple[Attendance, ...]) -> list[SessionParticipant]:
     return list(grouped.values())
 
 
-def session_object(session: MeetingSession, now: int) -> MeetingSessionObject:
+def session_object(
+    session: MeetingSession, now: int, chat_link: str | None = None
+) -> MeetingSessionObject:
     return MeetingSessionObject(
         id=session.id,
         meetingId=session.room,
         start=rfc3339(session.start),
         end=None if session.end is None else rfc3339(session.end),
-        chatLink=None,
+        chatLink=chat_link,
         activeDuration=active_duration(session.participants, now),
         participants=participants(session.participants),
     )

@@ -1,0 +1,264 @@
+"""CSV downloads (sessions, attendance, a session's chat) and the signed links to a chat.
+
+Exports stream: rows are read and written a page of sessions at a time, so a download of
+the whole history holds one page in memory. The chat link of VideoSDK's `chatLink` works for
+whoever holds it until it expires, like VideoSDK's CDN links: it carries an HS256 token
+signed with the project's secret, naming the session, with `exp`; the token's `kid` header
+is the project's public id, which says whose secret verifies it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from typing import Any, Final
+from urllib.parse import quote
+
+import jwt
+from anyio import to_thread
+from litestar import Request, get
+from litestar.datastructures import State
+from litestar.di import NamedDependency
+from litestar.openapi import ResponseSpec
+from litestar.params import FromPath, FromQuery
+from litestar.response import Stream
+
+from roomlog.domain.events import MICROS
+from roomlog.domain.sessions import MeetingSession
+from roomlog.service import queries
+from roomlog.service.auth import videosdk_project
+from roomlog.service.db import Database
+from roomlog.service.errors import AUTHENTICATION, NOT_FOUND, ApiError, ErrorBody
+from roomlog.service.params import UnixTime
+from roomlog.service.projects import Project, project_by_public_id
+from roomlog.views.exports import (
+    ATTENDANCE_COLUMNS,
+    CHAT_COLUMNS,
+    SESSION_COLUMNS,
+    attendance_rows,
+    chat_rows,
+    render,
+    session_row,
+)
+
+PAGE: Final = 500
+CHAT_AUDIENCE: Final = "roomlog:chat"
+DEFAULT_LINK_TTL: Final = 3600  # seconds
+
+_ERRORS = {
+    400: ResponseSpec(ErrorBody, description="Invalid request or missing Authorization header"),
+    401: ResponseSpec(ErrorBody, description="The API key, token or link is not valid"),
+    404: ResponseSpec(ErrorBody, description="No such session in the caller's project"),
+}
+
+
+# -- rows, a page at a time ---------------------------------------------------------------
+
+
+def _pages(
+    database: Database, project_id: int, where: queries.MeetingFilter
+) -> Iterator[list[MeetingSession]]:
+    below: tuple[int, str] | None = None
+    while True:
+        with database.engine.connect() as connection:
+            found = queries.list_meetings(connection, project_id, where, PAGE, below=below)
+        if found:
+            yield found
+        if len(found) < PAGE:
+            return
+        below = (found[-1].start, found[-1].room)
+
+
+def sessions_csv(
+    database: Database, project_id: int, where: queries.MeetingFilter, now: int
+) -> Iterator[str]:
+    """The sessions matching `where`, newest first, as CSV chunks (header first)."""
+    yield render([SESSION_COLUMNS])
+    for page in _pages(database, project_id, where):
+        yield render(session_row(session, now) for session in page)
+
+
+def attendance_csv(
+    database: Database, project_id: int, where: queries.MeetingFilter, now: int
+) -> Iterator[str]:
+    """The attendance of every session matching `where`, newest session first."""
+    yield render([ATTENDANCE_COLUMNS])
+    for page in _pages(database, project_id, where):
+        yield render(row for session in page for row in attendance_rows(session, now))
+
+
+def chat_csv(database: Database, project_id: int, session: MeetingSession) -> str:
+    with database.engine.connect() as connection:
+        messages = queries.chat(connection, project_id, session)
+    names = {r.participant_id: r.user_name for r in session.participants}
+    return render([CHAT_COLUMNS, *chat_rows(messages, names)])
+
+
+# -- signed chat links ----------------------------------------------------------------------
+
+
+def chat_token(project: Project, session_id: str, expires: int) -> str:
+    """A token for `session_id`'s chat that expires at `expires` (unix seconds)."""
+    claims = {"sub": session_id, "aud": CHAT_AUDIENCE, "exp": expires}
+    return jwt.encode(claims, project.secret, algorithm="HS256", headers={"kid": project.public_id})
+
+
+def chat_link(base_url: str, project: Project, session_id: str, expires: int) -> str:
+    path = f"/v1/meeting-sessions/{quote(session_id, safe='')}/chat.csv"
+    return f"{base_url.rstrip('/')}{path}?token={chat_token(project, session_id, expires)}"
+
+
+def _refused(info: str) -> ApiError:
+    return ApiError(401, AUTHENTICATION, info)
+
+
+def verify_chat_token(database: Database, token: str, session_id: str, now: int) -> Project:
+    """The project whose secret signed `token` for `session_id`'s chat, if it has not
+    expired at `now` (µs). Expiry is judged by the service's clock, not the host's."""
+    try:
+        public_id = jwt.get_unverified_header(token).get("kid")
+    except jwt.PyJWTError:
+        raise _refused("the chat link's token is not a valid JWT") from None
+    if not isinstance(public_id, str):
+        raise _refused("the chat link's token names no project")
+    with database.engine.connect() as connection:
+        project = project_by_public_id(connection, public_id)
+    if project is None:
+        raise _refused("the chat link's token names no project")
+    try:
+        claims = jwt.decode(
+            token,
+            project.secret,
+            algorithms=["HS256"],
+            audience=CHAT_AUDIENCE,
+            options={"verify_exp": False, "require": ["sub", "aud", "exp"]},
+        )
+    except jwt.PyJWTError as exc:
+        raise _refused(f"the chat link is not valid: {exc}") from None
+    if claims["sub"] != session_id:
+        raise _refused("the chat link is for another session")
+    expires = claims["exp"]
+    if not isinstance(expires, int) or expires * MICROS <= now:
+        raise _refused("the chat link has expired; fetch the session again for a new one")
+    return project
+
+
+# -- routes -------------------------------------------------------------------------------
+
+
+def _database(state: State) -> Database:
+    database: Database = state.database
+    return database
+
+
+def _clock(request: Request[Any, Any, Any]) -> int:
+    clock: Callable[[], int] = request.app.state.clock
+    return clock()
+
+
+def csv_response(chunks: Iterator[str] | str, filename: str) -> Stream:
+    return Stream(
+        iter([chunks]) if isinstance(chunks, str) else chunks,
+        media_type="text/csv; charset=utf-8",
+        headers={
+            "content-disposition": f'attachment; filename="{filename}"',
+            "cache-control": "no-store",
+        },
+    )
+
+
+def _meeting(database: Database, project_id: int, meeting: str) -> MeetingSession:
+    with database.engine.connect() as connection:
+        found = queries.get_meeting(connection, project_id, meeting)
+    if found is None:
+        raise ApiError(404, NOT_FOUND, f"no meeting {meeting!r}")
+    return found
+
+
+@get(
+    "/v1/meetings.csv",
+    summary="Meeting sessions as CSV, newest first",
+    description=(
+        "The sessions `GET /v1/meetings` lists with the same `room`, `timeframe_start`, "
+        "`timeframe_end` and `ongoing` filters, all of them in one streamed CSV: "
+        "`" + ",".join(SESSION_COLUMNS) + "`. Times are RFC 3339, durations whole seconds."
+    ),
+    sync_to_thread=False,
+    responses=_ERRORS,
+    tags=["exports"],
+)
+def meetings_csv(
+    project: NamedDependency[Project],
+    state: State,
+    request: Request[Any, Any, Any],
+    room: FromQuery[str | None] = None,
+    timeframe_start: UnixTime = None,
+    timeframe_end: UnixTime = None,
+    ongoing: FromQuery[bool | None] = None,
+) -> Stream:
+    where = queries.MeetingFilter(
+        room=room,
+        start_from=None if timeframe_start is None else timeframe_start * MICROS,
+        start_before=None if timeframe_end is None else timeframe_end * MICROS,
+        ongoing=ongoing,
+    )
+    chunks = sessions_csv(_database(state), project.id, where, _clock(request))
+    return csv_response(chunks, "meetings.csv")
+
+
+@get(
+    "/v1/meetings/{meeting:str}/attendance.csv",
+    summary="One meeting session's attendance as CSV",
+    description=(
+        "One row per participant, earliest first join first: `"
+        + ",".join(ATTENDANCE_COLUMNS)
+        + "`. `time_present` is the seconds present over all of the participant's presences "
+        "in the session; `share_percent` is that time as a share of the session's duration."
+    ),
+    responses=_ERRORS,
+    tags=["exports"],
+    sync_to_thread=True,
+)
+def meeting_attendance_csv(
+    project: NamedDependency[Project],
+    state: State,
+    request: Request[Any, Any, Any],
+    meeting: FromPath[str],
+) -> Stream:
+    session = _meeting(_database(state), project.id, meeting)
+    rows = attendance_rows(session, _clock(request))
+    return csv_response(render([ATTENDANCE_COLUMNS, *rows]), f"attendance-{session.id}.csv")
+
+
+@get(
+    "/v1/meeting-sessions/{session_id:str}/chat.csv",
+    summary="One meeting session's chat as CSV (VideoSDK's `chatLink`)",
+    description=(
+        "`timestamp,participant,name,text`, oldest first. Open to whoever holds a `chatLink` "
+        "(its `token` expires); without a token, an API key or VideoSDK-style JWT in "
+        "`Authorization` works too. A session's chat is its room's `chat.message` events from "
+        "its start up to, not including, its end."
+    ),
+    responses=_ERRORS,
+    tags=["meeting-sessions"],
+    security=[{}],
+)
+async def session_chat_csv(
+    state: State,
+    request: Request[Any, Any, Any],
+    session_id: FromPath[str],
+    token: FromQuery[str | None] = None,
+) -> Stream:
+    database = _database(state)
+    if token is None:
+        project = await videosdk_project(request)
+    else:
+        project = await to_thread.run_sync(
+            verify_chat_token, database, token, session_id, _clock(request)
+        )
+    session = await to_thread.run_sync(_meeting, database, project.id, session_id)
+    text = await to_thread.run_sync(chat_csv, database, project.id, session)
+    return csv_response(text, f"chat-{session.id}.csv")
+
+
+ROUTES: Final = (meetings_csv, meeting_attendance_csv)
+OPEN_ROUTES: Final = (session_chat_csv,)

@@ -1,0 +1,107 @@
+"""The CSV exports: sessions, attendance and chat, one row per item, with a header row.
+
+Times are RFC 3339 in UTC with milliseconds, durations whole seconds (floored), as the APIs
+give them. A cell that a spreadsheet would run as a formula (one starting with `=`, `+`, `-`,
+`@`, a tab or a carriage return) is written with a leading `'`, so an export opened in a
+spreadsheet shows what was said instead of running it.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+from collections.abc import Iterable, Sequence
+from typing import Final
+
+from roomlog.domain.attendance import attendees, share
+from roomlog.domain.events import MICROS, ChatMessage, rfc3339
+from roomlog.domain.sessions import MeetingSession
+
+SESSION_COLUMNS: Final = (
+    "id",
+    "room",
+    "start_time",
+    "end_time",
+    "duration",
+    "ongoing",
+    "max_participants",
+    "participants",
+)
+ATTENDANCE_COLUMNS: Final = (
+    "session_id",
+    "room",
+    "participant_id",
+    "user_id",
+    "user_name",
+    "first_join",
+    "last_leave",
+    "time_present",
+    "share_percent",
+    "presences",
+)
+CHAT_COLUMNS: Final = ("timestamp", "participant", "name", "text")
+
+Cell = str | int | None
+_FORMULA: Final = ("=", "+", "-", "@", "\t", "\r")
+
+
+def _safe(value: str | None) -> str | None:
+    if value and value.startswith(_FORMULA):
+        return "'" + value
+    return value
+
+
+def _time(micros: int | None) -> str:
+    return "" if micros is None else rfc3339(micros)
+
+
+def session_row(session: MeetingSession, now: int) -> list[Cell]:
+    return [
+        session.id,
+        _safe(session.room),
+        rfc3339(session.start),
+        _time(session.end),
+        session.duration(now) // MICROS,
+        "true" if session.end is None else "false",
+        session.max_participants,
+        len({r.participant_id for r in session.participants}),
+    ]
+
+
+def attendance_rows(session: MeetingSession, now: int) -> list[list[Cell]]:
+    """One row per participant of `session`, earliest first join first."""
+    return [
+        [
+            session.id,
+            _safe(session.room),
+            _safe(a.participant_id),
+            _safe(a.user_id),
+            _safe(a.user_name),
+            rfc3339(a.first_join),
+            _time(a.last_leave),
+            a.present // MICROS,
+            f"{100 * share(a, session, now):.1f}",
+            a.presences,
+        ]
+        for a in attendees(session, now)
+    ]
+
+
+def chat_rows(messages: Iterable[ChatMessage], names: dict[str, str | None]) -> list[list[Cell]]:
+    """One row per message; `names` gives a participant's name where the message has none."""
+    return [
+        [
+            rfc3339(m.at),
+            _safe(m.participant_id),
+            _safe(m.user_name or names.get(m.participant_id)),
+            _safe(m.text),
+        ]
+        for m in messages
+    ]
+
+
+def render(rows: Iterable[Sequence[Cell]]) -> str:
+    """`rows` as CSV text (RFC 4180: CRLF line ends, quotes where needed)."""
+    out = io.StringIO()
+    csv.writer(out).writerows(rows)
+    return out.getvalue()
