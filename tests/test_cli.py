@@ -109,6 +109,18 @@ def test_a_valid_file_prints_daily_meeting_objects_newest_first(
     ]
 
 
+def test_chat_lines_take_no_part_in_the_sessions(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    chat = {"type": "chat.message", "room": "demo", "participant_id": "A", "text": "hi", "at": 5}
+    path = tmp_path / "with-chat.ndjson"
+    path.write_text("\n".join(json.dumps(e) for e in [chat, *EVENTS, {**chat, "text": ""}]))
+    assert main(["sessionize", str(path), "--now", "1000"]) == 0
+    out, err = capsys.readouterr()
+    assert json.loads(out) == EXPECTED
+    assert err == ""
+
+
 def test_now_accepts_rfc3339(events_file: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["sessionize", str(events_file), "--now", "1970-01-01T00:16:40Z"]) == 0
     assert without_ids(json.loads(capsys.readouterr().out)) == without_ids(EXPECTED)

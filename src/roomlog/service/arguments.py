@@ -8,7 +8,15 @@ from typing import Final
 
 ENV_URL: Final = "ROOMLOG_DATABASE_URL"
 DEFAULT_PROJECT: Final = "default"
-SERVICE_COMMANDS: Final = ("serve", "keys", "projects", "providers", "import", "rebuild")
+SERVICE_COMMANDS: Final = (
+    "serve",
+    "keys",
+    "projects",
+    "providers",
+    "import",
+    "rebuild",
+    "export",
+)
 # Each provider's credential options (`api_key` is `--api-key`); `roomlog.service.providers`
 # has the same fields, and `public_key_file` stores the file's content as `public_key`.
 PROVIDER_OPTIONS: Final = {
@@ -124,3 +132,21 @@ def add_commands(commands: argparse._SubParsersAction[argparse.ArgumentParser]) 
     rebuild = commands.add_parser("rebuild", help="recompute sessions from the event log")
     rebuild.add_argument("--project", default=DEFAULT_PROJECT, metavar="NAME")
     database_option(rebuild)
+
+    export = commands.add_parser(
+        "export", help="write sessions or attendance as CSV, as the API's downloads do"
+    )
+    export.add_argument("what", choices=("sessions", "attendance"))
+    export.add_argument("--project", default=DEFAULT_PROJECT, metavar="NAME")
+    export.add_argument("--room", metavar="NAME", help="only this room's sessions")
+    export.add_argument(
+        "--timeframe-start",
+        metavar="TIME",
+        help="sessions that started at or after TIME (unix seconds or RFC 3339)",
+    )
+    export.add_argument("--timeframe-end", metavar="TIME", help="sessions that started before TIME")
+    export.add_argument(
+        "--ongoing", choices=("true", "false"), help="only ongoing, or only ended, sessions"
+    )
+    export.add_argument("-o", "--output", metavar="FILE", help="write here (default: stdout)")
+    database_option(export)

@@ -1,4 +1,5 @@
-"""The service's commands: `serve`, `keys`, `projects`, `providers`, `import`, `rebuild`."""
+"""The service's commands: `serve`, `keys`, `projects`, `providers`, `import`, `rebuild`,
+`export`."""
 
 from __future__ import annotations
 
@@ -11,10 +12,10 @@ from typing import IO, Final
 
 import uvicorn
 
-from roomlog.domain.events import MICROS, PresenceEvent
-from roomlog.ingest.native import InvalidEvent, parse_event
+from roomlog.domain.events import MICROS, ChatMessage, InvalidTime, PresenceEvent, micros_from_at
+from roomlog.ingest.native import InvalidEvent, parse_item
 from roomlog.ingest.videosdk import public_key
-from roomlog.service import demo
+from roomlog.service import demo, exports
 from roomlog.service.arguments import ENV_URL, PROVIDER_OPTIONS
 from roomlog.service.db import BadDatabaseUrl, Database, migrate, open_database
 from roomlog.service.projects import (
@@ -29,6 +30,7 @@ from roomlog.service.projects import (
     revoke_key,
 )
 from roomlog.service.providers import list_credentials, masked, set_credentials
+from roomlog.service.queries import MeetingFilter
 from roomlog.service.store import IngestResult, Settings, Store, Submission
 
 IMPORT_CHUNK: Final = 5_000
@@ -59,6 +61,8 @@ def run(args: argparse.Namespace) -> int:
             return _import(args, database)
         if args.command == "rebuild":
             return _rebuild(args, database)
+        if args.command == "export":
+            return _export(args, database)
     finally:
         database.dispose()
     raise AssertionError(args.command)
@@ -208,27 +212,34 @@ def _import(args: argparse.Namespace, database: Database) -> int:
     total = IngestResult(0, 0, [])
     bad = 0
     chunk: list[tuple[int, PresenceEvent]] = []
+    chats: list[tuple[int, ChatMessage]] = []
 
     def flush() -> None:
         nonlocal bad
-        if not chunk:
+        if not chunk and not chats:
             return
-        result = store.ingest([Submission(project, chunk)], _micros())
+        result = store.ingest([Submission(project, chunk, chats=chats)], _micros())
         total.accepted += result[0].accepted
         total.duplicates += result[0].duplicates
         for rejected in result[0].rejected:
             print(f"{name}:{rejected.index}: {rejected.reason}", file=sys.stderr)
             bad += 1
         chunk.clear()
+        chats.clear()
 
     try:
         for number, line in _lines(args.file):
             try:
-                chunk.append((number, parse_event(line)))
+                item = parse_item(line)
             except InvalidEvent as exc:
                 print(f"{name}:{number}: {exc}", file=sys.stderr)
                 bad += 1
-            if len(chunk) >= IMPORT_CHUNK:
+                continue
+            if isinstance(item, ChatMessage):
+                chats.append((number, item))
+            else:
+                chunk.append((number, item))
+            if len(chunk) + len(chats) >= IMPORT_CHUNK:
                 flush()
         flush()
     except OSError as exc:
@@ -248,3 +259,46 @@ def _rebuild(args: argparse.Namespace, database: Database) -> int:
     rooms = Store(database).rebuild(project, _micros())
     print(f"Rebuilt {rooms} room(s) of project {project.name!r} from the event log.")
     return 0
+
+
+def _export(args: argparse.Namespace, database: Database) -> int:
+    project = _existing_project(database, args.project, "export")
+    if project is None:
+        return 1
+    bounds: list[int | None] = []
+    for option, value in (
+        ("--timeframe-start", args.timeframe_start),
+        ("--timeframe-end", args.timeframe_end),
+    ):
+        try:
+            bounds.append(None if value is None else micros_from_at(_unix_or_text(value)))
+        except InvalidTime as exc:
+            print(f"roomlog export: {option}: {exc}", file=sys.stderr)
+            return EXIT_INVALID
+    where = MeetingFilter(
+        room=args.room,
+        start_from=bounds[0],
+        start_before=bounds[1],
+        ongoing=None if args.ongoing is None else args.ongoing == "true",
+    )
+    write = exports.sessions_csv if args.what == "sessions" else exports.attendance_csv
+    chunks = write(database, project.id, where, _micros())
+    try:
+        if args.output in (None, "-"):
+            sys.stdout.writelines(chunks)
+            sys.stdout.flush()
+        else:
+            with open(args.output, "w", encoding="utf-8", newline="") as out:
+                out.writelines(chunks)
+    except OSError as exc:
+        print(f"roomlog export: {exc}", file=sys.stderr)
+        return 1
+    return 0
+
+
+def _unix_or_text(value: str) -> float | str:
+    """A command-line time: unix seconds, or RFC 3339 text."""
+    try:
+        return float(value)
+    except ValueError:
+        return value
