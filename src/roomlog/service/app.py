@@ -36,6 +36,7 @@ from roomlog.domain.sessions import MeetingSession
 from roomlog.ingest.native import InvalidEvent, parse_item
 from roomlog.service import exports, queries
 from roomlog.service.auth import Authenticator, daily_project, videosdk_project
+from roomlog.service.dashboard import routes as dashboard
 from roomlog.service.db import Database, migrate, open_database
 from roomlog.service.delivery import Deliverer, DeliverySettings
 from roomlog.service.errors import (
@@ -675,7 +676,7 @@ def create_app(
         *exports.OPEN_ROUTES,
     )
     return Litestar(
-        route_handlers=[*daily_routes, *videosdk_routes, *open_routes],
+        route_handlers=[*daily_routes, *videosdk_routes, *open_routes, dashboard.router()],
         state=State(
             {
                 "database": database,

@@ -214,3 +214,21 @@ def neighbours(
         .limit(1)
     ).first()
     return (None if before is None else before[0]), (None if after is None else after[0])
+
+
+def started_since(connection: Connection, project_id: int, since: int) -> list[MeetingSession]:
+    """Every session of the project that started at or after `since` (µs)."""
+    query = select(*_COLUMNS).where(
+        sessions.c.project_id == project_id, sessions.c.start_at >= since
+    )
+    return [to_session(row) for row in connection.execute(query)]
+
+
+def room_names(connection: Connection, project_id: int, limit: int = 500) -> list[str]:
+    query = (
+        select(rooms.c.name)
+        .where(rooms.c.project_id == project_id, rooms.c.session_count > 0)
+        .order_by(rooms.c.name)
+        .limit(limit)
+    )
+    return [row[0] for row in connection.execute(query)]

@@ -1,0 +1,1 @@
+"""The web dashboard: overview, sessions, a session's timeline and attendance, at `/`."""

@@ -1,0 +1,520 @@
+"""The dashboard's pages: server-rendered HTML (Jinja2) with a little JavaScript.
+
+Every page but the sign-in page needs a signed-in browser: the `roomlog_session` cookie
+(HTTP-only, Secure, SameSite=Strict) holds a token from `logins`. Every query is scoped to the
+signed-in project, as the API's are. Forms that change something are POSTs, and a POST whose
+`Origin` is another site is refused.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import UTC, date, datetime, timedelta
+from functools import cache
+from pathlib import Path
+from typing import Any, Final
+from urllib.parse import quote, urlencode, urlsplit
+
+from anyio import to_thread
+from jinja2 import Environment, PackageLoader, select_autoescape
+from litestar import MediaType, Request, Response, Router, get, post
+from litestar.datastructures import Cookie, State
+from litestar.response import File, Redirect, Stream
+
+from roomlog.domain.attendance import attendees, share
+from roomlog.domain.events import MICROS, rfc3339
+from roomlog.domain.sessions import MeetingSession
+from roomlog.domain.timeline import began, ended, span
+from roomlog.service import exports, queries
+from roomlog.service.dashboard import logins
+from roomlog.service.dashboard.overview import activity, bars, first_day
+from roomlog.service.db import Database
+from roomlog.service.projects import Project
+from roomlog.service.store import Store
+from roomlog.views.exports import ATTENDANCE_COLUMNS, attendance_rows, render
+from roomlog.views.videosdk import active_duration
+
+COOKIE: Final = "roomlog_session"
+PAGE_SIZE: Final = 25
+DAYS: Final = 30
+STATIC: Final = Path(__file__).parent / "static"
+_LOOPBACK: Final = ("localhost", "127.0.0.1", "[::1]", "::1")
+
+
+class SignInRequired(Exception):
+    """No live sign-in: the browser is sent to the sign-in page."""
+
+
+class PageNotFound(Exception):
+    pass
+
+
+@cache
+def _templates() -> Environment:
+    environment = Environment(
+        loader=PackageLoader("roomlog.service.dashboard", "templates"),
+        autoescape=select_autoescape(["html"]),
+        trim_blocks=True,
+        lstrip_blocks=True,
+    )
+    environment.filters["when"] = when
+    environment.filters["span"] = lambda micros: span(max(micros, 0))
+    environment.filters["iso"] = rfc3339
+    return environment
+
+
+def when(micros: int) -> str:
+    """An instant as the dashboard shows it: UTC, to the millisecond."""
+    moment = datetime.fromtimestamp(micros // MICROS, tz=UTC)
+    return f"{moment:%Y-%m-%d %H:%M:%S}.{micros % MICROS // 1000:03d}"
+
+
+def clock_time(micros: int) -> str:
+    return f"{datetime.fromtimestamp(micros // MICROS, tz=UTC):%H:%M:%S}"
+
+
+def _page(template: str, status_code: int = 200, **context: Any) -> Response[str]:
+    html = _templates().get_template(template).render(**context)
+    return Response(
+        html,
+        media_type=MediaType.HTML,
+        status_code=status_code,
+        headers={
+            "cache-control": "no-store",
+            "x-content-type-options": "nosniff",
+            "referrer-policy": "same-origin",
+            "x-frame-options": "DENY",
+            "content-security-policy": (
+                "default-src 'self'; style-src 'self' 'unsafe-inline'; img-src 'self' data:; "
+                "frame-ancestors 'none'; form-action 'self'"
+            ),
+        },
+    )
+
+
+def _database(state: State) -> Database:
+    database: Database = state.database
+    return database
+
+
+def _now(request: Request[Any, Any, Any]) -> int:
+    clock: Callable[[], int] = request.app.state.clock
+    return clock()
+
+
+async def _viewer(request: Request[Any, Any, Any]) -> Project:
+    """The signed-in project, or `SignInRequired`."""
+    token = request.cookies.get(COOKIE)
+    if not token:
+        raise SignInRequired
+    database = _database(request.app.state)
+    now = _now(request)
+
+    def lookup() -> Project | None:
+        with database.engine.connect() as connection:
+            return logins.signed_in(connection, token, now)
+
+    project = await to_thread.run_sync(lookup)
+    if project is None:
+        raise SignInRequired
+    return project
+
+
+def _local_path(value: str | None) -> str:
+    """A path on this site to go back to after signing in; anything else goes to `/`."""
+    if value and value.startswith("/") and not value.startswith("//") and "\\" not in value:
+        return value
+    return "/"
+
+
+def _same_origin(request: Request[Any, Any, Any]) -> bool:
+    origin = request.headers.get("origin")
+    if origin is None or origin == "null":
+        return origin is None
+    return urlsplit(origin).netloc == request.headers.get("host", "")
+
+
+def on_sign_in_required(request: Request[Any, Any, Any], _: SignInRequired) -> Response[Any]:
+    if request.url.path == "/live":  # the live panel's refresh: no page to go back to
+        return Response("", status_code=401)
+    target = request.url.path + (f"?{request.url.query}" if request.url.query else "")
+    response: Response[Any] = Redirect(f"/sign-in?{urlencode({'next': target})}")
+    response.delete_cookie(COOKIE)
+    return response
+
+
+def on_page_not_found(_: Request[Any, Any, Any], exc: PageNotFound) -> Response[str]:
+    return _page("missing.html", status_code=404, what=str(exc), project=None)
+
+
+# -- sign in and out ----------------------------------------------------------------------
+
+
+def _plain_http_elsewhere(request: Request[Any, Any, Any]) -> bool:
+    """A browser keeps no Secure cookie from plain HTTP except on this machine."""
+    return request.url.scheme == "http" and request.url.hostname not in _LOOPBACK
+
+
+@get("/sign-in", sync_to_thread=False, include_in_schema=False)
+def sign_in_page(request: Request[Any, Any, Any], next: str | None = None) -> Response[str]:
+    return _page(
+        "sign_in.html",
+        next=_local_path(next),
+        error=None,
+        insecure=_plain_http_elsewhere(request),
+        project=None,
+    )
+
+
+@post("/sign-in", include_in_schema=False, status_code=303)
+async def sign_in(request: Request[Any, Any, Any]) -> Response[Any]:
+    form = await request.form()
+    target = _local_path(str(form.get("next") or "/"))
+    if not _same_origin(request):
+        return _page(
+            "sign_in.html",
+            403,
+            next=target,
+            error="Sign in from this site's own page.",
+            insecure=False,
+            project=None,
+        )
+    key = str(form.get("key") or "")
+    database = _database(request.app.state)
+    now = _now(request)
+
+    def exchange() -> str | None:
+        with database.engine.begin() as connection:
+            return logins.sign_in(connection, key, now)
+
+    token = await to_thread.run_sync(exchange) if key.strip() else None
+    if token is None:
+        return _page(
+            "sign_in.html",
+            401,
+            next=target,
+            error="That API key is not valid. Keys look like rl_… and are printed by "
+            "`roomlog keys create`.",
+            insecure=_plain_http_elsewhere(request),
+            project=None,
+        )
+    response: Response[Any] = Redirect(target, status_code=303)
+    response.set_cookie(
+        Cookie(
+            key=COOKIE,
+            value=token,
+            path="/",
+            max_age=logins.LIFETIME // MICROS,
+            httponly=True,
+            secure=True,
+            samesite="strict",
+        )
+    )
+    return response
+
+
+@post("/sign-out", include_in_schema=False, status_code=303)
+async def sign_out(request: Request[Any, Any, Any]) -> Response[Any]:
+    token = request.cookies.get(COOKIE)
+    if token and _same_origin(request):
+        database = _database(request.app.state)
+
+        def forget() -> None:
+            with database.engine.begin() as connection:
+                logins.sign_out(connection, token)
+
+        await to_thread.run_sync(forget)
+    response: Response[Any] = Redirect("/sign-in", status_code=303)
+    response.delete_cookie(COOKIE)
+    return response
+
+
+# -- overview -----------------------------------------------------------------------------
+
+
+def _live(database: Database, project: Project, now: int) -> list[dict[str, Any]]:
+    with database.engine.connect() as connection:
+        present = queries.presence(connection, project.id)
+    rooms: dict[str, dict[str, Any]] = {}
+    for person in present:
+        room = rooms.setdefault(
+            person.room,
+            {
+                "name": person.room,
+                "session_id": person.session_id,
+                "people": [],
+                "since": person.join,
+            },
+        )
+        room["people"].append(person.user_name or person.participant_id)
+        room["since"] = min(room["since"], person.join)
+    for room in rooms.values():
+        room["for"] = span(now - room["since"])
+    return sorted(rooms.values(), key=lambda r: (-len(r["people"]), r["name"]))
+
+
+@get("/", include_in_schema=False)
+async def overview(request: Request[Any, Any, Any]) -> Response[str]:
+    project = await _viewer(request)
+    database = _database(request.app.state)
+    now = _now(request)
+
+    def gather() -> dict[str, Any]:
+        with database.engine.connect() as connection:
+            recent = queries.started_since(connection, project.id, first_day(now, DAYS))
+        per_day, busiest = activity(recent, now, DAYS)
+        return {
+            "live": _live(database, project, now),
+            "days": per_day,
+            "session_bars": bars([(d.day, d.sessions) for d in per_day], "sessions"),
+            "minute_bars": bars([(d.day, d.minutes) for d in per_day], "participant-minutes"),
+            "busiest": busiest,
+            "total_sessions": sum(d.sessions for d in per_day),
+            "total_minutes": sum(d.minutes for d in per_day),
+            "top_sessions": max((d.sessions for d in per_day), default=0),
+            "top_minutes": max((d.minutes for d in per_day), default=0),
+        }
+
+    context = await to_thread.run_sync(gather)
+    return _page("overview.html", project=project, now=now, section="overview", **context)
+
+
+@get("/live", include_in_schema=False)
+async def live(request: Request[Any, Any, Any]) -> Response[str]:
+    project = await _viewer(request)
+    rooms = await to_thread.run_sync(_live, _database(request.app.state), project, _now(request))
+    return _page("_live.html", live=rooms)
+
+
+# -- sessions -----------------------------------------------------------------------------
+
+
+def _day(value: str | None, name: str, problems: list[str]) -> date | None:
+    if not value:
+        return None
+    try:
+        return date.fromisoformat(value)
+    except ValueError:
+        problems.append(f"{name}: {value!r} is not a date (YYYY-MM-DD)")
+        return None
+
+
+def _micros(day: date) -> int:
+    return int(datetime(day.year, day.month, day.day, tzinfo=UTC).timestamp()) * MICROS
+
+
+@get("/sessions", include_in_schema=False)
+async def sessions_page(
+    request: Request[Any, Any, Any],
+    room: str | None = None,
+    start: str | None = None,
+    end: str | None = None,
+    status: str | None = None,
+    after: str | None = None,
+    before: str | None = None,
+) -> Response[str]:
+    project = await _viewer(request)
+    database = _database(request.app.state)
+    now = _now(request)
+    problems: list[str] = []
+    first = _day(start, "From", problems)
+    last = _day(end, "To", problems)
+    if status not in (None, "", "ongoing", "ended"):
+        problems.append(f"Status: {status!r} is not one of any, ongoing, ended")
+    where = queries.MeetingFilter(
+        room=room or None,
+        start_from=None if first is None else _micros(first),
+        start_before=None if last is None else _micros(last + timedelta(days=1)),
+        ongoing={"ongoing": True, "ended": False}.get(status or ""),
+    )
+
+    def gather() -> dict[str, Any]:
+        with database.engine.connect() as connection:
+            try:
+                found = queries.list_meetings(
+                    connection, project.id, where, PAGE_SIZE + 1, after or None, before or None
+                )
+            except queries.UnknownCursor:
+                problems.append("That page is no longer there; showing the newest sessions.")
+                found = queries.list_meetings(connection, project.id, where, PAGE_SIZE + 1)
+            total = queries.count_meetings(connection, project.id, where)
+            names = queries.room_names(connection, project.id)
+        more = len(found) > PAGE_SIZE
+        if before and not after:  # a page going back: the extra row is the oldest
+            page = found[-PAGE_SIZE:]
+            newer, older = more, True
+        else:
+            page = found[:PAGE_SIZE]
+            newer, older = bool(after), more
+        return {"page": page, "total": total, "rooms": names, "newer": newer, "older": older}
+
+    context: dict[str, Any] = (
+        await to_thread.run_sync(gather)
+        if not problems
+        else {"page": [], "total": 0, "rooms": [], "newer": False, "older": False}
+    )
+    filters = {"room": room or "", "start": start or "", "end": end or "", "status": status or ""}
+    kept = {k: v for k, v in filters.items() if v}
+    page: list[MeetingSession] = context["page"]
+    links = {
+        "newer": f"/sessions?{urlencode({**kept, 'before': page[0].id})}"
+        if page and context["newer"]
+        else None,
+        "older": f"/sessions?{urlencode({**kept, 'after': page[-1].id})}"
+        if page and context["older"]
+        else None,
+    }
+    rows = [
+        {
+            "session": s,
+            "duration": span(s.duration(now)),
+            "people": len({r.participant_id for r in s.participants}),
+        }
+        for s in page
+    ]
+    return _page(
+        "sessions.html",
+        project=project,
+        section="sessions",
+        rows=rows,
+        total=context["total"],
+        rooms=context["rooms"],
+        filters=filters,
+        links=links,
+        problems=problems,
+    )
+
+
+def _session(database: Database, project: Project, session_id: str) -> MeetingSession:
+    with database.engine.connect() as connection:
+        found = queries.get_meeting(connection, project.id, session_id)
+    if found is None:
+        raise PageNotFound(f"No session {session_id!r} in this project.")
+    return found
+
+
+def _percent(part: int, whole: int) -> float:
+    return round(100 * part / whole, 3) if whole > 0 else 0.0
+
+
+@get("/sessions/{session_id:str}", include_in_schema=False)
+async def session_page(request: Request[Any, Any, Any], session_id: str) -> Response[str]:
+    project = await _viewer(request)
+    database = _database(request.app.state)
+    now = _now(request)
+    store: Store = request.app.state.store
+    rules = store.settings.rules
+
+    def gather() -> dict[str, Any]:
+        session = _session(database, project, session_id)
+        with database.engine.connect() as connection:
+            previous_end, next_start = queries.neighbours(connection, project.id, session)
+            chatty = bool(queries.with_chat(connection, project.id, [session]))
+        return {
+            "session": session,
+            "began": began(session, rules, previous_end),
+            "ended": ended(session, rules, next_start),
+            "chatty": chatty,
+        }
+
+    context = await to_thread.run_sync(gather)
+    session: MeetingSession = context["session"]
+    finish = now if session.end is None else session.end
+    length = max(finish - session.start, 1)
+    people = attendees(session, now)
+    tracks = []
+    for person in people:
+        records = [r for r in session.participants if r.participant_id == person.participant_id]
+        tracks.append(
+            {
+                "who": person.user_name or person.participant_id,
+                "participant_id": person.participant_id,
+                "bars": [
+                    {
+                        "left": _percent(r.join - session.start, length),
+                        "width": max(_percent(r.duration(now), length), 0.4),
+                        "join": r.join,
+                        "leave": r.leave,
+                        "length": r.duration(now),
+                    }
+                    for r in sorted(records, key=lambda r: r.join)
+                ],
+            }
+        )
+    ticks = [
+        {"left": 100 * n / 4, "label": clock_time(session.start + length * n // 4)}
+        for n in range(5)
+    ]
+    markers = [
+        {"left": _percent(moment.at - session.start, length), "label": label, "moment": moment}
+        for label, moment in (("began", context["began"]), ("ended", context["ended"]))
+        if moment is not None
+    ]
+    chat_link = None
+    if context["chatty"]:
+        expires = now // MICROS + request.app.state.chat_link_ttl
+        chat_link = exports.chat_link(str(request.base_url), project, session.id, expires)
+    return _page(
+        "session.html",
+        project=project,
+        section="sessions",
+        session=session,
+        now=now,
+        duration=session.duration(now),
+        active=active_duration(session.participants, now) * MICROS,
+        began=context["began"],
+        ended=context["ended"],
+        tracks=tracks,
+        ticks=ticks,
+        markers=markers,
+        attendance=[{"a": a, "share": round(100 * share(a, session, now), 1)} for a in people],
+        chat_link=chat_link,
+        attendance_link=f"/sessions/{quote(session.id, safe='')}/attendance.csv",
+    )
+
+
+@get("/sessions/{session_id:str}/attendance.csv", include_in_schema=False)
+async def session_attendance_csv(request: Request[Any, Any, Any], session_id: str) -> Stream:
+    project = await _viewer(request)
+    session = await to_thread.run_sync(_session, _database(request.app.state), project, session_id)
+    rows = attendance_rows(session, _now(request))
+    return exports.csv_response(render([ATTENDANCE_COLUMNS, *rows]), f"attendance-{session.id}.csv")
+
+
+_ASSETS: Final = {
+    "style.css": "text/css; charset=utf-8",
+    "app.js": "text/javascript; charset=utf-8",
+}
+
+
+@get("/assets/{name:str}", include_in_schema=False, sync_to_thread=False)
+def asset(name: str) -> File:
+    if name not in _ASSETS:
+        raise PageNotFound(f"No asset {name!r}.")
+    return File(
+        STATIC / name,
+        media_type=_ASSETS[name],
+        content_disposition_type="inline",
+        headers={"cache-control": "public, max-age=3600", "x-content-type-options": "nosniff"},
+    )
+
+
+def router() -> Router:
+    return Router(
+        path="/",
+        route_handlers=[
+            overview,
+            live,
+            sign_in_page,
+            sign_in,
+            sign_out,
+            sessions_page,
+            session_page,
+            session_attendance_csv,
+            asset,
+        ],
+        exception_handlers={
+            SignInRequired: on_sign_in_required,
+            PageNotFound: on_page_not_found,
+        },
+    )
