@@ -81,7 +81,8 @@ def _serve(args: argparse.Namespace, database: Database) -> int:
         store = Store(database)
         now = _micros()
         events = demo.history(now)
-        results = store.ingest([Submission(project, list(enumerate(events)))], now)
+        chats = list(enumerate(demo.chat(events), start=len(events)))
+        results = store.ingest([Submission(project, list(enumerate(events)), chats=chats)], now)
         print(
             f"Demo history: {results[0].accepted} events stored, "
             f"{results[0].duplicates} already there.",

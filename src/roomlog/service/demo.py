@@ -1,14 +1,24 @@
 """A small generated history for `roomlog serve --demo`: a few rooms over the last days,
-with rejoins, short visits, a 10-minute split, and one meeting still going on."""
+with rejoins, short visits, a 10-minute split, chat, and one meeting still going on."""
 
 from __future__ import annotations
 
 import random
 
-from roomlog.domain.events import JOINED, LEFT, MICROS, EventType, PresenceEvent
+from roomlog.domain.events import JOINED, LEFT, MICROS, ChatMessage, EventType, PresenceEvent
 
 ROOMS = ("standup", "design-review", "all-hands", "office-hours", "1-1-ana-ben")
 PEOPLE = ("ana", "ben", "chen", "dara", "eli", "fatima", "gus", "hana")
+LINES = (
+    "Can everyone see my screen?",
+    "You're on mute",
+    "Notes are in the doc",
+    "+1",
+    "Let's take this offline",
+    "Sharing the link now",
+    "Back in two minutes",
+    "Thanks all!",
+)
 
 
 def history(now: int, days: int = 7, seed: int = 11) -> list[PresenceEvent]:
@@ -47,7 +57,37 @@ def history(now: int, days: int = 7, seed: int = 11) -> list[PresenceEvent]:
                 add(JOINED, room, f"{person}-{int(joined)}", joined, person)
                 add(LEFT, room, f"{person}-{int(joined)}", max(left, joined + 15), person)
             clock += length + rnd.uniform(3 * 3600, 30 * 3600)
+    # A design review that one person stays on after the others leave: after 10 minutes
+    # alone, the session splits.
+    split = now / MICROS - 86_400 - 3 * 3600
+    for person, joined, left in (("ana", 0, 5400), ("ben", 20, 1800), ("dara", 60, 1750)):
+        add(JOINED, "design-review", f"{person}-split", split + joined, person)
+        add(LEFT, "design-review", f"{person}-split", split + left, person)
     # One meeting going on now, in the stand-up room.
     for n, person in enumerate(("ana", "ben", "chen")):
         add(JOINED, "standup", f"{person}-live", now / MICROS - 900 + n * 40, person)
     return events
+
+
+def chat(events: list[PresenceEvent], seed: int = 11) -> list[ChatMessage]:
+    """A few chat lines in some of the presences of `events`, while each sender is present."""
+    rnd = random.Random(seed)
+    left = {(e.room, e.participant_id): e.at for e in events if e.type == LEFT}
+    messages: list[ChatMessage] = []
+    for event in events:
+        if event.type != JOINED or rnd.random() > 0.35:
+            continue
+        until = left.get((event.room, event.participant_id), event.at + 600 * MICROS)
+        for _ in range(rnd.randint(1, 3)):
+            at = rnd.randint(event.at, max(event.at, until - MICROS))
+            messages.append(
+                ChatMessage(
+                    f"{event.id}-chat-{len(messages)}",
+                    event.room,
+                    event.participant_id,
+                    at,
+                    rnd.choice(LINES),
+                    event.user_name,
+                )
+            )
+    return messages

@@ -19,6 +19,7 @@ from anyio import to_thread
 from jinja2 import Environment, PackageLoader, select_autoescape
 from litestar import MediaType, Request, Response, Router, get, post
 from litestar.datastructures import Cookie, State
+from litestar.params import FromPath, FromQuery
 from litestar.response import File, Redirect, Stream
 
 from roomlog.domain.attendance import attendees, share
@@ -156,7 +157,9 @@ def _plain_http_elsewhere(request: Request[Any, Any, Any]) -> bool:
 
 
 @get("/sign-in", sync_to_thread=False, include_in_schema=False)
-def sign_in_page(request: Request[Any, Any, Any], next: str | None = None) -> Response[str]:
+def sign_in_page(
+    request: Request[Any, Any, Any], next: FromQuery[str | None] = None
+) -> Response[str]:
     return _page(
         "sign_in.html",
         next=_local_path(next),
@@ -306,12 +309,12 @@ def _micros(day: date) -> int:
 @get("/sessions", include_in_schema=False)
 async def sessions_page(
     request: Request[Any, Any, Any],
-    room: str | None = None,
-    start: str | None = None,
-    end: str | None = None,
-    status: str | None = None,
-    after: str | None = None,
-    before: str | None = None,
+    room: FromQuery[str | None] = None,
+    start: FromQuery[str | None] = None,
+    end: FromQuery[str | None] = None,
+    status: FromQuery[str | None] = None,
+    after: FromQuery[str | None] = None,
+    before: FromQuery[str | None] = None,
 ) -> Response[str]:
     project = await _viewer(request)
     database = _database(request.app.state)
@@ -385,7 +388,7 @@ async def sessions_page(
     )
 
 
-def _session(database: Database, project: Project, session_id: str) -> MeetingSession:
+def _session(database: Database, project: Project, session_id: FromPath[str]) -> MeetingSession:
     with database.engine.connect() as connection:
         found = queries.get_meeting(connection, project.id, session_id)
     if found is None:
@@ -398,7 +401,7 @@ def _percent(part: int, whole: int) -> float:
 
 
 @get("/sessions/{session_id:str}", include_in_schema=False)
-async def session_page(request: Request[Any, Any, Any], session_id: str) -> Response[str]:
+async def session_page(request: Request[Any, Any, Any], session_id: FromPath[str]) -> Response[str]:
     project = await _viewer(request)
     database = _database(request.app.state)
     now = _now(request)
@@ -474,7 +477,9 @@ async def session_page(request: Request[Any, Any, Any], session_id: str) -> Resp
 
 
 @get("/sessions/{session_id:str}/attendance.csv", include_in_schema=False)
-async def session_attendance_csv(request: Request[Any, Any, Any], session_id: str) -> Stream:
+async def session_attendance_csv(
+    request: Request[Any, Any, Any], session_id: FromPath[str]
+) -> Stream:
     project = await _viewer(request)
     session = await to_thread.run_sync(_session, _database(request.app.state), project, session_id)
     rows = attendance_rows(session, _now(request))
@@ -488,7 +493,7 @@ _ASSETS: Final = {
 
 
 @get("/assets/{name:str}", include_in_schema=False, sync_to_thread=False)
-def asset(name: str) -> File:
+def asset(name: FromPath[str]) -> File:
     if name not in _ASSETS:
         raise PageNotFound(f"No asset {name!r}.")
     return File(

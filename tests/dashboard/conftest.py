@@ -1,0 +1,5 @@
+"""The service's database fixtures: the dashboard runs on SQLite and on PostgreSQL alike."""
+
+from tests.service.conftest import database, database_url
+
+__all__ = ["database", "database_url"]
