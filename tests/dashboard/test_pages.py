@@ -214,9 +214,9 @@ def test_the_overview_counts_what_the_api_lists(browser: Browser) -> None:
     html = browser.client.get("/").text
     assert f"<strong>{listed['total_count']:,}</strong> sessions" in html
     minutes = sum(p["duration"] for m in listed["data"] for p in m["participants"]) // 60
-    shown = int(
-        re.search(r"<strong>([\d,]+)</strong> participant-minutes", html).group(1).replace(",", "")
-    )  # type: ignore[union-attr]
+    found = re.search(r"<strong>([\d,]+)</strong> participant-minutes", html)
+    assert found is not None
+    shown = int(found.group(1).replace(",", ""))
     assert abs(shown - minutes) <= len(listed["data"])  # per-record floors against one floor
     live = browser.client.get("/live").text
     assert "room-live" in live and "Zoe" in live
