@@ -47,19 +47,33 @@ def populate(path: Path, count: int, now: int) -> list[str]:
         for n, start in enumerate(starts):
             room = f"room-{n % ROOMS:02d}"
             length = rnd.randrange(300, 3600) * MICROS
-            people = []
+            people: list[list[object]] = []
+            attended = 0
             for k in range(rnd.randint(2, 6)):
                 join = start + k * rnd.randrange(0, 60) * MICROS
                 if rnd.random() < 0.2:  # a rejoin: two presences
                     middle = join + (start + length - join) // 2
                     people.append([f"p{n}-{k}", None, f"Person {k}", join, middle])
+                    attended += middle - join
                     join = middle + 5 * MICROS
                 people.append([f"p{n}-{k}", None, f"Person {k}", join, start + length])
+                attended += start + length - join
             sid = session_id("default", room, start)
             made.append((sid, room, start))
-            yield (1, sid, room, start, start + length, len(people), len(people), encode(people))
+            distinct = len({p[0] for p in people})
+            yield (
+                1,
+                sid,
+                room,
+                start,
+                start + length,
+                distinct,
+                distinct,
+                encode(people),
+                attended,
+            )
 
-    connection.executemany("INSERT INTO sessions VALUES (?, ?, ?, ?, ?, ?, ?, ?)", rows())
+    connection.executemany("INSERT INTO sessions VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)", rows())
     connection.executemany(
         "INSERT INTO rooms VALUES (1, ?, x'', NULL, 0, x'', ?)",
         [(f"room-{r:02d}", sum(1 for m in made if m[1] == f"room-{r:02d}")) for r in range(ROOMS)],

@@ -55,9 +55,10 @@ def populate(path: Path, count: int) -> tuple[str, str, str]:
                 3,
                 3,
                 encode(people),
+                sum((1800 - k) * MICROS for k in range(3)),
             )
 
-    connection.executemany("INSERT INTO sessions VALUES (?, ?, ?, ?, ?, ?, ?, ?)", rows())
+    connection.executemany("INSERT INTO sessions VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)", rows())
     connection.executemany(
         "INSERT INTO rooms VALUES (1, ?, x'', NULL, 0, x'', ?)",
         [(f"room-{r:04d}", per_room) for r in range(rooms)],

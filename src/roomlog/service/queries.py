@@ -10,14 +10,16 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Final, NamedTuple
 
 from sqlalchemy import Connection, exists, func, literal, select, tuple_, union_all
 
-from roomlog.domain.events import ChatMessage
+from roomlog.domain.events import MICROS, ChatMessage
 from roomlog.domain.sessions import MeetingSession
 from roomlog.service.rooms import decode_participants, decode_presence
 from roomlog.service.schema import chat_messages, rooms, sessions
+
+DAY: Final = 86_400 * MICROS
 
 
 class UnknownCursor(LookupError):
@@ -216,12 +218,41 @@ def neighbours(
     return (None if before is None else before[0]), (None if after is None else after[0])
 
 
-def started_since(connection: Connection, project_id: int, since: int) -> list[MeetingSession]:
-    """Every session of the project that started at or after `since` (µs)."""
-    query = select(*_COLUMNS).where(
-        sessions.c.project_id == project_id, sessions.c.start_at >= since
+class Activity(NamedTuple):
+    """The sessions of one room that started on one day, and their participant time (µs)."""
+
+    day: int  # days since the first day asked for
+    room: str
+    sessions: int
+    attended: int
+
+
+def activity(connection: Connection, project_id: int, since: int, now: int) -> list[Activity]:
+    """Per day since `since` (µs, a day's start) and room: sessions started, participant time.
+
+    Ended sessions are summed by the database from their `attended` column; only the ongoing
+    ones, whose open presences grow with time, are read and summed up to `now`.
+    """
+    day = ((sessions.c.start_at - since) / DAY).label("day")
+    ended = (
+        select(day, sessions.c.room, func.count(), func.sum(sessions.c.attended))
+        .where(
+            sessions.c.project_id == project_id,
+            sessions.c.start_at >= since,
+            sessions.c.end_at.is_not(None),
+        )
+        .group_by(day, sessions.c.room)
     )
-    return [to_session(row) for row in connection.execute(query)]
+    found = [Activity(int(d), r, int(n), int(t)) for d, r, n, t in connection.execute(ended)]
+    ongoing = select(sessions.c.start_at, sessions.c.room, sessions.c.participants).where(
+        sessions.c.project_id == project_id,
+        sessions.c.start_at >= since,
+        sessions.c.end_at.is_(None),
+    )
+    for start, room, blob in connection.execute(ongoing):
+        time = sum(r.duration(now) for r in decode_participants(blob))
+        found.append(Activity((start - since) // DAY, room, 1, time))
+    return found
 
 
 def room_names(connection: Connection, project_id: int, limit: int = 500) -> list[str]:

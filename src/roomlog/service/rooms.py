@@ -66,7 +66,13 @@ def session_row(project_id: int, session: MeetingSession) -> dict[str, Any]:
         "max_participants": session.max_participants,
         "participant_count": len({a.participant_id for a in session.participants}),
         "participants": encode_participants(session),
+        "attended": attended(session.participants),
     }
+
+
+def attended(records: tuple[Attendance, ...]) -> int:
+    """The participant time (µs) of the closed records: what no passing of time changes."""
+    return sum(r.leave - r.join for r in records if r.leave is not None)
 
 
 def _fingerprint(session: MeetingSession) -> str:

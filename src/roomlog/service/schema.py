@@ -87,6 +87,8 @@ sessions = Table(
     Column("participant_count", Integer, nullable=False),
     # The participant records (msgpack): [participant_id, user_id, user_name, join, leave].
     Column("participants", LargeBinary, nullable=False),
+    # The participant time (µs) of the closed records, for the dashboard's sums.
+    Column("attended", BigInteger, nullable=False, server_default="0"),
     Index("sessions_newest", "project_id", "start_at", "room"),
     Index("sessions_by_room", "project_id", "room", "start_at"),
 )

@@ -581,6 +581,7 @@ class Store:
                         "max_participants",
                         "participant_count",
                         "participants",
+                        "attended",
                     )
                 },
             )

@@ -7,7 +7,7 @@ from datetime import UTC, date, datetime, timedelta
 from typing import NamedTuple
 
 from roomlog.domain.events import MICROS
-from roomlog.domain.sessions import MeetingSession
+from roomlog.service.queries import Activity
 
 DAY = 86_400 * MICROS
 MINUTE = 60 * MICROS
@@ -25,35 +25,29 @@ class BusyRoom(NamedTuple):
     minutes: int
 
 
-def _attended(session: MeetingSession, now: int) -> int:
-    return sum(record.duration(now) for record in session.participants)
-
-
 def first_day(now: int, days: int) -> int:
     """The start (µs) of the first UTC day of the `days` days that end with today."""
     return (now // DAY - days + 1) * DAY
 
 
 def activity(
-    found: Iterable[MeetingSession], now: int, days: int = 30, busiest: int = 5
+    groups: Iterable[Activity], now: int, days: int = 30, busiest: int = 5
 ) -> tuple[list[Day], list[BusyRoom]]:
     """Sessions and participant-minutes per UTC day (by the day a session started) over the
-    last `days` days, and the `busiest` rooms of that time by participant-minutes."""
-    since = first_day(now, days)
+    last `days` days, and the `busiest` rooms of that time by participant-minutes, from the
+    per-day, per-room sums of `queries.activity`."""
     counts = [0] * days
     attended = [0] * days
     rooms: dict[str, list[int]] = {}
-    for session in found:
-        if session.start < since:
+    for group in groups:
+        if not 0 <= group.day < days:
             continue
-        index = min((session.start - since) // DAY, days - 1)
-        time = _attended(session, now)
-        counts[index] += 1
-        attended[index] += time
-        room = rooms.setdefault(session.room, [0, 0])
-        room[0] += 1
-        room[1] += time
-    start = datetime.fromtimestamp(since // MICROS, tz=UTC).date()
+        counts[group.day] += group.sessions
+        attended[group.day] += group.attended
+        room = rooms.setdefault(group.room, [0, 0])
+        room[0] += group.sessions
+        room[1] += group.attended
+    start = datetime.fromtimestamp(first_day(now, days) // MICROS, tz=UTC).date()
     per_day = [
         Day(start + timedelta(days=n), counts[n], attended[n] // MINUTE) for n in range(days)
     ]

@@ -264,8 +264,8 @@ async def overview(request: Request[Any, Any, Any]) -> Response[str]:
 
     def gather() -> dict[str, Any]:
         with database.engine.connect() as connection:
-            recent = queries.started_since(connection, project.id, first_day(now, DAYS))
-        per_day, busiest = activity(recent, now, DAYS)
+            groups = queries.activity(connection, project.id, first_day(now, DAYS), now)
+        per_day, busiest = activity(groups, now, DAYS)
         return {
             "live": _live(database, project, now),
             "days": per_day,

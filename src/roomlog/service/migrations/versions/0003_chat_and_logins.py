@@ -1,4 +1,4 @@
-"""Chat messages and dashboard sign-ins.
+"""Chat messages, dashboard sign-ins, and each session's closed participant time.
 
 Revision ID: 0003
 Revises: 0002
@@ -6,6 +6,7 @@ Revises: 0002
 
 from __future__ import annotations
 
+import msgspec
 import sqlalchemy as sa
 from alembic import op
 
@@ -15,7 +16,14 @@ branch_labels = None
 depends_on = None
 
 
+_BATCH = 1_000
+
+
 def upgrade() -> None:
+    op.add_column(
+        "sessions", sa.Column("attended", sa.BigInteger, nullable=False, server_default="0")
+    )
+    _fill_attended()
     op.create_table(
         "chat_messages",
         sa.Column("project_id", sa.Integer, primary_key=True),
@@ -38,7 +46,38 @@ def upgrade() -> None:
     )
 
 
+def _fill_attended() -> None:
+    """The closed records' time of the sessions stored before: [pid, uid, name, join, leave]."""
+    connection = op.get_bind()
+    sessions = sa.table(
+        "sessions",
+        sa.column("project_id", sa.Integer),
+        sa.column("id", sa.String),
+        sa.column("participants", sa.LargeBinary),
+        sa.column("attended", sa.BigInteger),
+    )
+    rows = connection.execute(
+        sa.select(sessions.c.project_id, sessions.c.id, sessions.c.participants)
+    ).all()
+    update = (
+        sa.update(sessions)
+        .where(sessions.c.project_id == sa.bindparam("p"), sessions.c.id == sa.bindparam("i"))
+        .values(attended=sa.bindparam("a"))
+    )
+    for n in range(0, len(rows), _BATCH):
+        values = [
+            {
+                "p": project_id,
+                "i": session_id,
+                "a": sum(r[4] - r[3] for r in msgspec.msgpack.decode(blob) if r[4] is not None),
+            }
+            for project_id, session_id, blob in rows[n : n + _BATCH]
+        ]
+        connection.execute(update, values)
+
+
 def downgrade() -> None:
+    op.drop_column("sessions", "attended")
     op.drop_table("logins")
     op.drop_index("chat_by_room", table_name="chat_messages")
     op.drop_table("chat_messages")

@@ -1,0 +1,50 @@
+"""Upgrading a database made by an earlier version keeps what it holds and fills new columns."""
+
+from __future__ import annotations
+
+from alembic import command
+from alembic.config import Config
+from sqlalchemy import select
+
+from roomlog.domain.events import MICROS
+from roomlog.domain.sessions import Attendance, MeetingSession
+from roomlog.service.db import migrate, open_database
+from roomlog.service.rooms import encode_participants
+from roomlog.service.schema import sessions
+
+
+def test_upgrading_from_0002_fills_each_sessions_closed_participant_time(
+    database_url: str,
+) -> None:
+    database = open_database(database_url)
+    config = Config()
+    config.set_main_option("script_location", "roomlog.service:migrations")
+    with database.engine.begin() as connection:
+        config.attributes["connection"] = connection
+        command.upgrade(config, "0002")
+    made = MeetingSession(
+        "s-1",
+        "r",
+        0,
+        None,
+        2,
+        (
+            Attendance("A", None, None, 0, 900 * MICROS),
+            Attendance("B", None, None, 100 * MICROS, 200 * MICROS),
+            Attendance("B", None, None, 300 * MICROS, None),
+        ),
+    )
+    with database.engine.begin() as connection:
+        connection.exec_driver_sql(
+            "INSERT INTO sessions (project_id, id, room, start_at, end_at, max_participants, "
+            "participant_count, participants) VALUES (1, 's-1', 'r', 0, NULL, 2, 2, :blob)"
+            if database.sqlite
+            else "INSERT INTO sessions (project_id, id, room, start_at, end_at, max_participants, "
+            "participant_count, participants) VALUES (1, 's-1', 'r', 0, NULL, 2, 2, %(blob)s)",
+            {"blob": encode_participants(made)},
+        )
+    migrate(database)
+    with database.engine.connect() as connection:
+        attended = connection.execute(select(sessions.c.attended)).scalar_one()
+    database.dispose()
+    assert attended == 1000 * MICROS  # the open presence is counted when read, not here
