@@ -233,7 +233,7 @@ def activity(connection: Connection, project_id: int, since: int, now: int) -> l
     Ended sessions are summed by the database from their `attended` column; only the ongoing
     ones, whose open presences grow with time, are read and summed up to `now`.
     """
-    day = ((sessions.c.start_at - since) / DAY).label("day")
+    day = ((sessions.c.start_at - since) // DAY).label("day")
     ended = (
         select(day, sessions.c.room, func.count(), func.sum(sessions.c.attended))
         .where(
