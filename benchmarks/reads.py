@@ -78,7 +78,7 @@ def populate(path: Path, count: int) -> tuple[str, str, str]:
 
 
 def latency(
-    url: str, key: str, seconds: int, header: str | None = None
+    url: str, key: str, seconds: int, header: str | None = None, connections: int = 2
 ) -> tuple[float, float, float]:
     """p50 and p99 (ms) and requests/s of GETs of `url` with the key (or `header`)."""
     out = subprocess.run(
@@ -86,7 +86,7 @@ def latency(
             *taskset(1),
             "wrk",
             "-t1",
-            "-c2",
+            f"-c{connections}",
             f"-d{seconds}s",
             "--latency",
             "-H",
