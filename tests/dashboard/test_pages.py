@@ -25,9 +25,10 @@ ORIGIN = "https://roomlog.example"
 class Browser:
     """A client that keeps cookies, as a browser does, on an HTTPS origin."""
 
-    def __init__(self, client: TestClient, key: str) -> None:  # type: ignore[type-arg]
+    def __init__(self, client: TestClient, key: str, clock: Clock) -> None:  # type: ignore[type-arg]
         self.client = client
         self.key = key
+        self.clock = clock
         self.headers = {"Authorization": f"Bearer {key}"}
 
     def sign_in(self, key: str | None = None, next_path: str = "/") -> Any:
@@ -45,8 +46,7 @@ def browser(database: Database) -> Iterator[Browser]:
     _, key = make_project(database, "default")
     app = create_app(database, Settings(rules=RULES), clock=clock, tick=3600)
     with TestClient(app, base_url=ORIGIN) as client:
-        client.app.state.clock_for_tests = clock
-        yield Browser(client, key)
+        yield Browser(client, key, clock)
 
 
 def post(browser: Browser, bodies: list[dict[str, Any]], key: str | None = None) -> None:
@@ -202,7 +202,7 @@ def test_a_sessions_page_has_one_bar_per_presence_and_says_why(browser: Browser)
 
 
 def test_the_overview_counts_what_the_api_lists(browser: Browser) -> None:
-    clock: Clock = browser.client.app.state.clock_for_tests
+    clock = browser.clock
     bodies = history(12, rooms=3, meetings=30)
     bodies.append(joined("here-now", 199_000, "room-live", "zoe"))
     post(browser, bodies)
