@@ -49,7 +49,7 @@ from roomlog.service.errors import (
     on_unexpected,
     on_validation,
 )
-from roomlog.service.params import Limit, UnixTime
+from roomlog.service.params import Limit, UnixTime, meeting_filter
 from roomlog.service.projects import Project
 from roomlog.service.receivers import (
     Receivers,
@@ -323,12 +323,7 @@ def list_meetings(
     no_participants: FromQuery[bool | None] = None,
 ) -> MeetingList:
     now = _clock(request)
-    where = queries.MeetingFilter(
-        room=room,
-        start_from=None if timeframe_start is None else timeframe_start * MICROS,
-        start_before=None if timeframe_end is None else timeframe_end * MICROS,
-        ongoing=ongoing,
-    )
+    where = meeting_filter(room, timeframe_start, timeframe_end, ongoing)
     with _database(state).engine.connect() as connection:
         try:
             page = queries.list_meetings(

@@ -28,7 +28,7 @@ from roomlog.service import queries
 from roomlog.service.auth import videosdk_project
 from roomlog.service.db import Database
 from roomlog.service.errors import AUTHENTICATION, NOT_FOUND, ApiError, ErrorBody
-from roomlog.service.params import UnixTime
+from roomlog.service.params import UnixTime, meeting_filter
 from roomlog.service.projects import Project, project_by_public_id
 from roomlog.views.exports import (
     ATTENDANCE_COLUMNS,
@@ -195,12 +195,7 @@ def meetings_csv(
     timeframe_end: UnixTime = None,
     ongoing: FromQuery[bool | None] = None,
 ) -> Stream:
-    where = queries.MeetingFilter(
-        room=room,
-        start_from=None if timeframe_start is None else timeframe_start * MICROS,
-        start_before=None if timeframe_end is None else timeframe_end * MICROS,
-        ongoing=ongoing,
-    )
+    where = meeting_filter(room, timeframe_start, timeframe_end, ongoing)
     chunks = sessions_csv(_database(state), project.id, where, _clock(request))
     return csv_response(chunks, "meetings.csv")
 
