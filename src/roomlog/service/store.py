@@ -7,6 +7,7 @@ Every write is one transaction that
    `BEGIN IMMEDIATE` already makes the whole transaction exclusive);
 3. feeds the events to each room's incremental engine state and writes back the sessions that
    changed, the new state, and when time alone will next change the room (`due_at`).
+Chat messages are appended to their own log in the same transaction; they change no session.
 The row lock makes concurrent writers of one room take turns, and each one sees the state the
 previous one committed, so any interleaving ends with the sessions of all the events.
 """
