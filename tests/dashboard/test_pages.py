@@ -220,3 +220,12 @@ def test_the_overview_counts_what_the_api_lists(browser: Browser) -> None:
     assert abs(shown - minutes) <= len(listed["data"])  # per-record floors against one floor
     live = browser.client.get("/live").text
     assert "room-live" in live and "Zoe" in live
+
+
+def test_the_overviews_figures_are_at_most_five_seconds_old(browser: Browser) -> None:
+    browser.sign_in()
+    assert "<strong>0</strong> sessions" in browser.client.get("/").text
+    post(browser, [joined("A", 150_000), left("A", 150_100)])
+    assert "<strong>0</strong> sessions" in browser.client.get("/").text
+    browser.clock.set(browser.clock() / MICROS + 5)
+    assert "<strong>1</strong> sessions" in browser.client.get("/").text

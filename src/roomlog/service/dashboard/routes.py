@@ -38,6 +38,9 @@ from roomlog.views.videosdk import active_duration
 COOKIE: Final = "roomlog_session"
 PAGE_SIZE: Final = 25
 DAYS: Final = 30
+# The overview's 30-day figures are summed at most this often per process and project; the
+# live panel is read afresh every time.
+FIGURES_FOR: Final = 5 * MICROS
 STATIC: Final = Path(__file__).parent / "static"
 _LOOPBACK: Final = ("localhost", "127.0.0.1", "[::1]", "::1")
 
@@ -262,9 +265,19 @@ async def overview(request: Request[Any, Any, Any]) -> Response[str]:
     database = _database(request.app.state)
     now = _now(request)
 
+    cache: dict[int, tuple[int, list[queries.Activity]]] = request.app.state.setdefault(
+        "overview_cache", {}
+    )
+
     def gather() -> dict[str, Any]:
-        with database.engine.connect() as connection:
-            groups = queries.activity(connection, project.id, first_day(now, DAYS), now)
+        since = first_day(now, DAYS)
+        kept = cache.get(project.id)
+        if kept is not None and since <= kept[0] <= now < kept[0] + FIGURES_FOR:
+            groups = kept[1]
+        else:
+            with database.engine.connect() as connection:
+                groups = queries.activity(connection, project.id, since, now)
+            cache[project.id] = (now, groups)
         per_day, busiest = activity(groups, now, DAYS)
         return {
             "live": _live(database, project, now),
