@@ -32,9 +32,8 @@ from litestar.params import FromPath, FromQuery, QueryParameter
 
 from roomlog import __version__
 from roomlog.domain.events import MICROS, ChatMessage, PresenceEvent, rfc3339
-from roomlog.domain.sessions import MeetingSession
 from roomlog.ingest.native import InvalidEvent, parse_item
-from roomlog.service import exports, queries
+from roomlog.service import context, exports, queries
 from roomlog.service.auth import Authenticator, daily_project, videosdk_project
 from roomlog.service.dashboard import routes as dashboard
 from roomlog.service.db import Database, migrate, open_database
@@ -84,19 +83,9 @@ def _now() -> int:
     return time.time_ns() // 1000
 
 
-def _clock(request: Request[Any, Any, Any]) -> int:
-    clock: Callable[[], int] = request.app.state.clock
-    return clock()
-
-
 def _store(state: State) -> Store:
     store: Store = state.store
     return store
-
-
-def _database(state: State) -> Database:
-    database: Database = state.database
-    return database
 
 
 # -- ingest -------------------------------------------------------------------------------
@@ -322,9 +311,9 @@ def list_meetings(
     ongoing: FromQuery[bool | None] = None,
     no_participants: FromQuery[bool | None] = None,
 ) -> MeetingList:
-    now = _clock(request)
+    now = context.clock(request)
     where = meeting_filter(room, timeframe_start, timeframe_end, ongoing)
-    with _database(state).engine.connect() as connection:
+    with context.database(state).engine.connect() as connection:
         try:
             page = queries.list_meetings(
                 connection, project.id, where, limit, starting_after, ending_before
@@ -334,14 +323,6 @@ def list_meetings(
             raise _cursor_error(name, exc.args[0]) from None
         total = queries.count_meetings(connection, project.id, where)
     return MeetingList(total, [meeting_object(s, now, not no_participants) for s in page])
-
-
-def _meeting(state: State, project: NamedDependency[Project], meeting: str) -> MeetingSession:
-    with _database(state).engine.connect() as connection:
-        found = queries.get_meeting(connection, project.id, meeting)
-    if found is None:
-        raise ApiError(404, NOT_FOUND, f"no meeting {meeting!r}")
-    return found
 
 
 @get(
@@ -357,7 +338,9 @@ def get_meeting(
     request: Request[Any, Any, Any],
     meeting: FromPath[str],
 ) -> DailyMeeting:
-    return meeting_object(_meeting(state, project, meeting), _clock(request), False)
+    return meeting_object(
+        context.meeting(context.database(state), project.id, meeting), context.clock(request), False
+    )
 
 
 @get(
@@ -381,7 +364,9 @@ def get_meeting_participants(
     joined_after: FromQuery[str | None] = None,
     joined_before: FromQuery[str | None] = None,
 ) -> ParticipantList:
-    records = participant_objects(_meeting(state, project, meeting), _clock(request))
+    records = participant_objects(
+        context.meeting(context.database(state), project.id, meeting), context.clock(request)
+    )
     ids = [r.participant_id for r in records]
     low, high = 0, len(records)
     if joined_after is not None:
@@ -421,8 +406,8 @@ def _presence_item(present: queries.Present, now: int) -> PresenceItem:
 def get_presence(
     project: NamedDependency[Project], state: State, request: Request[Any, Any, Any]
 ) -> dict[str, list[PresenceItem]]:
-    now = _clock(request)
-    with _database(state).engine.connect() as connection:
+    now = context.clock(request)
+    with context.database(state).engine.connect() as connection:
         found = queries.presence(connection, project.id)
     by_room: dict[str, list[PresenceItem]] = {}
     for present in found:
@@ -447,8 +432,8 @@ def get_room_presence(
     userId: FromQuery[str | None] = None,  # noqa: N803 - Daily's parameter names
     userName: FromQuery[str | None] = None,  # noqa: N803
 ) -> RoomPresence:
-    now = _clock(request)
-    with _database(state).engine.connect() as connection:
+    now = context.clock(request)
+    with context.database(state).engine.connect() as connection:
         if not queries.room_exists(connection, project.id, room_name):
             raise ApiError(404, NOT_FOUND, f"no room {room_name!r}")
         found = queries.presence(connection, project.id, room_name)
@@ -509,9 +494,9 @@ def list_sessions(
     perPage: PerPage = 20,  # noqa: N803
     meetingId: FromQuery[str | None] = None,  # noqa: N803
 ) -> SessionList:
-    now = _clock(request)
+    now = context.clock(request)
     where = queries.MeetingFilter(room=meetingId)
-    with _database(state).engine.connect() as connection:
+    with context.database(state).engine.connect() as connection:
         found = queries.list_meetings(
             connection, project.id, where, perPage, offset=(page - 1) * perPage
         )
@@ -536,9 +521,9 @@ def get_session(
     request: Request[Any, Any, Any],
     session_id: FromPath[str],
 ) -> MeetingSessionObject:
-    now = _clock(request)
-    session = _meeting(state, project, session_id)
-    with _database(state).engine.connect() as connection:
+    now = context.clock(request)
+    session = context.meeting(context.database(state), project.id, session_id)
+    with context.database(state).engine.connect() as connection:
         chatty = queries.with_chat(connection, project.id, [session])
     return session_object(session, now, _chat_links(request, project, chatty, now).get(session.id))
 
@@ -564,7 +549,7 @@ def get_session_participants(
     page: Page = 1,
     perPage: PerPage = 20,  # noqa: N803
 ) -> SessionParticipantList:
-    session = _meeting(state, project, session_id)
+    session = context.meeting(context.database(state), project.id, session_id)
     return _participant_page(videosdk_participants(session.participants), page, perPage)
 
 
@@ -583,7 +568,7 @@ def get_session_active_participants(
     page: Page = 1,
     perPage: PerPage = 20,  # noqa: N803
 ) -> SessionParticipantList:
-    session = _meeting(state, project, session_id)
+    session = context.meeting(context.database(state), project.id, session_id)
     active = [p for p in videosdk_participants(session.participants) if p.timelog[-1].end is None]
     return _participant_page(active, page, perPage)
 

@@ -9,7 +9,7 @@ is the project's public id, which says whose secret verifies it.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from typing import Any, Final
 from urllib.parse import quote
 
@@ -24,10 +24,10 @@ from litestar.response import Stream
 
 from roomlog.domain.events import MICROS
 from roomlog.domain.sessions import MeetingSession
-from roomlog.service import queries
+from roomlog.service import context, queries
 from roomlog.service.auth import videosdk_project
 from roomlog.service.db import Database
-from roomlog.service.errors import AUTHENTICATION, NOT_FOUND, ApiError, ErrorBody
+from roomlog.service.errors import AUTHENTICATION, ApiError, ErrorBody
 from roomlog.service.params import UnixTime, meeting_filter
 from roomlog.service.projects import Project, project_by_public_id
 from roomlog.views.exports import (
@@ -145,16 +145,6 @@ def verify_chat_token(database: Database, token: str, session_id: str, now: int)
 # -- routes -------------------------------------------------------------------------------
 
 
-def _database(state: State) -> Database:
-    database: Database = state.database
-    return database
-
-
-def _clock(request: Request[Any, Any, Any]) -> int:
-    clock: Callable[[], int] = request.app.state.clock
-    return clock()
-
-
 def csv_response(chunks: Iterator[str] | str, filename: str) -> Stream:
     return Stream(
         iter([chunks]) if isinstance(chunks, str) else chunks,
@@ -164,14 +154,6 @@ def csv_response(chunks: Iterator[str] | str, filename: str) -> Stream:
             "cache-control": "no-store",
         },
     )
-
-
-def _meeting(database: Database, project_id: int, meeting: str) -> MeetingSession:
-    with database.engine.connect() as connection:
-        found = queries.get_meeting(connection, project_id, meeting)
-    if found is None:
-        raise ApiError(404, NOT_FOUND, f"no meeting {meeting!r}")
-    return found
 
 
 @get(
@@ -196,7 +178,7 @@ def meetings_csv(
     ongoing: FromQuery[bool | None] = None,
 ) -> Stream:
     where = meeting_filter(room, timeframe_start, timeframe_end, ongoing)
-    chunks = sessions_csv(_database(state), project.id, where, _clock(request))
+    chunks = sessions_csv(context.database(state), project.id, where, context.clock(request))
     return csv_response(chunks, "meetings.csv")
 
 
@@ -219,8 +201,8 @@ def meeting_attendance_csv(
     request: Request[Any, Any, Any],
     meeting: FromPath[str],
 ) -> Stream:
-    session = _meeting(_database(state), project.id, meeting)
-    rows = attendance_rows(session, _clock(request))
+    session = context.meeting(context.database(state), project.id, meeting)
+    rows = attendance_rows(session, context.clock(request))
     return csv_response(render([ATTENDANCE_COLUMNS, *rows]), f"attendance-{session.id}.csv")
 
 
@@ -243,14 +225,14 @@ async def session_chat_csv(
     session_id: FromPath[str],
     token: FromQuery[str | None] = None,
 ) -> Stream:
-    database = _database(state)
+    database = context.database(state)
     if token is None:
         project = await videosdk_project(request)
     else:
         project = await to_thread.run_sync(
-            verify_chat_token, database, token, session_id, _clock(request)
+            verify_chat_token, database, token, session_id, context.clock(request)
         )
-    session = await to_thread.run_sync(_meeting, database, project.id, session_id)
+    session = await to_thread.run_sync(context.meeting, database, project.id, session_id)
     text = await to_thread.run_sync(chat_csv, database, project.id, session)
     return csv_response(text, f"chat-{session.id}.csv")
 

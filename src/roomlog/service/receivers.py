@@ -23,6 +23,7 @@ from litestar.params import Body, FromPath, FromQuery
 from roomlog.domain.events import InvalidTime, micros_from_at
 from roomlog.ingest.native import MAX_NAME, MAX_USER_FIELD
 from roomlog.ingest.webhook import Forged, Inbound, Mapped, Snapshot, Unreadable, checked
+from roomlog.service import context
 from roomlog.service.db import Database
 from roomlog.service.errors import AUTHENTICATION, INVALID_REQUEST, NOT_FOUND, ApiError, ErrorBody
 from roomlog.service.projects import DEFAULT_PROJECT, Project, find_project
@@ -98,7 +99,7 @@ async def _receive(
         body=await request.body(),
         headers={k.lower(): v for k, v in request.headers.items()},
         url=str(request.url),
-        received_at=request.app.state.clock(),
+        received_at=context.clock(request),
     )
     checking = chosen.probe(inbound) if chosen.probe is not None else None
     if checking is not None:
@@ -237,7 +238,7 @@ async def put_room_presence(
     ids = [p.participant_id for p in data.participants]
     if len(set(ids)) != len(ids):
         raise ApiError(400, INVALID_REQUEST, "`participants` lists a participant_id twice")
-    now: int = request.app.state.clock()
+    now = context.clock(request)
     try:
         at = now if data.at is None else micros_from_at(data.at)
     except InvalidTime as exc:

@@ -27,7 +27,7 @@ from sqlalchemy import delete as sql_delete
 from sqlalchemy import update as sql_update
 
 from roomlog.domain.events import rfc3339
-from roomlog.service.db import Database
+from roomlog.service import context
 from roomlog.service.delivery import CIRCUIT_BREAKER, EXPONENTIAL, signed_headers
 from roomlog.service.errors import INVALID_REQUEST, NOT_FOUND, ApiError, ErrorBody
 from roomlog.service.outbox import SENT_TYPES
@@ -123,16 +123,6 @@ _COLUMNS: Final = (
     webhooks.c.created_at,
     webhooks.c.updated_at,
 )
-
-
-def _now(request: Request[Any, Any, Any]) -> int:
-    now: int = request.app.state.clock()
-    return now
-
-
-def _database(request: Request[Any, Any, Any]) -> Database:
-    database: Database = request.app.state.database
-    return database
 
 
 def _object(project: Project, row: Any) -> WebhookObject:
@@ -236,7 +226,7 @@ async def create_webhook(
     project: NamedDependency[Project],
     data: Annotated[NewWebhook, Body(title="NewWebhook")],
 ) -> WebhookObject:
-    now = _now(request)
+    now = context.clock(request)
     types = _event_types(data.eventTypes)
     secret = _hmac(data.hmac)
     basic = None if isinstance(data.basicAuth, UnsetType) else data.basicAuth
@@ -244,7 +234,7 @@ async def create_webhook(
     webhook_id = str(uuid.uuid4())
 
     def store() -> WebhookObject:
-        with _database(request).engine.begin() as connection:
+        with context.database(request.app.state).engine.begin() as connection:
             connection.execute(
                 webhooks.insert().values(
                     id=webhook_id,
@@ -270,7 +260,7 @@ async def list_webhooks(
     request: Request[Any, Any, Any], project: NamedDependency[Project]
 ) -> list[WebhookObject]:
     def read() -> list[WebhookObject]:
-        with _database(request).engine.connect() as connection:
+        with context.database(request.app.state).engine.connect() as connection:
             rows = connection.execute(
                 select(*_COLUMNS)
                 .where(webhooks.c.project_id == project.id)
@@ -292,7 +282,7 @@ async def get_webhook(
     request: Request[Any, Any, Any], project: NamedDependency[Project], webhook_id: FromPath[str]
 ) -> list[WebhookObject]:
     def read() -> list[WebhookObject]:
-        with _database(request).engine.connect() as connection:
+        with context.database(request.app.state).engine.connect() as connection:
             return [_object(project, _row(connection, project, webhook_id))]
 
     return await to_thread.run_sync(read)
@@ -312,10 +302,10 @@ async def update_webhook(
     webhook_id: FromPath[str],
     data: Annotated[WebhookUpdate, Body(title="WebhookUpdate")],
 ) -> WebhookObject:
-    now = _now(request)
+    now = context.clock(request)
 
     def current() -> Any:
-        with _database(request).engine.connect() as connection:
+        with context.database(request.app.state).engine.connect() as connection:
             return _row(connection, project, webhook_id)
 
     row = await to_thread.run_sync(current)
@@ -334,7 +324,7 @@ async def update_webhook(
         values["url"] = data.url
 
     def store() -> WebhookObject:
-        with _database(request).engine.begin() as connection:
+        with context.database(request.app.state).engine.begin() as connection:
             connection.execute(
                 sql_update(webhooks)
                 .where(webhooks.c.project_id == project.id, webhooks.c.id == webhook_id)
@@ -363,7 +353,7 @@ async def delete_webhook(
     request: Request[Any, Any, Any], project: NamedDependency[Project], webhook_id: FromPath[str]
 ) -> Deleted:
     def remove() -> None:
-        with _database(request).engine.begin() as connection:
+        with context.database(request.app.state).engine.begin() as connection:
             _row(connection, project, webhook_id)
             connection.execute(sql_delete(outbox).where(outbox.c.webhook_id == webhook_id))
             connection.execute(sql_delete(deliveries).where(deliveries.c.webhook_id == webhook_id))
@@ -389,7 +379,7 @@ async def list_deliveries(
     limit: DeliveryLimit = 100,
 ) -> DeliveryList:
     def read() -> DeliveryList:
-        with _database(request).engine.connect() as connection:
+        with context.database(request.app.state).engine.connect() as connection:
             _row(connection, project, webhook_id)
             scope = deliveries.c.webhook_id == webhook_id
             total = connection.execute(select(func.count()).where(scope)).scalar_one()

@@ -8,7 +8,6 @@ signed-in project, as the API's are. Forms that change something are POSTs, and 
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from datetime import UTC, date, datetime, timedelta
 from functools import cache
 from pathlib import Path
@@ -18,7 +17,7 @@ from urllib.parse import quote, urlencode, urlsplit
 from anyio import to_thread
 from jinja2 import Environment, PackageLoader, select_autoescape
 from litestar import MediaType, Request, Response, Router, get, post
-from litestar.datastructures import Cookie, State
+from litestar.datastructures import Cookie
 from litestar.params import FromPath, FromQuery
 from litestar.response import File, Redirect, Stream
 
@@ -26,7 +25,7 @@ from roomlog.domain.attendance import attendees, share
 from roomlog.domain.events import MICROS, rfc3339
 from roomlog.domain.sessions import MeetingSession
 from roomlog.domain.timeline import began, ended, span
-from roomlog.service import exports, queries
+from roomlog.service import context, exports, queries
 from roomlog.service.dashboard import logins
 from roomlog.service.dashboard.overview import activity, bars, first_day
 from roomlog.service.db import Database
@@ -77,8 +76,8 @@ def clock_time(micros: int) -> str:
     return f"{datetime.fromtimestamp(micros // MICROS, tz=UTC):%H:%M:%S}"
 
 
-def _page(template: str, status_code: int = 200, **context: Any) -> Response[str]:
-    html = _templates().get_template(template).render(**context)
+def _page(template: str, status_code: int = 200, **values: Any) -> Response[str]:
+    html = _templates().get_template(template).render(**values)
     return Response(
         html,
         media_type=MediaType.HTML,
@@ -96,23 +95,13 @@ def _page(template: str, status_code: int = 200, **context: Any) -> Response[str
     )
 
 
-def _database(state: State) -> Database:
-    database: Database = state.database
-    return database
-
-
-def _now(request: Request[Any, Any, Any]) -> int:
-    clock: Callable[[], int] = request.app.state.clock
-    return clock()
-
-
 async def _viewer(request: Request[Any, Any, Any]) -> Project:
     """The signed-in project, or `SignInRequired`."""
     token = request.cookies.get(COOKIE)
     if not token:
         raise SignInRequired
-    database = _database(request.app.state)
-    now = _now(request)
+    database = context.database(request.app.state)
+    now = context.clock(request)
 
     def lookup() -> Project | None:
         with database.engine.connect() as connection:
@@ -186,8 +175,8 @@ async def sign_in(request: Request[Any, Any, Any]) -> Response[Any]:
             project=None,
         )
     key = str(form.get("key") or "")
-    database = _database(request.app.state)
-    now = _now(request)
+    database = context.database(request.app.state)
+    now = context.clock(request)
 
     def exchange() -> str | None:
         with database.engine.begin() as connection:
@@ -223,7 +212,7 @@ async def sign_in(request: Request[Any, Any, Any]) -> Response[Any]:
 async def sign_out(request: Request[Any, Any, Any]) -> Response[Any]:
     token = request.cookies.get(COOKIE)
     if token and _same_origin(request):
-        database = _database(request.app.state)
+        database = context.database(request.app.state)
 
         def forget() -> None:
             with database.engine.begin() as connection:
@@ -262,8 +251,8 @@ def _live(database: Database, project: Project, now: int) -> list[dict[str, Any]
 @get("/", include_in_schema=False)
 async def overview(request: Request[Any, Any, Any]) -> Response[str]:
     project = await _viewer(request)
-    database = _database(request.app.state)
-    now = _now(request)
+    database = context.database(request.app.state)
+    now = context.clock(request)
 
     cache: dict[int, tuple[int, list[queries.Activity]]] = request.app.state.setdefault(
         "overview_cache", {}
@@ -291,14 +280,16 @@ async def overview(request: Request[Any, Any, Any]) -> Response[str]:
             "top_minutes": max((d.minutes for d in per_day), default=0),
         }
 
-    context = await to_thread.run_sync(gather)
-    return _page("overview.html", project=project, now=now, section="overview", **context)
+    gathered = await to_thread.run_sync(gather)
+    return _page("overview.html", project=project, now=now, section="overview", **gathered)
 
 
 @get("/live", include_in_schema=False)
 async def live(request: Request[Any, Any, Any]) -> Response[str]:
     project = await _viewer(request)
-    rooms = await to_thread.run_sync(_live, _database(request.app.state), project, _now(request))
+    rooms = await to_thread.run_sync(
+        _live, context.database(request.app.state), project, context.clock(request)
+    )
     return _page("_live.html", live=rooms)
 
 
@@ -330,8 +321,8 @@ async def sessions_page(
     before: FromQuery[str | None] = None,
 ) -> Response[str]:
     project = await _viewer(request)
-    database = _database(request.app.state)
-    now = _now(request)
+    database = context.database(request.app.state)
+    now = context.clock(request)
     problems: list[str] = []
     first = _day(start, "From", problems)
     last = _day(end, "To", problems)
@@ -364,20 +355,20 @@ async def sessions_page(
             newer, older = bool(after), more
         return {"page": page, "total": total, "rooms": names, "newer": newer, "older": older}
 
-    context: dict[str, Any] = (
+    gathered: dict[str, Any] = (
         await to_thread.run_sync(gather)
         if not problems
         else {"page": [], "total": 0, "rooms": [], "newer": False, "older": False}
     )
     filters = {"room": room or "", "start": start or "", "end": end or "", "status": status or ""}
     kept = {k: v for k, v in filters.items() if v}
-    page: list[MeetingSession] = context["page"]
+    page: list[MeetingSession] = gathered["page"]
     links = {
         "newer": f"/sessions?{urlencode({**kept, 'before': page[0].id})}"
-        if page and context["newer"]
+        if page and gathered["newer"]
         else None,
         "older": f"/sessions?{urlencode({**kept, 'after': page[-1].id})}"
-        if page and context["older"]
+        if page and gathered["older"]
         else None,
     }
     rows = [
@@ -393,8 +384,8 @@ async def sessions_page(
         project=project,
         section="sessions",
         rows=rows,
-        total=context["total"],
-        rooms=context["rooms"],
+        total=gathered["total"],
+        rooms=gathered["rooms"],
         filters=filters,
         links=links,
         problems=problems,
@@ -416,8 +407,8 @@ def _percent(part: int, whole: int) -> float:
 @get("/sessions/{session_id:str}", include_in_schema=False)
 async def session_page(request: Request[Any, Any, Any], session_id: FromPath[str]) -> Response[str]:
     project = await _viewer(request)
-    database = _database(request.app.state)
-    now = _now(request)
+    database = context.database(request.app.state)
+    now = context.clock(request)
     store: Store = request.app.state.store
     rules = store.settings.rules
 
@@ -433,8 +424,8 @@ async def session_page(request: Request[Any, Any, Any], session_id: FromPath[str
             "chatty": chatty,
         }
 
-    context = await to_thread.run_sync(gather)
-    session: MeetingSession = context["session"]
+    gathered = await to_thread.run_sync(gather)
+    session: MeetingSession = gathered["session"]
     finish = now if session.end is None else session.end
     length = max(finish - session.start, 1)
     people = attendees(session, now)
@@ -463,11 +454,11 @@ async def session_page(request: Request[Any, Any, Any], session_id: FromPath[str
     ]
     markers = [
         {"left": _percent(moment.at - session.start, length), "label": label, "moment": moment}
-        for label, moment in (("began", context["began"]), ("ended", context["ended"]))
+        for label, moment in (("began", gathered["began"]), ("ended", gathered["ended"]))
         if moment is not None
     ]
     chat_link = None
-    if context["chatty"]:
+    if gathered["chatty"]:
         expires = now // MICROS + request.app.state.chat_link_ttl
         chat_link = exports.chat_link(str(request.base_url), project, session.id, expires)
     return _page(
@@ -478,8 +469,8 @@ async def session_page(request: Request[Any, Any, Any], session_id: FromPath[str
         now=now,
         duration=session.duration(now),
         active=active_duration(session.participants, now) * MICROS,
-        began=context["began"],
-        ended=context["ended"],
+        began=gathered["began"],
+        ended=gathered["ended"],
         tracks=tracks,
         ticks=ticks,
         markers=markers,
@@ -494,8 +485,10 @@ async def session_attendance_csv(
     request: Request[Any, Any, Any], session_id: FromPath[str]
 ) -> Stream:
     project = await _viewer(request)
-    session = await to_thread.run_sync(_session, _database(request.app.state), project, session_id)
-    rows = attendance_rows(session, _now(request))
+    session = await to_thread.run_sync(
+        _session, context.database(request.app.state), project, session_id
+    )
+    rows = attendance_rows(session, context.clock(request))
     return exports.csv_response(render([ATTENDANCE_COLUMNS, *rows]), f"attendance-{session.id}.csv")
 
 
