@@ -16,7 +16,6 @@ import os
 import platform
 import random
 import sqlite3
-import subprocess
 import sys
 import tempfile
 import time
@@ -26,7 +25,7 @@ from pathlib import Path
 import httpx
 import msgspec
 
-from benchmarks.ingest import ROOT, make_key, stop, taskset, wait_up
+from benchmarks.ingest import make_key, serve, stop
 from benchmarks.reads import latency
 from roomlog.domain.events import MICROS
 from roomlog.domain.sessions import session_id
@@ -98,26 +97,14 @@ def main() -> None:
         key = make_key(url)
         ids = populate(path, args.sessions, time.time_ns() // 1000)
         print(f"{len(ids):,} sessions over the last 30 days in {ROOMS} rooms")
-        server = subprocess.Popen(
-            [
-                *taskset(0),
-                sys.executable,
-                "-m",
-                "roomlog",
-                "serve",
-                "--database-url",
-                url,
-                "--port",
-                str(PORT),
-            ],
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-            cwd=ROOT,
-        )
         base = f"http://127.0.0.1:{PORT}"
+        server = serve(
+            [sys.executable, "-m", "roomlog", "serve", "--database-url", url, "--port", str(PORT)],
+            f"{base}/health",
+            Path(scratch) / "serve.log",
+        )
         results = []
         try:
-            wait_up(f"{base}/health")
             signed = httpx.post(f"{base}/sign-in", data={"key": key, "next": "/"})
             cookie = signed.cookies.get("roomlog_session", "")
             assert cookie, "signing in gave no cookie"
