@@ -12,26 +12,13 @@ from typing import IO
 import msgspec
 
 from roomlog import __version__
-from roomlog.domain.events import InvalidTime, micros_from_at
 from roomlog.domain.rules import Rules
 from roomlog.domain.sessions import MeetingSession
 from roomlog.offline import sessionize_lines
-from roomlog.service.arguments import SERVICE_COMMANDS, add_commands
+from roomlog.service.arguments import SERVICE_COMMANDS, add_commands, instant
 from roomlog.views.daily import meeting_object
 
 EXIT_INVALID = 2
-
-
-def _instant(text: str) -> int:
-    """`--now`: unix seconds or RFC 3339, to microseconds."""
-    try:
-        value: float | str = float(text)
-    except ValueError:
-        value = text
-    try:
-        return micros_from_at(value)
-    except InvalidTime as exc:
-        raise argparse.ArgumentTypeError(str(exc)) from None
 
 
 def _seconds(text: str) -> float:
@@ -65,7 +52,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     sessionize.add_argument(
         "--now",
-        type=_instant,
+        type=instant,
         metavar="UNIX",
         help="evaluate at this time (unix seconds or RFC 3339); default: the current time",
     )

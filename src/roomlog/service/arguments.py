@@ -1,10 +1,12 @@
-"""The service commands' arguments. Only the standard library here: `roomlog sessionize`
-must not pay for importing the service."""
+"""The service commands' arguments. Only the standard library and the pure domain here:
+`roomlog sessionize` must not pay for importing the service."""
 
 from __future__ import annotations
 
 import argparse
 from typing import Final
+
+from roomlog.domain.events import InvalidTime, micros_from_at
 
 ENV_URL: Final = "ROOMLOG_DATABASE_URL"
 DEFAULT_PROJECT: Final = "default"
@@ -34,6 +36,18 @@ _OPTION_HELP: Final = {
     "public_key_file": "a PEM file with VideoSDK's RSA public key for webhooks",
     "secret": "the secret event_sync sends as `Authorization: Bearer <secret>`",
 }
+
+
+def instant(text: str) -> int:
+    """A time on the command line: unix seconds or RFC 3339, to microseconds."""
+    try:
+        value: float | str = float(text)
+    except ValueError:
+        value = text
+    try:
+        return micros_from_at(value)
+    except InvalidTime as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
 
 
 def add_commands(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -141,10 +155,13 @@ def add_commands(commands: argparse._SubParsersAction[argparse.ArgumentParser]) 
     export.add_argument("--room", metavar="NAME", help="only this room's sessions")
     export.add_argument(
         "--timeframe-start",
+        type=instant,
         metavar="TIME",
         help="sessions that started at or after TIME (unix seconds or RFC 3339)",
     )
-    export.add_argument("--timeframe-end", metavar="TIME", help="sessions that started before TIME")
+    export.add_argument(
+        "--timeframe-end", type=instant, metavar="TIME", help="sessions that started before TIME"
+    )
     export.add_argument(
         "--ongoing", choices=("true", "false"), help="only ongoing, or only ended, sessions"
     )

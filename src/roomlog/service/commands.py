@@ -12,7 +12,7 @@ from typing import IO, Final
 
 import uvicorn
 
-from roomlog.domain.events import MICROS, ChatMessage, InvalidTime, PresenceEvent, micros_from_at
+from roomlog.domain.events import MICROS, ChatMessage, PresenceEvent
 from roomlog.ingest.native import InvalidEvent, parse_item
 from roomlog.ingest.videosdk import public_key
 from roomlog.service import demo, exports
@@ -266,20 +266,10 @@ def _export(args: argparse.Namespace, database: Database) -> int:
     project = _existing_project(database, args.project, "export")
     if project is None:
         return 1
-    bounds: list[int | None] = []
-    for option, value in (
-        ("--timeframe-start", args.timeframe_start),
-        ("--timeframe-end", args.timeframe_end),
-    ):
-        try:
-            bounds.append(None if value is None else micros_from_at(_unix_or_text(value)))
-        except InvalidTime as exc:
-            print(f"roomlog export: {option}: {exc}", file=sys.stderr)
-            return EXIT_INVALID
     where = MeetingFilter(
         room=args.room,
-        start_from=bounds[0],
-        start_before=bounds[1],
+        start_from=args.timeframe_start,
+        start_before=args.timeframe_end,
         ongoing=None if args.ongoing is None else args.ongoing == "true",
     )
     write = exports.sessions_csv if args.what == "sessions" else exports.attendance_csv
@@ -295,11 +285,3 @@ def _export(args: argparse.Namespace, database: Database) -> int:
         print(f"roomlog export: {exc}", file=sys.stderr)
         return 1
     return 0
-
-
-def _unix_or_text(value: str) -> float | str:
-    """A command-line time: unix seconds, or RFC 3339 text."""
-    try:
-        return float(value)
-    except ValueError:
-        return value
