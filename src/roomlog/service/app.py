@@ -462,15 +462,6 @@ Page = Annotated[int, QueryParameter(ge=1, le=1_000_000, description="1-based pa
 PerPage = Annotated[int, QueryParameter(ge=1, le=100, description="Page size, 1 to 100")]
 
 
-def _chat_links(
-    request: Request[Any, Any, Any], project: Project, session_ids: set[str], now: int
-) -> dict[str, str]:
-    """Signed links to the chat of each of `session_ids`, valid for the configured time."""
-    expires = now // MICROS + request.app.state.chat_link_ttl
-    base = str(request.base_url)
-    return {sid: exports.chat_link(base, project, sid, expires) for sid in session_ids}
-
-
 def _page_info(page: int, per_page: int, total: int) -> PageInfo:
     return PageInfo(page, per_page, max(1, math.ceil(total / per_page)), total)
 
@@ -502,7 +493,7 @@ def list_sessions(
         )
         total = queries.count_meetings(connection, project.id, where)
         chatty = queries.with_chat(connection, project.id, found)
-    links = _chat_links(request, project, chatty, now)
+    links = exports.chat_links(request, project, chatty, now)
     return SessionList(
         _page_info(page, perPage, total), [session_object(s, now, links.get(s.id)) for s in found]
     )
@@ -525,7 +516,9 @@ def get_session(
     session = context.meeting(context.database(state), project.id, session_id)
     with context.database(state).engine.connect() as connection:
         chatty = queries.with_chat(connection, project.id, [session])
-    return session_object(session, now, _chat_links(request, project, chatty, now).get(session.id))
+    return session_object(
+        session, now, exports.chat_links(request, project, chatty, now).get(session.id)
+    )
 
 
 def _participant_page(

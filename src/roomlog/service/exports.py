@@ -107,6 +107,16 @@ def chat_link(base_url: str, project: Project, session_id: str, expires: int) ->
     return f"{base_url.rstrip('/')}{path}?token={chat_token(project, session_id, expires)}"
 
 
+def chat_links(
+    request: Request[Any, Any, Any], project: Project, session_ids: set[str], now: int
+) -> dict[str, str]:
+    """Links to the chat of each of `session_ids` on the server `request` came to, working
+    for the configured time (`chat_link_ttl`) from `now` (µs)."""
+    expires = now // MICROS + request.app.state.chat_link_ttl
+    base = str(request.base_url)
+    return {sid: chat_link(base, project, sid, expires) for sid in session_ids}
+
+
 def _refused(info: str) -> ApiError:
     return ApiError(401, AUTHENTICATION, info)
 

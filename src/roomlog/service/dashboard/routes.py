@@ -416,7 +416,7 @@ async def session_page(request: Request[Any, Any, Any], session_id: FromPath[str
         session = _session(database, project, session_id)
         with database.engine.connect() as connection:
             previous_end, next_start = queries.neighbours(connection, project.id, session)
-            chatty = bool(queries.with_chat(connection, project.id, [session]))
+            chatty = queries.with_chat(connection, project.id, [session])
         return {
             "session": session,
             "began": began(session, rules, previous_end),
@@ -457,10 +457,7 @@ async def session_page(request: Request[Any, Any, Any], session_id: FromPath[str
         for label, moment in (("began", gathered["began"]), ("ended", gathered["ended"]))
         if moment is not None
     ]
-    chat_link = None
-    if gathered["chatty"]:
-        expires = now // MICROS + request.app.state.chat_link_ttl
-        chat_link = exports.chat_link(str(request.base_url), project, session.id, expires)
+    chat_link = exports.chat_links(request, project, gathered["chatty"], now).get(session.id)
     return _page(
         "session.html",
         project=project,
