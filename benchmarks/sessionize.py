@@ -23,7 +23,7 @@ import sys
 import time
 from pathlib import Path
 
-from roomlog.domain.engine import sessionize
+from roomlog.domain.batch import sessionize
 from roomlog.domain.events import MICROS
 from roomlog.ingest.native import parse_event
 

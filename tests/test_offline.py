@@ -9,7 +9,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from roomlog.domain.engine import Room, sessionize
+from roomlog.domain.batch import sessionize
+from roomlog.domain.engine import Room
 from roomlog.domain.events import JOINED, LEFT, MICROS, PresenceEvent
 from roomlog.domain.rules import Rules
 from roomlog.domain.sessions import MeetingSession

@@ -1,6 +1,6 @@
 """`roomlog sessionize`: NDJSON events in, meeting sessions out, in bounded memory.
 
-Events may come in any order. An input of up to `chunk_events` events is grouped by room in
+Events may come in any order. An input of up to `chunk_events` events is read into columns in
 memory and run through the batch engine. A longer one is cut into sorted runs spilled to
 temporary files and merged. The merged stream, in time order, feeds one incremental `Room`
 per room, which settles as the stream moves on, so memory holds the rooms, their open
@@ -20,8 +20,10 @@ from operator import itemgetter
 from typing import IO, Final
 
 import msgspec
+import numpy as np
 
-from roomlog.domain.engine import Room, Stamped, newest_first, sessionize_rooms
+from roomlog.domain.batch import sessionize_columns, who_in
+from roomlog.domain.engine import Room, Stamped, newest_first
 from roomlog.domain.events import JOINED, LATEST_AT, MICROS, InvalidTime, micros_from_at
 from roomlog.domain.rules import DEFAULT_RULES, Rules
 from roomlog.domain.sessions import MeetingSession
@@ -54,20 +56,63 @@ class Outcome:
     future: int = 0
 
 
+class _Chunk:
+    """Events as columns, in the order they were read."""
+
+    __slots__ = ("participants", "rooms", "stamps", "user_ids", "user_names")
+
+    def __init__(self) -> None:
+        self.stamps: list[int] = []
+        self.rooms: list[str] = []
+        self.participants: list[str] = []
+        self.user_ids: list[str | None] = []
+        self.user_names: list[str | None] = []
+
+    def __len__(self) -> int:
+        return len(self.stamps)
+
+    def sessions(self, now: int, rules: Rules, tenant: str) -> list[MeetingSession]:
+        return sessionize_columns(
+            np.array(self.stamps, np.int64),
+            self.rooms,
+            self.participants,
+            who_in(self.participants, self.user_ids, self.user_names),
+            now,
+            rules,
+            tenant,
+        )
+
+    def sorted_rows(self) -> list[Row]:
+        rows = list(
+            zip(
+                self.stamps,
+                self.rooms,
+                self.participants,
+                self.user_ids,
+                self.user_names,
+                strict=True,
+            )
+        )
+        rows.sort(key=_by_stamp)
+        return rows
+
+
 def _read_chunk(
     numbered: Iterator[tuple[int, bytes]],
     limit: int,
     now: int,
     report: Report,
     outcome: Outcome,
-) -> tuple[dict[str, list[Stamped]], bool]:
-    """Parse and check up to `limit` events, grouped by room; True once the input is used up.
+) -> tuple[_Chunk, bool]:
+    """Parse and check up to `limit` events; True once the input is used up.
 
     Invalid lines go to `report`; events stamped after `now` are counted and left out.
     """
     decode = _event_decoder.decode
     last_stamp = now * 2 + 1
-    by_room: defaultdict[str, list[Stamped]] = defaultdict(list)
+    chunk = _Chunk()
+    stamps, rooms, participants = chunk.stamps, chunk.rooms, chunk.participants
+    user_ids, user_names = chunk.user_ids, chunk.user_names
     taken = 0
     for number, line in numbered:
         if not line.strip():
@@ -96,22 +141,16 @@ def _read_chunk(
         if stamp > last_stamp:
             outcome.future += 1
             continue
-        by_room[raw.room].append((stamp, raw.participant_id, raw.user_id, raw.user_name))
+        stamps.append(stamp)
+        rooms.append(raw.room)
+        participants.append(raw.participant_id)
+        user_ids.append(raw.user_id)
+        user_names.append(raw.user_name)
         taken += 1
         if taken == limit:
             break
     outcome.events += taken
-    return by_room, taken < limit
-
-
-def _as_run(by_room: dict[str, list[Stamped]]) -> list[Row]:
-    rows = [
-        (stamp, room, pid, user_id, user_name)
-        for room, events in by_room.items()
-        for stamp, pid, user_id, user_name in events
-    ]
-    rows.sort(key=_by_stamp)
-    return rows
+    return chunk, taken < limit
 
 
 def _spill(rows: list[Row], spool: IO[bytes]) -> Iterator[list[Row]]:
@@ -186,15 +225,15 @@ def sessionize_lines(
         if ahead is not None:
             numbered = itertools.chain((ahead,), numbered)
     if done:
-        outcome.sessions = sessionize_rooms(first, now, rules, tenant)
+        outcome.sessions = first.sessions(now, rules, tenant)
         return outcome
     with tempfile.TemporaryFile(prefix="roomlog-") as spool:
-        runs = [_spill(_as_run(first), spool)]
+        runs = [_spill(first.sorted_rows(), spool)]
         del first
         while not done:
             chunk, done = _read_chunk(numbered, chunk_events, now, report, outcome)
-            if chunk:
-                runs.append(_spill(_as_run(chunk), spool))
+            if len(chunk):
+                runs.append(_spill(chunk.sorted_rows(), spool))
         outcome.sessions = _run_rooms(_merge(runs), now, rules, tenant)
     return outcome
 

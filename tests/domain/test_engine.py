@@ -6,7 +6,8 @@ import json
 
 import pytest
 
-from roomlog.domain.engine import Checkpoint, LateEvent, Room, sessionize
+from roomlog.domain.batch import sessionize
+from roomlog.domain.engine import Checkpoint, LateEvent, Room
 from roomlog.domain.events import MICROS, PresenceEvent
 from roomlog.domain.rules import Rules
 from roomlog.domain.sessions import MeetingSession, session_id

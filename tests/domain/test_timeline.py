@@ -6,7 +6,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from roomlog.domain.attendance import attendees, share
-from roomlog.domain.engine import sessionize
+from roomlog.domain.batch import sessionize
 from roomlog.domain.events import MICROS, PresenceEvent
 from roomlog.domain.rules import DEFAULT_RULES, Rules
 from roomlog.domain.sessions import MeetingSession

@@ -13,7 +13,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from litestar.testing import TestClient
 
-from roomlog.domain.engine import sessionize
+from roomlog.domain.batch import sessionize
 from roomlog.domain.events import MICROS, PresenceEvent
 from roomlog.ingest.native import parse_event
 from roomlog.service.app import create_app

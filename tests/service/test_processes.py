@@ -14,7 +14,7 @@ import msgspec
 from sqlalchemy import select
 
 from roomlog.cli import main
-from roomlog.domain.engine import sessionize
+from roomlog.domain.batch import sessionize
 from roomlog.ingest.native import parse_event
 from roomlog.service.db import migrate, open_database
 from roomlog.service.schema import events

@@ -7,7 +7,7 @@ from typing import Any
 
 import msgspec
 
-from roomlog.domain.engine import sessionize
+from roomlog.domain.batch import sessionize
 from roomlog.domain.events import MICROS
 from roomlog.ingest.native import parse_event
 from roomlog.views.daily import meeting_object

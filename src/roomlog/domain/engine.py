@@ -393,37 +393,6 @@ def _replay(
     return _Outcome(sessions, settled, machine.idle_at), raw
 
 
-def sessionize(
-    events: Iterable[PresenceEvent],
-    now: int,
-    rules: Rules = DEFAULT_RULES,
-    tenant: str = "default",
-) -> list[MeetingSession]:
-    """The batch face: every room's sessions at `now` from a set of events, newest first."""
-    by_room: defaultdict[str, list[Stamped]] = defaultdict(list)
-    for e in events:
-        # `stamp(e)`, inlined: a call per event costs a tenth of the whole run.
-        by_room[e.room].append(
-            (e.at * 2 + (e.type == JOINED), e.participant_id, e.user_id, e.user_name)
-        )
-    return sessionize_rooms(by_room, now, rules, tenant)
-
-
-def sessionize_rooms(
-    by_room: dict[str, list[Stamped]],
-    now: int,
-    rules: Rules = DEFAULT_RULES,
-    tenant: str = "default",
-) -> list[MeetingSession]:
-    """`sessionize` for events already in the engine's form, grouped by room (sorted in place)."""
-    sessions: list[MeetingSession] = []
-    for room, stamped in by_room.items():
-        stamped.sort(key=_by_stamp)
-        outcome, _ = _replay(Checkpoint(), stamped, now, True, rules, tenant, room)
-        sessions.extend(outcome.sessions)
-    return newest_first(sessions)
-
-
 def newest_first(sessions: Iterable[MeetingSession]) -> list[MeetingSession]:
     """Daily's order for `/meetings`: latest start first, then room name, descending.
 

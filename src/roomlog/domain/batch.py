@@ -1,0 +1,533 @@
+"""The batch face of the session engine: SESSION-RULES steps 1-4 over columns of events.
+
+Where the incremental face (`roomlog.domain.engine.Room`) replays one room's events one at a
+time, this face runs each step over every room at once, as operations on numpy arrays:
+- step 1: one sort by (room, participant, stamp); a presence opens at a join whose previous
+  event (of that participant) is not a join, and closes at the next leave;
+- step 2: one sort of the kept presences' boundaries by (room, instant); the changes at one
+  instant are summed, and a running sum per room is the occupancy after each change;
+- step 3: an *episode* is a run of changes from an empty room to the next empty room. It makes
+  a session when it reaches two participants or lasts `solo_start`. Inside it, a fall from two
+  or more to one participant splits the session `solo_reset` later when the next change comes
+  after that instant (or none comes by `now`). Neither needs the machine's state: the
+  30-second rule only looks at the episode's own start and end, and after a split no timer
+  runs until the next fall to one;
+- step 4: each kept presence lies inside one episode; it is found in that episode's first
+  session at or before its start, and only presences that run past a split (few) are cut
+  in a loop.
+The result is the same as the incremental face's, which the property tests check.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Sequence
+from itertools import repeat
+from operator import add, itemgetter
+from typing import Any, Final, NamedTuple
+
+import numpy as np
+from numpy.typing import NDArray
+
+from roomlog.domain.events import JOINED, PresenceEvent
+from roomlog.domain.rules import DEFAULT_RULES, Rules
+from roomlog.domain.sessions import Attendance, MeetingSession, session_ids
+
+Ints = NDArray[np.int64]
+Flags = NDArray[np.bool_]
+# (participant_id, user_id, user_name) of one event.
+Person = tuple[str, str | None, str | None]
+# Who the events at the given positions are about: asked for only where needed (the joins that
+# opened kept presences, about half the events). Large asks come in ascending positions, which
+# read memory in order: several times faster than reading it at random.
+Who = Callable[[list[int]], list[Person]]
+
+# Instants, parameters and `now` must stay far from int64's limit once summed (µs: year 9999 is
+# 2.5e17); beyond it the incremental face, on Python's unbounded ints, computes the sessions.
+SAFE: Final = 1 << 60
+
+_make = tuple.__new__  # builds a NamedTuple from a tuple without its Python-level __new__
+_type, _room, _participant, _at = (itemgetter(i) for i in range(1, 5))
+_person = itemgetter(3, 5, 6)
+_first_pid = itemgetter(0, 0)
+
+
+def _user_order(user_id: str | None, user_name: str | None) -> tuple[bool, str, bool, str]:
+    return (user_id is not None, user_id or "", user_name is not None, user_name or "")
+
+
+def _codes(values: Iterable[str], count: int) -> tuple[Ints, list[str]]:
+    """Each value's code (the rank of its first appearance) and the distinct values in order."""
+    seen: dict[str, int] = {}
+    # `len(seen)` is taken just before each `setdefault`: a new value gets the next code.
+    codes = np.fromiter(map(seen.setdefault, values, map(len, repeat(seen))), np.int64, count)
+    return codes, list(seen)
+
+
+def _narrow(codes: Ints) -> NDArray[np.integer[Any]]:
+    """Codes in 16 bits where they fit, which numpy sorts by radix, several times faster."""
+    return codes.astype(np.uint16) if len(codes) and int(codes.max()) < 1 << 16 else codes
+
+
+def sessionize(
+    events: Sequence[PresenceEvent],
+    now: int,
+    rules: Rules = DEFAULT_RULES,
+    tenant: str = "default",
+) -> list[MeetingSession]:
+    """Every room's sessions at `now` from a set of events, newest first."""
+    count = len(events)
+    at = np.fromiter(map(_at, events), np.int64, count)
+    joined = np.fromiter(map(JOINED.__eq__, map(_type, events)), np.bool_, count)
+
+    def who(positions: list[int]) -> list[Person]:
+        return list(map(_person, map(events.__getitem__, positions)))
+
+    return sessionize_columns(
+        at * 2 + joined,
+        map(_room, events),
+        map(_participant, events),
+        who,
+        now,
+        rules,
+        tenant,
+    )
+
+
+def who_in(
+    participants: Sequence[str], user_ids: Sequence[str | None], user_names: Sequence[str | None]
+) -> Who:
+    """`Who` over three columns."""
+
+    def who(positions: list[int]) -> list[Person]:
+        return list(
+            zip(
+                map(participants.__getitem__, positions),
+                map(user_ids.__getitem__, positions),
+                map(user_names.__getitem__, positions),
+                strict=True,
+            )
+        )
+
+    return who
+
+
+def sessionize_columns(
+    stamps: Ints,
+    rooms: Iterable[str],
+    participants: Iterable[str],
+    who: Who,
+    now: int,
+    rules: Rules = DEFAULT_RULES,
+    tenant: str = "default",
+) -> list[MeetingSession]:
+    """`sessionize` over events given as columns: `stamps` as `roomlog.domain.engine.stamp`
+    makes them, each event's room and participant id, and `who` for the rest."""
+    count = len(stamps)
+    if not count:
+        return []
+    if max(now, rules.min_presence, rules.solo_start, rules.solo_reset) >= SAFE:
+        return _replayed(stamps, list(rooms), who, now, rules, tenant)
+    room_codes, room_names = _codes(rooms, count)
+    pid_codes, _ = _codes(participants, count)
+    return _run(stamps, room_codes, room_names, pid_codes, who, now, rules, tenant)
+
+
+def _replayed(
+    stamps: Ints, rooms: list[str], who: Who, now: int, rules: Rules, tenant: str
+) -> list[MeetingSession]:
+    from roomlog.domain.engine import Room, newest_first  # noqa: PLC0415 (a cycle)
+
+    by_room: dict[str, Room] = {}
+    for stamp, room, person in zip(
+        stamps.tolist(), rooms, who(list(range(len(stamps)))), strict=True
+    ):
+        state = by_room.get(room)
+        if state is None:
+            state = by_room[room] = Room(room, rules, tenant)
+        state.extend(((stamp, *person),))
+    return newest_first(s for state in by_room.values() for s in state.sessions(now))
+
+
+class _Presences(NamedTuple):
+    """Kept presences (SESSION-RULES step 1), in (room, participant, start) order."""
+
+    room: Ints
+    start: Ints
+    end: Ints  # `now` while open
+    open: Flags
+    event: Ints  # the join that opened it: who it is
+
+
+def _presences(
+    stamps: Ints,
+    room_codes: Ints,
+    pid_codes: Ints,
+    now: int,
+    rules: Rules,
+    who: Who,
+) -> _Presences:
+    """SESSION-RULES step 1 for every participant of every room at once."""
+    upto = now * 2 + 1
+    taken = np.flatnonzero(stamps <= upto) if int(stamps.max()) > upto else None
+    if taken is not None:  # events stamped after `now` are not yet history
+        stamps, room_codes, pid_codes = stamps[taken], room_codes[taken], pid_codes[taken]
+    # By participant, then stamp: participant codes follow first appearances, which follow
+    # time, so this sort finds long sorted runs. A participant id seen in several rooms is a
+    # different participant in each: then the sort is by room first.
+    order = np.lexsort((stamps, pid_codes))
+    r = room_codes[order]
+    p = pid_codes[order]
+    if np.any((p[1:] == p[:-1]) & (r[1:] != r[:-1])):
+        order = np.lexsort((stamps, pid_codes, room_codes))
+        r = room_codes[order]
+        p = pid_codes[order]
+    s = stamps[order]
+    if taken is not None:
+        order = taken[order]
+    size = len(order)
+    joined = (s & 1).astype(np.bool_)
+    # A join while absent opens a presence, a leave while present closes it; the first event
+    # of each participant follows an absence.
+    first = np.ones(size, np.bool_)
+    first[1:] = (p[1:] != p[:-1]) | (r[1:] != r[:-1])
+    after_join = np.zeros(size, np.bool_)
+    after_join[1:] = joined[:-1]
+    after_join &= ~first
+    opens = joined & ~after_join
+    turns = np.flatnonzero(opens | (~joined & after_join))
+    turn_opens = opens[turns]
+    at_open = np.flatnonzero(turn_opens)
+    # Opens and closes alternate within a participant: an open's close is the next turn.
+    following = at_open + 1
+    closed = following < len(turns)
+    closed[closed] = ~turn_opens[following[closed]]
+    start_pos = turns[at_open]
+    start = s[start_pos] >> 1
+    end = np.full(len(start), now, np.int64)
+    end[closed] = s[turns[following[closed]]] >> 1
+    keep = end - start >= rules.min_presence
+    start_pos = start_pos[keep]
+    event = order[start_pos]
+    _settle_joint_joins(event, start_pos, order, s, first, who)
+    return _Presences(r[start_pos], start[keep], end[keep], ~closed[keep], event)
+
+
+def _settle_joint_joins(
+    event: Ints, start_pos: Ints, order: Ints, s: Ints, first: Flags, who: Who
+) -> None:
+    """Where joins of one participant share the opening instant, take the least user.
+
+    As in the incremental face: the order the joins arrived in must not matter.
+    """
+    size = len(s)
+    nxt = np.minimum(start_pos + 1, size - 1)
+    tied = np.flatnonzero((start_pos + 1 < size) & (s[nxt] == s[start_pos]) & ~first[nxt])
+    if not len(tied):
+        return
+    runs: list[tuple[int, int, int]] = []
+    for k in tied.tolist():
+        lo = hi = int(start_pos[k])
+        while hi + 1 < size and s[hi + 1] == s[lo] and not first[hi + 1]:
+            hi += 1
+        runs.append((k, lo, hi + 1))
+    candidates = np.concatenate([order[lo:hi] for _, lo, hi in runs]).tolist()
+    keys = [_user_order(user_id, user_name) for _, user_id, user_name in who(candidates)]
+    offset = 0
+    for k, lo, hi in runs:
+        mine = keys[offset : offset + hi - lo]
+        event[k] = candidates[offset + mine.index(min(mine))]
+        offset += hi - lo
+
+
+class _Changes(NamedTuple):
+    """Occupancy changes (SESSION-RULES step 2), in (room, instant) order, none of them zero."""
+
+    room: Ints
+    at: Ints
+    after: Ints  # the occupancy after the change
+    before: Ints  # and before it
+    last_in_room: Flags
+    of_start: Ints  # for each presence, the latest change at or before its start
+
+
+def _changes(kept: _Presences) -> _Changes:
+    n = len(kept.start)
+    closed = np.flatnonzero(~kept.open)
+    room = np.concatenate((kept.room, kept.room[closed]))
+    at = np.concatenate((kept.start, kept.end[closed]))
+    delta = np.concatenate((np.ones(n, np.int64), np.full(len(closed), -1, np.int64)))
+    order = np.lexsort((at, _narrow(room)))
+    room, at, delta = room[order], at[order], delta[order]
+    fresh = np.ones(len(at), np.bool_)
+    fresh[1:] = (at[1:] != at[:-1]) | (room[1:] != room[:-1])
+    heads = np.flatnonzero(fresh)
+    net = np.add.reduceat(delta, heads)
+    # The changes at one instant take effect together: a swap or a reconnect is no change.
+    real = net != 0
+    # Where each presence's start landed: its instant's group, then the latest real change
+    # at or before it (a reconnect's instant nets to zero; the room is occupied through it).
+    group = np.cumsum(fresh) - 1
+    position = np.empty(len(order), np.int64)
+    position[order] = np.arange(len(order))
+    of_start = (np.cumsum(real) - 1)[group[position[:n]]]
+    room, at, delta = room[heads][real], at[heads][real], net[real]
+    size = len(at)
+    room_first = np.ones(size, np.bool_)
+    room_first[1:] = room[1:] != room[:-1]
+    last_in_room = np.ones(size, np.bool_)
+    last_in_room[:-1] = room_first[1:]
+    total = np.cumsum(delta)
+    head = np.maximum.accumulate(np.where(room_first, np.arange(size), 0))
+    count = total - (total[head] - delta[head])
+    return _Changes(room, at, count, count - delta, last_in_room, of_start)
+
+
+class _Sessions(NamedTuple):
+    """Sessions (SESSION-RULES step 3), in (room, start) order."""
+
+    room: Ints
+    start: Ints
+    end: Ints  # `now` while ongoing
+    ongoing: Flags
+    most: Ints  # max_participants
+    episode: Ints
+    first_change: Ints  # the first change inside the session
+
+
+def _windows(c: _Changes, now: int, rules: Rules) -> tuple[_Sessions, Ints]:
+    """The sessions, and each change's episode."""
+    size = len(c.at)
+    begins = np.flatnonzero(c.before == 0)
+    empties = np.flatnonzero(c.after == 0)
+    episode_of = np.cumsum(c.before == 0) - 1
+    # Episodes and the changes that empty the room alternate within a room.
+    k = np.searchsorted(empties, begins)
+    ended = k < len(empties)
+    k = np.minimum(k, max(len(empties) - 1, 0))
+    if len(empties):
+        ended &= c.room[empties[k]] == c.room[begins]
+    stop = np.where(ended, empties[k] if len(empties) else 0, 0)
+    # An episode still open at `now` runs to its room's last change.
+    room_stop = np.flatnonzero(c.last_in_room) + 1
+    room_index = np.cumsum(np.r_[True, c.room[1:] != c.room[:-1]]) - 1
+    stop = np.where(ended, stop, room_stop[room_index[begins]])
+    t0 = c.at[begins]
+    t1 = np.where(ended, c.at[np.minimum(stop, size - 1)], now)
+    padded = np.append(c.after, 0)
+    busiest = np.maximum.reduceat(padded, np.ravel(np.column_stack((begins, stop))))[::2]
+    makes = (busiest >= 2) | (t1 - t0 >= rules.solo_start)
+    # Splits: a fall to one, and no change by the reset timer's deadline (a change at that
+    # very instant cancels it; with no change at all, a deadline up to `now` has come).
+    falls = np.flatnonzero((c.before >= 2) & (c.after == 1))
+    deadline = c.at[falls] + rules.solo_reset
+    nxt = c.at[np.minimum(falls + 1, size - 1)]
+    splits = np.where(c.last_in_room[falls], deadline <= now, nxt > deadline)
+    falls, deadline = falls[splits], deadline[splits]
+
+    made = np.flatnonzero(makes)
+    episode = np.concatenate((made, episode_of[falls]))
+    start = np.concatenate((t0[made], deadline))
+    lo = np.concatenate((begins[made], falls + 1))
+    order = np.lexsort((start, episode))
+    episode, start, lo = episode[order], start[order], lo[order]
+    count = len(start)
+    same = np.zeros(count, np.bool_)
+    same[:-1] = episode[1:] == episode[:-1]
+    nxt_start = np.append(start[1:], 0)
+    nxt_lo = np.append(lo[1:], 0)
+    end = np.where(same, nxt_start, t1[episode])
+    hi = np.where(same, nxt_lo, stop[episode])
+    most = np.maximum.reduceat(padded, np.ravel(np.column_stack((lo, hi))))[::2]
+    most = np.where(lo < hi, np.maximum(most, 1), 1)
+    ongoing = ~same & ~ended[episode]
+    room = c.room[begins][episode]
+    return _Sessions(room, start, end, ongoing, most, episode, lo), episode_of
+
+
+def _run(
+    stamps: Ints,
+    room_codes: Ints,
+    room_names: list[str],
+    pid_codes: Ints,
+    who: Who,
+    now: int,
+    rules: Rules,
+    tenant: str,
+) -> list[MeetingSession]:
+    kept = _presences(stamps, room_codes, pid_codes, now, rules, who)
+    if not len(kept.start):
+        return []
+    changes = _changes(kept)
+    sessions, episode_of = _windows(changes, now, rules)
+    if not len(sessions.start):
+        return []
+    # SESSION-RULES step 4. A presence starts inside its episode's latest session that begins
+    # at or before its start (sessions are in change order: `first_change` is sorted).
+    at = np.searchsorted(sessions.first_change, changes.of_start, side="right") - 1
+    inside = (at >= 0) & (sessions.episode[np.maximum(at, 0)] == episode_of[changes.of_start])
+    count = len(sessions.start)
+    nxt = np.minimum(at + 1, count - 1)
+    spans = (
+        inside
+        & (at + 1 < count)
+        & (sessions.episode[nxt] == sessions.episode[np.maximum(at, 0)])
+        & (sessions.start[nxt] < kept.end)
+    )
+    whole = np.flatnonzero(inside & ~spans & (kept.start < kept.end))
+    session = at[whole]
+    join = kept.start[whole]
+    leave = kept.end[whole]
+    event = kept.event[whole]
+    # Open at `now`, and in a session that goes on (not one that a split ends at `now`).
+    still = kept.open[whole] & sessions.ongoing[session]
+    cut = np.flatnonzero(spans)
+    if len(cut):
+        pieces = _pieces(kept, sessions, cut, at)
+        session = np.concatenate((session, pieces[0]))
+        join = np.concatenate((join, pieces[1]))
+        leave = np.concatenate((leave, pieces[2]))
+        event = np.concatenate((event, pieces[3]))
+        still = np.concatenate((still, pieces[4]))
+    order = _by_session_then_join(session, join, event, who)
+    session, join, leave, event, still = (
+        session[order],
+        join[order],
+        leave[order],
+        event[order],
+        still[order],
+    )
+    return _built(
+        sessions,
+        session,
+        join,
+        leave,
+        event,
+        still,
+        room_names,
+        who,
+        tenant,
+    )
+
+
+def _pieces(
+    kept: _Presences, sessions: _Sessions, cut: Ints, at: Ints
+) -> tuple[Ints, Ints, Ints, Ints, Flags]:
+    """The records of presences that run past a split: one per session they overlap."""
+    out: tuple[list[int], list[int], list[int], list[int], list[bool]] = ([], [], [], [], [])
+    count = len(sessions.start)
+    for k in cut.tolist():
+        start, stop = int(kept.start[k]), int(kept.end[k])
+        present = bool(kept.open[k])
+        i = int(at[k])
+        episode = sessions.episode[i]
+        while i < count and sessions.episode[i] == episode and sessions.start[i] < stop:
+            lo = max(start, int(sessions.start[i]))
+            hi = min(stop, int(sessions.end[i]))
+            if hi > lo:
+                out[0].append(i)
+                out[1].append(lo)
+                out[2].append(hi)
+                out[3].append(int(kept.event[k]))
+                out[4].append(present and bool(sessions.ongoing[i]))
+            i += 1
+    return (
+        np.array(out[0], np.int64),
+        np.array(out[1], np.int64),
+        np.array(out[2], np.int64),
+        np.array(out[3], np.int64),
+        np.array(out[4], np.bool_),
+    )
+
+
+def _by_session_then_join(session: Ints, join: Ints, event: Ints, who: Who) -> Ints:
+    """The records' order: by session, then join time, then participant id (as `Room` sorts)."""
+    order = np.lexsort((join, session))
+    s, j = session[order], join[order]
+    tied = np.flatnonzero((s[1:] == s[:-1]) & (j[1:] == j[:-1]))
+    if not len(tied):
+        return order
+    fixed = order.tolist()
+    runs: list[tuple[int, int]] = []
+    for i in tied.tolist():
+        if runs and i == runs[-1][1] - 1:
+            runs[-1] = (runs[-1][0], i + 2)
+        else:
+            runs.append((i, i + 2))
+    for lo, hi in runs:
+        mine = fixed[lo:hi]
+        people = who(event[mine].tolist())
+        fixed[lo:hi] = [r for _, r in sorted(zip(people, mine, strict=True), key=_first_pid)]
+    return np.array(fixed, np.int64)
+
+
+def _built(
+    sessions: _Sessions,
+    session: Ints,
+    join: Ints,
+    leave: Ints,
+    event: Ints,
+    still: Flags,
+    room_names: list[str],
+    who: Who,
+    tenant: str,
+) -> list[MeetingSession]:
+    """The sessions as `MeetingSession`s with their `Attendance` records, newest first.
+
+    The records come in session order; they are built in the order of their events, whose
+    memory is then read in order, and put back in session order afterwards.
+    """
+    by_event = np.argsort(event, kind="stable")
+    leaves: list[int | None] = list(leave[by_event].tolist())
+    for i in np.flatnonzero(still[by_event]).tolist():
+        leaves[i] = None
+    built = list(
+        map(
+            _make,
+            repeat(Attendance),
+            map(
+                add,
+                who(event[by_event].tolist()),
+                zip(join[by_event].tolist(), leaves, strict=True),
+            ),
+        )
+    )
+    back = np.empty(len(by_event), np.int64)
+    back[by_event] = np.arange(len(by_event))
+    records = _gather(built, back.tolist())
+    count = len(sessions.start)
+    bounds = np.concatenate(([0], np.cumsum(np.bincount(session, minlength=count))))
+    # Daily's order: latest start first, then room name, descending.
+    rank = np.empty(len(room_names), np.int64)
+    rank[sorted(range(len(room_names)), key=room_names.__getitem__)] = np.arange(len(room_names))
+    newest = np.lexsort((rank[sessions.room], sessions.start))[::-1]
+    rooms = list(map(room_names.__getitem__, sessions.room[newest].tolist()))
+    starts = sessions.start[newest].tolist()
+    ends: list[int | None] = list(sessions.end[newest].tolist())
+    for i in np.flatnonzero(sessions.ongoing[newest]).tolist():
+        ends[i] = None
+    groups = map(
+        records.__getitem__, map(slice, bounds[newest].tolist(), bounds[newest + 1].tolist())
+    )
+    return list(
+        map(
+            _make,
+            repeat(MeetingSession),
+            zip(
+                session_ids(tenant, rooms, starts),
+                rooms,
+                starts,
+                ends,
+                sessions.most[newest].tolist(),
+                groups,
+                strict=True,
+            ),
+        )
+    )
+
+
+def _gather(items: list[Attendance], positions: list[int]) -> tuple[Attendance, ...]:
+    """`tuple(items[i] for i in positions)`, in one call."""
+    if len(positions) < 2:
+        return tuple(items[i] for i in positions)
+    picked: tuple[Attendance, ...] = itemgetter(*positions)(items)
+    return picked
