@@ -1,7 +1,5 @@
 """`python -m roomlog`: the same as the `roomlog` command."""
 
-import sys
+from roomlog.cli import command
 
-from roomlog.cli import main
-
-sys.exit(main())
+command()

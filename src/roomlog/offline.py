@@ -16,13 +16,13 @@ from bisect import bisect_right
 from collections import defaultdict
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
-from operator import itemgetter
+from operator import attrgetter, itemgetter
 from typing import IO, Final
 
 import msgspec
 import numpy as np
 
-from roomlog.domain.batch import sessionize_columns, who_in
+from roomlog.domain.batch import Ints, SessionTable, session_table, who_in
 from roomlog.domain.engine import Room, Stamped, newest_first
 from roomlog.domain.events import JOINED, LATEST_AT, MICROS, InvalidTime, micros_from_at
 from roomlog.domain.rules import DEFAULT_RULES, Rules
@@ -35,12 +35,18 @@ CHUNK_EVENTS: Final = 1_000_000
 # settling costs little per event.
 SETTLE_EVERY: Final = 64
 _BLOCK: Final = 16_384
+# Lines decoded in one call; a block with an invalid line is read again line by line.
+_LINES: Final = 16_384
+_NUMBERS: Final = frozenset((int, float))
 
 # (stamp, room, participant_id, user_id, user_name); see `roomlog.domain.engine.stamp`.
 Row = tuple[int, str, str, str | None, str | None]
 Report = Callable[[int, str], None]
 
 _by_stamp = itemgetter(0)
+_type, _room, _participant, _at, _user_id, _user_name = (
+    attrgetter(name) for name in ("type", "room", "participant_id", "at", "user_id", "user_name")
+)
 _length = struct.Struct("<I")
 _row_decoder: Final = msgspec.msgpack.Decoder(list[Row])
 _event_decoder: Final = msgspec.json.Decoder(NativeEvent)
@@ -50,10 +56,14 @@ _event_decoder: Final = msgspec.json.Decoder(NativeEvent)
 class Outcome:
     """What a run of `sessionize_lines` found."""
 
-    sessions: list[MeetingSession]
+    table: SessionTable
     events: int = 0
     invalid: int = 0
     future: int = 0
+
+    @property
+    def sessions(self) -> list[MeetingSession]:
+        return self.table.meetings()
 
 
 class _Chunk:
@@ -62,18 +72,25 @@ class _Chunk:
     __slots__ = ("participants", "rooms", "stamps", "user_ids", "user_names")
 
     def __init__(self) -> None:
-        self.stamps: list[int] = []
+        self.stamps: list[Ints] = []  # in parts, one per block of lines
         self.rooms: list[str] = []
         self.participants: list[str] = []
         self.user_ids: list[str | None] = []
         self.user_names: list[str | None] = []
 
     def __len__(self) -> int:
-        return len(self.stamps)
+        return len(self.rooms)
 
-    def sessions(self, now: int, rules: Rules, tenant: str) -> list[MeetingSession]:
-        return sessionize_columns(
-            np.array(self.stamps, np.int64),
+    def add(self, stamps: Ints, events: list[NativeEvent]) -> None:
+        self.stamps.append(stamps)
+        self.rooms += map(_room, events)
+        self.participants += map(_participant, events)
+        self.user_ids += map(_user_id, events)
+        self.user_names += map(_user_name, events)
+
+    def table(self, now: int, rules: Rules, tenant: str) -> SessionTable:
+        return session_table(
+            np.concatenate(self.stamps) if self.stamps else np.empty(0, np.int64),
             self.rooms,
             self.participants,
             who_in(self.participants, self.user_ids, self.user_names),
@@ -85,7 +102,7 @@ class _Chunk:
     def sorted_rows(self) -> list[Row]:
         rows = list(
             zip(
-                self.stamps,
+                np.concatenate(self.stamps).tolist(),
                 self.rooms,
                 self.participants,
                 self.user_ids,
@@ -97,8 +114,30 @@ class _Chunk:
         return rows
 
 
+class _Lines:
+    """The input's lines, taken in blocks, counting them for error reports."""
+
+    def __init__(self, lines: Iterable[bytes]) -> None:
+        self.lines = iter(lines)
+        self.taken = 0
+
+    def block(self, most: int) -> tuple[int, list[bytes]]:
+        """Up to `most` lines and the number of the first."""
+        block = list(itertools.islice(self.lines, most))
+        first = self.taken + 1
+        self.taken += len(block)
+        return first, block
+
+    def at_end(self) -> bool:
+        ahead = next(self.lines, None)
+        if ahead is None:
+            return True
+        self.lines = itertools.chain((ahead,), self.lines)
+        return False
+
+
 def _read_chunk(
-    numbered: Iterator[tuple[int, bytes]],
+    lines: _Lines,
     limit: int,
     now: int,
     report: Report,
@@ -108,25 +147,60 @@ def _read_chunk(
 
     Invalid lines go to `report`; events stamped after `now` are counted and left out.
     """
+    chunk = _Chunk()
+    while len(chunk) < limit:
+        first, block = lines.block(min(_LINES, limit - len(chunk)))
+        if not block:
+            return chunk, True
+        if not _read_block(block, chunk, now, outcome):
+            _read_lines(first, block, chunk, now, report, outcome)
+    return chunk, False
+
+
+def _read_block(block: list[bytes], chunk: _Chunk, now: int, outcome: Outcome) -> bool:
+    """Take a block of lines in a few calls, if every line is a presence event with its `at`
+    in unix seconds in range; False, with nothing taken, if not."""
+    try:
+        # Line by line (a line holding two objects, or a part of one, is invalid), in C.
+        events = list(map(_event_decoder.decode, block))
+    except msgspec.DecodeError:
+        return False
+    at = list(map(_at, events))
+    if not set(map(type, at)) <= _NUMBERS:
+        return False
+    seconds = np.fromiter(at, np.float64, len(at))
+    if not np.all((seconds >= 0) & (seconds <= LATEST_AT)):
+        return False
+    # As `micros_from_unix`: `round(at * MICROS)`, the same float product rounded half to
+    # even, and exact for whole seconds (up to 2.5e11 s, at * 15625 stays below 2^53).
+    micros = np.rint(seconds * MICROS).astype(np.int64)
+    joined = np.fromiter(map(JOINED.__eq__, map(_type, events)), np.bool_, len(events))
+    stamps = micros * 2 + joined
+    future = stamps > now * 2 + 1
+    if future.any():
+        outcome.future += int(future.sum())
+        kept = np.flatnonzero(~future)
+        stamps = stamps[kept]
+        events = list(map(events.__getitem__, kept.tolist()))
+    chunk.add(stamps, events)
+    outcome.events += len(events)
+    return True
+
+
+def _read_lines(
+    first: int, block: list[bytes], chunk: _Chunk, now: int, report: Report, outcome: Outcome
+) -> None:
+    """Take a block line by line, reporting each invalid line with its number."""
     decode = _event_decoder.decode
     last_stamp = now * 2 + 1
-    chunk = _Chunk()
-    stamps, rooms, participants = chunk.stamps, chunk.rooms, chunk.participants
-    user_ids, user_names = chunk.user_ids, chunk.user_names
-    taken = 0
-    for number, line in numbered:
+    stamps: list[int] = []
+    events: list[NativeEvent] = []
+    for number, line in enumerate(block, start=first):
         if not line.strip():
             continue
         try:
             raw = decode(line)
-            at = raw.at
-            # The common cases, unix seconds in range, without a function call.
-            if type(at) is int and 0 <= at <= LATEST_AT:
-                micros = at * MICROS
-            elif type(at) is float and 0 <= at <= LATEST_AT:
-                micros = round(at * MICROS)
-            else:
-                micros = micros_from_at(at)
+            micros = micros_from_at(raw.at)
         except msgspec.DecodeError as exc:
             if is_chat(line):  # chat takes no part in the sessions
                 continue
@@ -142,15 +216,9 @@ def _read_chunk(
             outcome.future += 1
             continue
         stamps.append(stamp)
-        rooms.append(raw.room)
-        participants.append(raw.participant_id)
-        user_ids.append(raw.user_id)
-        user_names.append(raw.user_name)
-        taken += 1
-        if taken == limit:
-            break
-    outcome.events += taken
-    return chunk, taken < limit
+        events.append(raw)
+    chunk.add(np.array(stamps, np.int64), events)
+    outcome.events += len(events)
 
 
 def _spill(rows: list[Row], spool: IO[bytes]) -> Iterator[list[Row]]:
@@ -215,26 +283,22 @@ def sessionize_lines(
     chunk_events: int = CHUNK_EVENTS,
 ) -> Outcome:
     """Every room's sessions at `now` from NDJSON `lines`, newest first."""
-    outcome = Outcome(sessions=[])
-    numbered: Iterator[tuple[int, bytes]] = enumerate(lines, start=1)
-    first, done = _read_chunk(numbered, chunk_events, now, report, outcome)
-    if not done:
-        # A full chunk: look one line ahead before paying for sorted runs.
-        ahead = next(numbered, None)
-        done = ahead is None
-        if ahead is not None:
-            numbered = itertools.chain((ahead,), numbered)
+    outcome = Outcome(SessionTable.of([], now))
+    source = _Lines(lines)
+    first, done = _read_chunk(source, chunk_events, now, report, outcome)
+    # A full chunk: look one line ahead before paying for sorted runs.
+    done = done or source.at_end()
     if done:
-        outcome.sessions = first.sessions(now, rules, tenant)
+        outcome.table = first.table(now, rules, tenant)
         return outcome
     with tempfile.TemporaryFile(prefix="roomlog-") as spool:
         runs = [_spill(first.sorted_rows(), spool)]
         del first
         while not done:
-            chunk, done = _read_chunk(numbered, chunk_events, now, report, outcome)
+            chunk, done = _read_chunk(source, chunk_events, now, report, outcome)
             if len(chunk):
                 runs.append(_spill(chunk.sorted_rows(), spool))
-        outcome.sessions = _run_rooms(_merge(runs), now, rules, tenant)
+        outcome.table = SessionTable.of(_run_rooms(_merge(runs), now, rules, tenant), now)
     return outcome
 
 

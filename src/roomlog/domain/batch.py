@@ -23,7 +23,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable, Sequence
 from itertools import repeat
 from operator import add, itemgetter
-from typing import Any, Final, NamedTuple
+from typing import Any, Final, NamedTuple, TypeVar
 
 import numpy as np
 from numpy.typing import NDArray
@@ -40,6 +40,7 @@ Person = tuple[str, str | None, str | None]
 # opened kept presences, about half the events). Large asks come in ascending positions, which
 # read memory in order: several times faster than reading it at random.
 Who = Callable[[list[int]], list[Person]]
+T = TypeVar("T")
 
 # Instants, parameters and `now` must stay far from int64's limit once summed (µs: year 9999 is
 # 2.5e17); beyond it the incremental face, on Python's unbounded ints, computes the sessions.
@@ -68,6 +69,90 @@ def _narrow(codes: Ints) -> NDArray[np.integer[Any]]:
     return codes.astype(np.uint16) if len(codes) and int(codes.max()) < 1 << 16 else codes
 
 
+class SessionTable(NamedTuple):
+    """Sessions as columns, newest first (Daily's order: latest start, then room name, both
+    descending). The records of session `i` are rows `bounds[i]:bounds[i + 1]` of the record
+    columns, by join time, then participant id."""
+
+    ids: list[str]
+    rooms: list[str]
+    start: Ints
+    end: Ints  # `now` while ongoing
+    ongoing: Flags
+    most: Ints  # max_participants
+    bounds: Ints
+    join: Ints
+    leave: Ints  # `now` while present
+    present: Flags  # still present in an ongoing session: no leave yet
+    event: Ints  # the join that opened the presence, for `who`
+    who: Who
+
+    @classmethod
+    def of(cls, sessions: Sequence[MeetingSession], now: int) -> SessionTable:
+        """The table of `sessions` (in Daily's order) as they stand at `now`."""
+        records = [r for s in sessions for r in s.participants]
+        people = [(r.participant_id, r.user_id, r.user_name) for r in records]
+        return cls(
+            [s.id for s in sessions],
+            [s.room for s in sessions],
+            np.array([s.start for s in sessions], np.int64),
+            np.array([now if s.end is None else s.end for s in sessions], np.int64),
+            np.array([s.end is None for s in sessions], np.bool_),
+            np.array([s.max_participants for s in sessions], np.int64),
+            np.cumsum([0] + [len(s.participants) for s in sessions], dtype=np.int64),
+            np.array([r.join for r in records], np.int64),
+            np.array([now if r.leave is None else r.leave for r in records], np.int64),
+            np.array([r.leave is None for r in records], np.bool_),
+            np.arange(len(records), dtype=np.int64),
+            lambda positions: list(map(people.__getitem__, positions)),
+        )
+
+    def __len__(self) -> int:
+        return len(self.ids)
+
+    def per_record(self, build: Callable[[list[Person], Ints], list[T]]) -> tuple[T, ...]:
+        """One item per record, in record order: `build(people, rows)` makes them for the
+        given rows, which come in the order of their events (so memory is read in order)."""
+        rows = np.argsort(self.event, kind="stable")
+        built = build(self.who(self.event[rows].tolist()), rows)
+        back = np.empty(len(rows), np.int64)
+        back[rows] = np.arange(len(rows))
+        return _gather(built, back.tolist())
+
+    def meetings(self) -> list[MeetingSession]:
+        """The sessions as `MeetingSession`s with their `Attendance` records."""
+
+        def attendance(people: list[Person], rows: Ints) -> list[Attendance]:
+            leaves: list[int | None] = list(self.leave[rows].tolist())
+            for i in np.flatnonzero(self.present[rows]).tolist():
+                leaves[i] = None
+            moments = zip(self.join[rows].tolist(), leaves, strict=True)
+            return list(map(_make, repeat(Attendance), map(add, people, moments)))
+
+        records = self.per_record(attendance)
+        ends: list[int | None] = list(self.end.tolist())
+        for i in np.flatnonzero(self.ongoing).tolist():
+            ends[i] = None
+        groups = map(
+            records.__getitem__, map(slice, self.bounds[:-1].tolist(), self.bounds[1:].tolist())
+        )
+        return list(
+            map(
+                _make,
+                repeat(MeetingSession),
+                zip(
+                    self.ids,
+                    self.rooms,
+                    self.start.tolist(),
+                    ends,
+                    self.most.tolist(),
+                    groups,
+                    strict=True,
+                ),
+            )
+        )
+
+
 def sessionize(
     events: Sequence[PresenceEvent],
     now: int,
@@ -82,15 +167,10 @@ def sessionize(
     def who(positions: list[int]) -> list[Person]:
         return list(map(_person, map(events.__getitem__, positions)))
 
-    return sessionize_columns(
-        at * 2 + joined,
-        map(_room, events),
-        map(_participant, events),
-        who,
-        now,
-        rules,
-        tenant,
+    table = session_table(
+        at * 2 + joined, map(_room, events), map(_participant, events), who, now, rules, tenant
     )
+    return table.meetings()
 
 
 def who_in(
@@ -111,7 +191,7 @@ def who_in(
     return who
 
 
-def sessionize_columns(
+def session_table(
     stamps: Ints,
     rooms: Iterable[str],
     participants: Iterable[str],
@@ -119,22 +199,31 @@ def sessionize_columns(
     now: int,
     rules: Rules = DEFAULT_RULES,
     tenant: str = "default",
-) -> list[MeetingSession]:
-    """`sessionize` over events given as columns: `stamps` as `roomlog.domain.engine.stamp`
-    makes them, each event's room and participant id, and `who` for the rest."""
+) -> SessionTable:
+    """Every room's sessions at `now` from events given as columns: `stamps` as
+    `roomlog.domain.engine.stamp` makes them, each event's room and participant id, and
+    `who` for the rest."""
     count = len(stamps)
-    if not count:
-        return []
     if max(now, rules.min_presence, rules.solo_start, rules.solo_reset) >= SAFE:
         return _replayed(stamps, list(rooms), who, now, rules, tenant)
+    if not count:
+        return SessionTable.of([], now)
     room_codes, room_names = _codes(rooms, count)
     pid_codes, _ = _codes(participants, count)
-    return _run(stamps, room_codes, room_names, pid_codes, who, now, rules, tenant)
+    kept = _presences(stamps, room_codes, pid_codes, now, rules, who)
+    if not len(kept.start):
+        return SessionTable.of([], now)
+    changes = _changes(kept)
+    sessions, episode_of = _windows(changes, now, rules)
+    if not len(sessions.start):
+        return SessionTable.of([], now)
+    return _table(kept, changes, sessions, episode_of, room_names, who, tenant)
 
 
 def _replayed(
     stamps: Ints, rooms: list[str], who: Who, now: int, rules: Rules, tenant: str
-) -> list[MeetingSession]:
+) -> SessionTable:
+    """The replay of the incremental face, for what is beyond `SAFE`."""
     from roomlog.domain.engine import Room, newest_first  # noqa: PLC0415 (a cycle)
 
     by_room: dict[str, Room] = {}
@@ -145,7 +234,9 @@ def _replayed(
         if state is None:
             state = by_room[room] = Room(room, rules, tenant)
         state.extend(((stamp, *person),))
-    return newest_first(s for state in by_room.values() for s in state.sessions(now))
+    return SessionTable.of(
+        newest_first(s for state in by_room.values() for s in state.sessions(now)), now
+    )
 
 
 class _Presences(NamedTuple):
@@ -344,33 +435,32 @@ def _windows(c: _Changes, now: int, rules: Rules) -> tuple[_Sessions, Ints]:
     return _Sessions(room, start, end, ongoing, most, episode, lo), episode_of
 
 
-def _run(
-    stamps: Ints,
-    room_codes: Ints,
+def _table(
+    kept: _Presences,
+    changes: _Changes,
+    sessions: _Sessions,
+    episode_of: Ints,
     room_names: list[str],
-    pid_codes: Ints,
     who: Who,
-    now: int,
-    rules: Rules,
     tenant: str,
-) -> list[MeetingSession]:
-    kept = _presences(stamps, room_codes, pid_codes, now, rules, who)
-    if not len(kept.start):
-        return []
-    changes = _changes(kept)
-    sessions, episode_of = _windows(changes, now, rules)
-    if not len(sessions.start):
-        return []
-    # SESSION-RULES step 4. A presence starts inside its episode's latest session that begins
-    # at or before its start (sessions are in change order: `first_change` is sorted).
-    at = np.searchsorted(sessions.first_change, changes.of_start, side="right") - 1
-    inside = (at >= 0) & (sessions.episode[np.maximum(at, 0)] == episode_of[changes.of_start])
+) -> SessionTable:
+    """SESSION-RULES step 4, and the sessions in Daily's order."""
     count = len(sessions.start)
-    nxt = np.minimum(at + 1, count - 1)
+    rank = np.empty(len(room_names), np.int64)
+    rank[sorted(range(len(room_names)), key=room_names.__getitem__)] = np.arange(len(room_names))
+    newest = np.lexsort((rank[sessions.room], sessions.start))[::-1]
+    position = np.empty(count, np.int64)  # each session's place in that order
+    position[newest] = np.arange(count)
+    # A presence starts inside its episode's latest session that begins at or before its
+    # start (sessions are in change order: `first_change` is sorted).
+    at = np.searchsorted(sessions.first_change, changes.of_start, side="right") - 1
+    found = np.maximum(at, 0)
+    inside = (at >= 0) & (sessions.episode[found] == episode_of[changes.of_start])
+    nxt = np.minimum(at + 1, max(count - 1, 0))
     spans = (
         inside
         & (at + 1 < count)
-        & (sessions.episode[nxt] == sessions.episode[np.maximum(at, 0)])
+        & (sessions.episode[nxt] == sessions.episode[found])
         & (sessions.start[nxt] < kept.end)
     )
     whole = np.flatnonzero(inside & ~spans & (kept.start < kept.end))
@@ -379,7 +469,7 @@ def _run(
     leave = kept.end[whole]
     event = kept.event[whole]
     # Open at `now`, and in a session that goes on (not one that a split ends at `now`).
-    still = kept.open[whole] & sessions.ongoing[session]
+    present = kept.open[whole] & sessions.ongoing[session]
     cut = np.flatnonzero(spans)
     if len(cut):
         pieces = _pieces(kept, sessions, cut, at)
@@ -387,25 +477,24 @@ def _run(
         join = np.concatenate((join, pieces[1]))
         leave = np.concatenate((leave, pieces[2]))
         event = np.concatenate((event, pieces[3]))
-        still = np.concatenate((still, pieces[4]))
+        present = np.concatenate((present, pieces[4]))
+    session = position[session]
     order = _by_session_then_join(session, join, event, who)
-    session, join, leave, event, still = (
-        session[order],
+    rooms = list(map(room_names.__getitem__, sessions.room[newest].tolist()))
+    start = sessions.start[newest]
+    return SessionTable(
+        session_ids(tenant, rooms, start.tolist()),
+        rooms,
+        start,
+        sessions.end[newest],
+        sessions.ongoing[newest],
+        sessions.most[newest],
+        np.concatenate(([0], np.cumsum(np.bincount(session, minlength=count)))),
         join[order],
         leave[order],
+        present[order],
         event[order],
-        still[order],
-    )
-    return _built(
-        sessions,
-        session,
-        join,
-        leave,
-        event,
-        still,
-        room_names,
         who,
-        tenant,
     )
 
 
@@ -460,74 +549,9 @@ def _by_session_then_join(session: Ints, join: Ints, event: Ints, who: Who) -> I
     return np.array(fixed, np.int64)
 
 
-def _built(
-    sessions: _Sessions,
-    session: Ints,
-    join: Ints,
-    leave: Ints,
-    event: Ints,
-    still: Flags,
-    room_names: list[str],
-    who: Who,
-    tenant: str,
-) -> list[MeetingSession]:
-    """The sessions as `MeetingSession`s with their `Attendance` records, newest first.
-
-    The records come in session order; they are built in the order of their events, whose
-    memory is then read in order, and put back in session order afterwards.
-    """
-    by_event = np.argsort(event, kind="stable")
-    leaves: list[int | None] = list(leave[by_event].tolist())
-    for i in np.flatnonzero(still[by_event]).tolist():
-        leaves[i] = None
-    built = list(
-        map(
-            _make,
-            repeat(Attendance),
-            map(
-                add,
-                who(event[by_event].tolist()),
-                zip(join[by_event].tolist(), leaves, strict=True),
-            ),
-        )
-    )
-    back = np.empty(len(by_event), np.int64)
-    back[by_event] = np.arange(len(by_event))
-    records = _gather(built, back.tolist())
-    count = len(sessions.start)
-    bounds = np.concatenate(([0], np.cumsum(np.bincount(session, minlength=count))))
-    # Daily's order: latest start first, then room name, descending.
-    rank = np.empty(len(room_names), np.int64)
-    rank[sorted(range(len(room_names)), key=room_names.__getitem__)] = np.arange(len(room_names))
-    newest = np.lexsort((rank[sessions.room], sessions.start))[::-1]
-    rooms = list(map(room_names.__getitem__, sessions.room[newest].tolist()))
-    starts = sessions.start[newest].tolist()
-    ends: list[int | None] = list(sessions.end[newest].tolist())
-    for i in np.flatnonzero(sessions.ongoing[newest]).tolist():
-        ends[i] = None
-    groups = map(
-        records.__getitem__, map(slice, bounds[newest].tolist(), bounds[newest + 1].tolist())
-    )
-    return list(
-        map(
-            _make,
-            repeat(MeetingSession),
-            zip(
-                session_ids(tenant, rooms, starts),
-                rooms,
-                starts,
-                ends,
-                sessions.most[newest].tolist(),
-                groups,
-                strict=True,
-            ),
-        )
-    )
-
-
-def _gather(items: list[Attendance], positions: list[int]) -> tuple[Attendance, ...]:
+def _gather(items: list[T], positions: list[int]) -> tuple[T, ...]:
     """`tuple(items[i] for i in positions)`, in one call."""
     if len(positions) < 2:
         return tuple(items[i] for i in positions)
-    picked: tuple[Attendance, ...] = itemgetter(*positions)(items)
+    picked: tuple[T, ...] = itemgetter(*positions)(items)
     return picked

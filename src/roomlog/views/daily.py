@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+from operator import itemgetter
+
 import msgspec
 
+from roomlog.domain.batch import Ints, Person, SessionTable
 from roomlog.domain.events import MICROS
 from roomlog.domain.sessions import MeetingSession
 
@@ -63,3 +66,39 @@ def meeting_object(
         max_participants=session.max_participants,
         participants=participant_objects(session, now),
     )
+
+
+def meeting_objects(table: SessionTable) -> list[DailyMeeting]:
+    """`meeting_object` of every session of a table, made column by column."""
+
+    def participants(people: list[Person], rows: Ints) -> list[DailyParticipant]:
+        join = table.join[rows]
+        return list(
+            map(
+                DailyParticipant,
+                map(_user_id, people),
+                map(_user_name, people),
+                map(_participant_id, people),
+                (join // MICROS).tolist(),
+                ((table.leave[rows] - join) // MICROS).tolist(),
+            )
+        )
+
+    records = table.per_record(participants)
+    bounds = table.bounds.tolist()
+    groups = map(list, map(records.__getitem__, map(slice, bounds[:-1], bounds[1:])))
+    return list(
+        map(
+            DailyMeeting,
+            table.ids,
+            table.rooms,
+            (table.start // MICROS).tolist(),
+            ((table.end - table.start) // MICROS).tolist(),
+            table.ongoing.tolist(),
+            table.most.tolist(),
+            groups,
+        )
+    )
+
+
+_participant_id, _user_id, _user_name = (itemgetter(i) for i in range(3))
