@@ -11,7 +11,7 @@ from hypothesis import strategies as st
 
 from roomlog.domain.batch import sessionize
 from roomlog.domain.engine import Room
-from roomlog.domain.events import JOINED, LEFT, MICROS, PresenceEvent
+from roomlog.domain.events import JOINED, LEFT, MICROS, PresenceEvent, micros_from_unix
 from roomlog.domain.rules import Rules
 from roomlog.domain.sessions import MeetingSession
 from roomlog.offline import sessionize_lines
@@ -108,3 +108,65 @@ def test_events_after_now_are_counted_and_left_out() -> None:
     outcome = sessionize_lines(lines, 60 * MICROS, lambda n, m: None)
     assert outcome.future == 1
     assert [s.end for s in outcome.sessions] == [None]
+
+
+def test_each_line_is_one_event_whichever_way_its_block_is_read() -> None:
+    # A block of valid lines is decoded in one pass; one bad line sends the block through the
+    # line-by-line reader, which must judge each line as the fast path would have.
+    good = [line(PresenceEvent(f"e{n}", JOINED, "r", f"P{n}", n * MICROS)) for n in range(4)]
+    two_on_one_line = good[0] + b" " + good[1]
+    split = good[2][:20], good[2][20:]
+    problems: list[tuple[int, str]] = []
+    outcome = sessionize_lines(
+        [
+            *good,
+            two_on_one_line,
+            *split,
+            b"",
+            b'{"id":"s","type":"participant.left","room":"r","participant_id":"P0","at":"100"}',
+            b'{"id":"b","type":"participant.left","room":"r","participant_id":"P0","at":true}',
+        ],
+        200 * MICROS,
+        lambda n, m: problems.append((n, m)),
+    )
+    assert [n for n, _ in problems] == [5, 6, 7, 9, 10]
+    assert "RFC 3339" in problems[3][1]
+    assert outcome.events == 4
+    clean = sessionize_lines(good, 200 * MICROS, lambda n, m: None)
+    assert (
+        outcome.sessions
+        == clean.sessions
+        == sessionize(
+            [PresenceEvent(f"e{n}", JOINED, "r", f"P{n}", n * MICROS) for n in range(4)],
+            200 * MICROS,
+        )
+    )
+
+
+@given(
+    st.lists(
+        st.one_of(
+            st.integers(min_value=0, max_value=253_402_300_799),
+            st.floats(min_value=0, max_value=253_402_300_799, allow_nan=False),
+        ),
+        min_size=1,
+        max_size=30,
+    )
+)
+def test_unix_seconds_read_in_blocks_are_the_microseconds_of_the_rules(
+    seconds: list[float],
+) -> None:
+    # The block reader converts `at` with numpy; each must be `micros_from_unix` exactly.
+    events = [
+        PresenceEvent(f"e{n}", JOINED, f"r{n}", "A", micros_from_unix(at))
+        for n, at in enumerate(seconds)
+    ]
+    lines = [
+        json.dumps(
+            {"id": e.id, "type": JOINED, "room": e.room, "participant_id": "A", "at": at}
+        ).encode()
+        for e, at in zip(events, seconds, strict=True)
+    ]
+    now = 253_402_300_799 * MICROS
+    outcome = sessionize_lines(lines, now, lambda n, m: None, Rules.seconds(0, 1, 1))
+    assert outcome.sessions == sessionize(events, now, Rules.seconds(0, 1, 1))
