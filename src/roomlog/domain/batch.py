@@ -311,23 +311,23 @@ def _settle_joint_joins(
     As in the incremental face: the order the joins arrived in must not matter.
     """
     size = len(s)
-    nxt = np.minimum(start_pos + 1, size - 1)
-    tied = np.flatnonzero((start_pos + 1 < size) & (s[nxt] == s[start_pos]) & ~first[nxt])
+    # Each event's run of equal stamps of one participant ends where `breaks` says.
+    breaks = np.ones(size, np.bool_)
+    breaks[:-1] = (s[1:] != s[:-1]) | first[1:]
+    run_end = np.flatnonzero(breaks)
+    stop = run_end[np.searchsorted(run_end, start_pos)] + 1
+    tied = np.flatnonzero(stop - start_pos > 1)
     if not len(tied):
         return
-    runs: list[tuple[int, int, int]] = []
-    for k in tied.tolist():
-        lo = hi = int(start_pos[k])
-        while hi + 1 < size and s[hi + 1] == s[lo] and not first[hi + 1]:
-            hi += 1
-        runs.append((k, lo, hi + 1))
-    candidates = np.concatenate([order[lo:hi] for _, lo, hi in runs]).tolist()
+    lengths = (stop - start_pos)[tied]
+    offsets = np.concatenate(([0], np.cumsum(lengths)))
+    rows = np.repeat(start_pos[tied] - offsets[:-1], lengths) + np.arange(int(offsets[-1]))
+    candidates = order[rows].tolist()
     keys = [_user_order(user_id, user_name) for _, user_id, user_name in who(candidates)]
-    offset = 0
-    for k, lo, hi in runs:
-        mine = keys[offset : offset + hi - lo]
-        event[k] = candidates[offset + mine.index(min(mine))]
-        offset += hi - lo
+    bounds = offsets.tolist()
+    for k, lo, hi in zip(tied.tolist(), bounds[:-1], bounds[1:], strict=True):
+        mine = keys[lo:hi]
+        event[k] = candidates[lo + mine.index(min(mine))]
 
 
 class _Changes(NamedTuple):
@@ -453,7 +453,9 @@ def _table(
     position[newest] = np.arange(count)
     # A presence starts inside its episode's latest session that begins at or before its
     # start (sessions are in change order: `first_change` is sorted).
-    at = np.searchsorted(sessions.first_change, changes.of_start, side="right") - 1
+    latest = np.full(len(changes.at) + 1, -1, np.int64)
+    np.maximum.at(latest, sessions.first_change, np.arange(count))
+    at = np.maximum.accumulate(latest)[changes.of_start]
     found = np.maximum(at, 0)
     inside = (at >= 0) & (sessions.episode[found] == episode_of[changes.of_start])
     nxt = np.minimum(at + 1, max(count - 1, 0))
@@ -501,30 +503,40 @@ def _table(
 def _pieces(
     kept: _Presences, sessions: _Sessions, cut: Ints, at: Ints
 ) -> tuple[Ints, Ints, Ints, Ints, Flags]:
-    """The records of presences that run past a split: one per session they overlap."""
-    out: tuple[list[int], list[int], list[int], list[int], list[bool]] = ([], [], [], [], [])
+    """The records of presences that run past a split: one per session they overlap.
+
+    Round `n` cuts every such presence's piece in the `n`-th session from its first.
+    """
+    parts: list[tuple[Ints, Ints, Ints, Ints, Flags]] = []
     count = len(sessions.start)
-    for k in cut.tolist():
-        start, stop = int(kept.start[k]), int(kept.end[k])
-        present = bool(kept.open[k])
-        i = int(at[k])
-        episode = sessions.episode[i]
-        while i < count and sessions.episode[i] == episode and sessions.start[i] < stop:
-            lo = max(start, int(sessions.start[i]))
-            hi = min(stop, int(sessions.end[i]))
-            if hi > lo:
-                out[0].append(i)
-                out[1].append(lo)
-                out[2].append(hi)
-                out[3].append(int(kept.event[k]))
-                out[4].append(present and bool(sessions.ongoing[i]))
-            i += 1
+    episode = sessions.episode[at[cut]]
+    session = at[cut]
+    while len(cut):
+        start, stop = kept.start[cut], kept.end[cut]
+        lo = np.maximum(start, sessions.start[session])
+        hi = np.minimum(stop, sessions.end[session])
+        piece = np.flatnonzero(hi > lo)
+        parts.append(
+            (
+                session[piece],
+                lo[piece],
+                hi[piece],
+                kept.event[cut[piece]],
+                kept.open[cut[piece]] & sessions.ongoing[session[piece]],
+            )
+        )
+        session = session + 1
+        nxt = np.minimum(session, count - 1)
+        going = np.flatnonzero(
+            (session < count) & (sessions.episode[nxt] == episode) & (sessions.start[nxt] < stop)
+        )
+        cut, session, episode = cut[going], session[going], episode[going]
     return (
-        np.array(out[0], np.int64),
-        np.array(out[1], np.int64),
-        np.array(out[2], np.int64),
-        np.array(out[3], np.int64),
-        np.array(out[4], np.bool_),
+        np.concatenate([p[0] for p in parts]),
+        np.concatenate([p[1] for p in parts]),
+        np.concatenate([p[2] for p in parts]),
+        np.concatenate([p[3] for p in parts]),
+        np.concatenate([p[4] for p in parts]),
     )
 
 
