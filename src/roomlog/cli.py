@@ -123,12 +123,11 @@ def _sessionize(
 def _write_meetings(out: IO[bytes], table: SessionTable) -> None:
     """Daily's `{"total_count": N, "data": [...]}`, written a thousand meetings at a time."""
     encoder = msgspec.json.Encoder()
-    meetings = meeting_objects(table)
-    out.write(b'{"total_count":%d,"data":[' % len(meetings))
-    for i in range(0, len(meetings), 1000):
+    out.write(b'{"total_count":%d,"data":[' % len(table))
+    for i in range(0, len(table), 1000):
         if i:
             out.write(b",")
-        out.write(encoder.encode(meetings[i : i + 1000])[1:-1])
+        out.write(encoder.encode(meeting_objects(table, i, min(i + 1000, len(table))))[1:-1])
     out.write(b"]}\n")
     out.flush()
 

@@ -91,7 +91,6 @@ class SessionTable(NamedTuple):
     def of(cls, sessions: Sequence[MeetingSession], now: int) -> SessionTable:
         """The table of `sessions` (in Daily's order) as they stand at `now`."""
         records = [r for s in sessions for r in s.participants]
-        people = [(r.participant_id, r.user_id, r.user_name) for r in records]
         return cls(
             [s.id for s in sessions],
             [s.room for s in sessions],
@@ -104,19 +103,25 @@ class SessionTable(NamedTuple):
             np.array([now if r.leave is None else r.leave for r in records], np.int64),
             np.array([r.leave is None for r in records], np.bool_),
             np.arange(len(records), dtype=np.int64),
-            lambda positions: list(map(people.__getitem__, positions)),
+            lambda positions: [records[i][:3] for i in positions],
         )
 
     def __len__(self) -> int:
         return len(self.ids)
 
-    def per_record(self, build: Callable[[list[Person], Ints], list[T]]) -> tuple[T, ...]:
-        """One item per record, in record order: `build(people, rows)` makes them for the
-        given rows, which come in the order of their events (so memory is read in order)."""
-        rows = np.argsort(self.event, kind="stable")
+    def per_record(
+        self, build: Callable[[list[Person], Ints], list[T]], first: int, last: int
+    ) -> tuple[T, ...]:
+        """One item per record of sessions `first` to `last` (excluded), in record order.
+
+        `build(people, rows)` makes them for the given rows of the record columns, which
+        come in the order of their events, so that memory is read in order.
+        """
+        lo, hi = int(self.bounds[first]), int(self.bounds[last])
+        rows = np.argsort(self.event[lo:hi], kind="stable") + lo
         built = build(self.who(self.event[rows].tolist()), rows)
         back = np.empty(len(rows), np.int64)
-        back[rows] = np.arange(len(rows))
+        back[rows - lo] = np.arange(len(rows))
         return _gather(built, back.tolist())
 
     def meetings(self) -> list[MeetingSession]:
@@ -129,7 +134,7 @@ class SessionTable(NamedTuple):
             moments = zip(self.join[rows].tolist(), leaves, strict=True)
             return list(map(_make, repeat(Attendance), map(add, people, moments)))
 
-        records = self.per_record(attendance)
+        records = self.per_record(attendance, 0, len(self))
         ends: list[int | None] = list(self.end.tolist())
         for i in np.flatnonzero(self.ongoing).tolist():
             ends[i] = None

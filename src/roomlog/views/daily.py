@@ -68,8 +68,9 @@ def meeting_object(
     )
 
 
-def meeting_objects(table: SessionTable) -> list[DailyMeeting]:
-    """`meeting_object` of every session of a table, made column by column."""
+def meeting_objects(table: SessionTable, first: int, last: int) -> list[DailyMeeting]:
+    """`meeting_object` of the sessions `first` to `last` (excluded) of a table, made column by
+    column."""
 
     def participants(people: list[Person], rows: Ints) -> list[DailyParticipant]:
         join = table.join[rows]
@@ -84,18 +85,19 @@ def meeting_objects(table: SessionTable) -> list[DailyMeeting]:
             )
         )
 
-    records = table.per_record(participants)
-    bounds = table.bounds.tolist()
+    records = table.per_record(participants, first, last)
+    bounds = (table.bounds[first : last + 1] - table.bounds[first]).tolist()
     groups = map(list, map(records.__getitem__, map(slice, bounds[:-1], bounds[1:])))
+    start = table.start[first:last]
     return list(
         map(
             DailyMeeting,
-            table.ids,
-            table.rooms,
-            (table.start // MICROS).tolist(),
-            ((table.end - table.start) // MICROS).tolist(),
-            table.ongoing.tolist(),
-            table.most.tolist(),
+            table.ids[first:last],
+            table.rooms[first:last],
+            (start // MICROS).tolist(),
+            ((table.end[first:last] - start) // MICROS).tolist(),
+            table.ongoing[first:last].tolist(),
+            table.most[first:last].tolist(),
             groups,
         )
     )
