@@ -2,8 +2,8 @@
 
 Where the incremental face (`roomlog.domain.engine.Room`) replays one room's events one at a
 time, this face runs each step over every room at once, as operations on numpy arrays:
-- step 1: one sort by (room, participant, stamp); a presence opens at a join whose previous
-  event (of that participant) is not a join, and closes at the next leave;
+- step 1: one sort by participant, then stamp; a presence opens at a join whose previous event
+  (of that participant) is not a join, and closes at the next leave;
 - step 2: one sort of the kept presences' boundaries by (room, instant); the changes at one
   instant are summed, and a running sum per room is the occupancy after each change;
 - step 3: an *episode* is a run of changes from an empty room to the next empty room. It makes
@@ -12,9 +12,9 @@ time, this face runs each step over every room at once, as operations on numpy a
   after that instant (or none comes by `now`). Neither needs the machine's state: the
   30-second rule only looks at the episode's own start and end, and after a split no timer
   runs until the next fall to one;
-- step 4: each kept presence lies inside one episode; it is found in that episode's first
-  session at or before its start, and only presences that run past a split (few) are cut
-  in a loop.
+- step 4: each kept presence lies inside one episode; it is found in that episode's latest
+  session that begins at or before its start, and the few that run past a split are cut
+  there, one more session per round.
 The result is the same as the incremental face's, which the property tests check.
 """
 
@@ -49,7 +49,6 @@ SAFE: Final = 1 << 60
 _make = tuple.__new__  # builds a NamedTuple from a tuple without its Python-level __new__
 _type, _room, _participant, _at = (itemgetter(i) for i in range(1, 5))
 _person = itemgetter(3, 5, 6)
-_first_pid = itemgetter(0, 0)
 
 
 def _user_order(user_id: str | None, user_name: str | None) -> tuple[bool, str, bool, str]:
@@ -562,7 +561,8 @@ def _by_session_then_join(session: Ints, join: Ints, event: Ints, who: Who) -> I
     for lo, hi in runs:
         mine = fixed[lo:hi]
         people = who(event[mine].tolist())
-        fixed[lo:hi] = [r for _, r in sorted(zip(people, mine, strict=True), key=_first_pid)]
+        by_pid = sorted(range(len(mine)), key=lambda i: people[i][0])
+        fixed[lo:hi] = [mine[i] for i in by_pid]
     return np.array(fixed, np.int64)
 
 
