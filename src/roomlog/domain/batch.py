@@ -28,6 +28,7 @@ from typing import Any, Final, NamedTuple, TypeVar
 import numpy as np
 from numpy.typing import NDArray
 
+from roomlog.domain.engine import Room, newest_first
 from roomlog.domain.events import JOINED, PresenceEvent
 from roomlog.domain.rules import DEFAULT_RULES, Rules
 from roomlog.domain.sessions import Attendance, MeetingSession, session_ids
@@ -228,8 +229,6 @@ def _replayed(
     stamps: Ints, rooms: list[str], who: Who, now: int, rules: Rules, tenant: str
 ) -> SessionTable:
     """The replay of the incremental face, for what is beyond `SAFE`."""
-    from roomlog.domain.engine import Room, newest_first  # noqa: PLC0415 (a cycle)
-
     by_room: dict[str, Room] = {}
     for stamp, room, person in zip(
         stamps.tolist(), rooms, who(list(range(len(stamps)))), strict=True

@@ -1,9 +1,10 @@
-"""The session engine: SESSION-RULES steps 1-4, per room, as a batch and as an incremental state.
+"""The incremental face of the session engine: SESSION-RULES steps 1-4 for one room at a time.
 
-Both faces run the same replay: walk each participant's events into presence intervals
-(step 1), keep those of at least `min_presence`, turn them into occupancy changes (step 2) and
-run the state machine over them (step 3), then clip the kept intervals to the sessions (step 4).
-The incremental face starts that replay from a `Checkpoint` instead of from the beginning.
+A replay walks each participant's events into presence intervals (step 1), keeps those of at
+least `min_presence`, turns them into occupancy changes (step 2), runs the state machine over
+them (step 3), then clips the kept intervals to the sessions (step 4). `Room` starts that
+replay from a `Checkpoint` instead of from the beginning. The batch face, over every room at
+once, is `roomlog.domain.batch`; the property tests check that the two agree.
 
 A checkpoint at instant `x` is the machine's state just before the events at `x` take effect.
 It is only taken at a *settled* instant: one where every participant present just before `x`
