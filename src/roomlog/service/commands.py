@@ -7,7 +7,7 @@ import argparse
 import os
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import IO, Final
 
 import uvicorn
@@ -47,25 +47,12 @@ def run(args: argparse.Namespace) -> int:
     except BadDatabaseUrl as exc:
         print(f"roomlog: {exc}", file=sys.stderr)
         return EXIT_INVALID
+    command = _COMMANDS[args.command]
     try:
         migrate(database)
-        if args.command == "serve":
-            return _serve(args, database)
-        if args.command == "keys":
-            return _keys(args, database)
-        if args.command == "projects":
-            return _projects(args, database)
-        if args.command == "providers":
-            return _providers(args, database)
-        if args.command == "import":
-            return _import(args, database)
-        if args.command == "rebuild":
-            return _rebuild(args, database)
-        if args.command == "export":
-            return _export(args, database)
+        return command(args, database)
     finally:
         database.dispose()
-    raise AssertionError(args.command)
 
 
 def _serve(args: argparse.Namespace, database: Database) -> int:
@@ -285,3 +272,14 @@ def _export(args: argparse.Namespace, database: Database) -> int:
         print(f"roomlog export: {exc}", file=sys.stderr)
         return 1
     return 0
+
+
+_COMMANDS: Final[dict[str, Callable[[argparse.Namespace, Database], int]]] = {
+    "serve": _serve,
+    "keys": _keys,
+    "projects": _projects,
+    "providers": _providers,
+    "import": _import,
+    "rebuild": _rebuild,
+    "export": _export,
+}
