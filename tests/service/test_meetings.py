@@ -100,6 +100,31 @@ def test_events_later_than_the_late_window_rebuild_the_room(api: Api) -> None:
     assert all_pages(api) == expected(bodies, api.clock())
 
 
+def test_a_history_posted_hours_later_applies_its_late_deliveries_incrementally(
+    api: Api, caplog: pytest.LogCaptureFixture
+) -> None:
+    bodies = sorted(history(8, rooms=1, meetings=12), key=lambda b: float(b["at"]))
+    api.clock.set(float(bodies[-1]["at"]) + 3 * 3600)  # the whole history is hours old
+    # An event comes behind the two that follow it when they are less than the late window
+    # (600 s) after it: late, counted from the newest event of its room, but not too late.
+    arrivals, i, swapped = bodies[:4], 4, 0
+    while i < len(bodies):
+        following = bodies[i + 1 : i + 3]
+        if len(following) == 2 and float(following[-1]["at"]) - float(bodies[i]["at"]) < 590:
+            arrivals += [*following, bodies[i]]
+            i, swapped = i + 3, swapped + 1
+        else:
+            arrivals.append(bodies[i])
+            i += 1
+    assert swapped > 5
+    with caplog.at_level("INFO", logger="roomlog.store"):
+        for i in range(0, len(arrivals), 4):
+            answer = api.client.post("/v1/events", json=arrivals[i : i + 4], headers=api.headers)
+            assert answer.json()["accepted"] == len(arrivals[i : i + 4])
+    assert not [r for r in caplog.records if "rebuilding" in r.getMessage()]
+    assert all_pages(api) == expected(bodies, api.clock())
+
+
 @settings(max_examples=25, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(histories(rooms=("x", "y"), latest=1500 * MICROS, step=10 * MICROS), st.randoms())
 def test_any_history_in_any_order(

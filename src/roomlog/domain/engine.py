@@ -553,6 +553,13 @@ class Room:
         return outcome.sessions
 
     @property
+    def latest(self) -> int | None:
+        """The instant of the newest event known (the checkpoint's when none is held)."""
+        if not self._events:
+            return self.checkpoint.at
+        return self._ordered()[-1][0] >> 1
+
+    @property
     def pending_events(self) -> int:
         """How many events the state holds since its checkpoint."""
         return len(self._events)

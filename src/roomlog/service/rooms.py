@@ -102,7 +102,7 @@ def advance(
     room.extend(events)
     upserts: list[dict[str, Any]] = []
     live = dict(live)
-    until = now - late_window
+    until = _settle_until(room, now, late_window)
     checkpoint = room.checkpoint.at
     if until > (checkpoint or 0) + late_window * (SETTLE_LAG - 1) or room.pending_events > 4096:
         for session in room.settle(until):
@@ -120,6 +120,17 @@ def advance(
     return _finish(room, fresh, settled, current, now, upserts, deletes, replace_all=False)
 
 
+def _settle_until(room: Room, now: int, late_window: int) -> int:
+    """How far `room` may settle: the late window before its newest event (or `now`).
+
+    Lateness counts from the room's newest event, not from `now`: a history imported or
+    relayed after the fact arrives with its own delays, and settling it up to `now` would
+    make each of its late deliveries rebuild the room.
+    """
+    latest = room.latest
+    return (now if latest is None else min(now, latest)) - late_window
+
+
 def rebuilt(
     project_id: int,
     name: str,
@@ -131,7 +142,7 @@ def rebuilt(
 ) -> RoomWrite:
     """A room computed afresh from its whole event log; its stored sessions are replaced."""
     room = Room(name, rules, tenant, events=events)
-    settled = room.settle(now - late_window) if events else []
+    settled = room.settle(_settle_until(room, now, late_window)) if events else []
     current = room.sessions(now)
     upserts = [session_row(project_id, s) for s in settled + current]
     fresh = {s.id: _fingerprint(s) for s in current}
