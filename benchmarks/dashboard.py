@@ -75,7 +75,8 @@ def populate(path: Path, count: int, now: int) -> list[str]:
 
     connection.executemany("INSERT INTO sessions VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)", rows())
     connection.executemany(
-        "INSERT INTO rooms VALUES (1, ?, x'', NULL, 0, x'', ?)",
+        "INSERT INTO rooms (project_id, name, state, due_at, occupancy, presence, session_count)"
+        " VALUES (1, ?, x'', NULL, 0, x'', ?)",
         [(f"room-{r:02d}", sum(1 for m in made if m[1] == f"room-{r:02d}")) for r in range(ROOMS)],
     )
     connection.commit()

@@ -60,7 +60,8 @@ def populate(path: Path, count: int) -> tuple[str, str, str]:
 
     connection.executemany("INSERT INTO sessions VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)", rows())
     connection.executemany(
-        "INSERT INTO rooms VALUES (1, ?, x'', NULL, 0, x'', ?)",
+        "INSERT INTO rooms (project_id, name, state, due_at, occupancy, presence, session_count)"
+        " VALUES (1, ?, x'', NULL, 0, x'', ?)",
         [(f"room-{r:04d}", per_room) for r in range(rooms)],
     )
     connection.commit()

@@ -17,7 +17,7 @@ from roomlog.domain.batch import sessionize
 from roomlog.domain.events import MICROS, PresenceEvent
 from roomlog.ingest.native import parse_event
 from roomlog.service.app import create_app
-from roomlog.service.store import Settings
+from roomlog.service.store import Settings, Store, Submission
 from roomlog.views.daily import meeting_object
 from tests.helpers import histories
 from tests.service.conftest import RULES, T0, Api, Clock, make_project
@@ -334,3 +334,17 @@ def test_rebuild_reproduces_what_the_live_path_stored(api: Api) -> None:
     live = all_pages(api)
     assert api.store.rebuild(api.project, api.clock()) == 4
     assert all_pages(api) == live == expected(bodies, api.clock())
+
+
+def test_stores_taking_turns_on_a_room_each_see_what_the_other_wrote(api: Api) -> None:
+    """Each store keeps the rooms it wrote; a write by another one (another process) since
+    must be read from the row, not taken from what the first one kept."""
+    bodies = sorted(history(11, rooms=2, meetings=16), key=lambda b: float(b["at"]))
+    stores = [api.store, Store(api.database, Settings(rules=RULES))]
+    api.clock.set(float(bodies[-1]["at"]) + 60)
+    for n, body in enumerate(bodies):
+        event = parse_event(json.dumps(body))
+        assert isinstance(event, PresenceEvent)
+        [result] = stores[n % 2].ingest([Submission(api.project, [(0, event)])], api.clock())
+        assert result.accepted == 1
+    assert all_pages(api) == expected(bodies, api.clock())

@@ -10,7 +10,7 @@ from roomlog.domain.events import MICROS
 from roomlog.domain.sessions import Attendance, MeetingSession
 from roomlog.service.db import migrate, open_database
 from roomlog.service.rooms import encode_participants
-from roomlog.service.schema import sessions
+from roomlog.service.schema import rooms, sessions
 
 
 def test_upgrading_from_0002_fills_each_sessions_closed_participant_time(
@@ -48,3 +48,23 @@ def test_upgrading_from_0002_fills_each_sessions_closed_participant_time(
         attended = connection.execute(select(sessions.c.attended)).scalar_one()
     database.dispose()
     assert attended == 1000 * MICROS  # the open presence is counted when read, not here
+
+
+def test_upgrading_from_0003_gives_each_room_a_version_and_keeps_its_state(
+    database_url: str,
+) -> None:
+    database = open_database(database_url)
+    config = Config()
+    config.set_main_option("script_location", "roomlog.service:migrations")
+    with database.engine.begin() as connection:
+        config.attributes["connection"] = connection
+        command.upgrade(config, "0003")
+        connection.exec_driver_sql(
+            "INSERT INTO rooms (project_id, name, state, due_at, occupancy, presence,"
+            " session_count) VALUES (1, 'r', '', NULL, 0, '', 3)"
+        )
+    migrate(database)
+    with database.engine.connect() as connection:
+        row = connection.execute(select(rooms.c.version, rooms.c.session_count)).one()
+    database.dispose()
+    assert tuple(row) == (0, 3)

@@ -98,15 +98,15 @@ class Checkpoint:
     carried: list[Interval] = field(default_factory=list)
 
     def to_dict(self) -> dict[str, Any]:
-        """A JSON-ready form; `from_dict` reads it back."""
+        """A JSON-ready form (tuples for arrays); `from_dict` reads it back."""
         return {
             "at": self.at,
             "phase": int(self.phase),
             "start": self.start,
             "timer": self.timer,
             "max_participants": self.max_participants,
-            "present": {pid: list(opening) for pid, opening in self.present.items()},
-            "carried": [list(interval) for interval in self.carried],
+            "present": dict(self.present),
+            "carried": list(self.carried),
         }
 
     @classmethod
@@ -568,7 +568,7 @@ class Room:
         return {
             "room": self.name,
             "checkpoint": self.checkpoint.to_dict(),
-            "events": [list(e) for e in self._ordered()],
+            "events": list(self._ordered()),
         }
 
     @classmethod

@@ -28,9 +28,20 @@ SETTLE_LAG: Final = 2
 
 
 @dataclass(slots=True)
-class RoomWrite:
-    """What one update of a room writes."""
+class RoomState:
+    """A room's engine state with what the service derived from it, as its row holds them:
+    the fingerprints of the sessions it may still change (`live`) and how many it settled."""
 
+    room: Room
+    live: dict[str, str]
+    settled: int
+
+
+@dataclass(slots=True)
+class RoomWrite:
+    """What one update of a room writes, and the state it leaves (`after`)."""
+
+    after: RoomState
     state: bytes
     due_at: int | None
     occupancy: int
@@ -80,28 +91,25 @@ def _fingerprint(session: MeetingSession) -> str:
     return hashlib.blake2b(body, digest_size=8).hexdigest()
 
 
-def fresh_room(name: str, rules: Rules, tenant: str) -> tuple[Room, dict[str, str], int]:
-    return Room(name, rules, tenant), {}, 0
-
-
-def load_room(blob: bytes, rules: Rules, tenant: str) -> tuple[Room, dict[str, str], int]:
+def load_room(name: str, blob: bytes, rules: Rules, tenant: str) -> RoomState:
+    """The state a room row holds (an empty `blob`: a room with no events yet)."""
+    if not blob:
+        return RoomState(Room(name, rules, tenant), {}, 0)
     data = _decode(blob)
-    return Room.from_dict(data["room"], rules, tenant), data["live"], data["settled"]
+    return RoomState(Room.from_dict(data["room"], rules, tenant), data["live"], data["settled"])
 
 
 def advance(
-    project_id: int,
-    room: Room,
-    live: dict[str, str],
-    settled: int,
-    events: list[Stamped],
-    now: int,
-    late_window: int,
+    project_id: int, state: RoomState, events: list[Stamped], now: int, late_window: int
 ) -> RoomWrite:
-    """Feed `events` to `room` and read it at `now`. Raises `LateEvent` from the engine."""
+    """Feed `events` to the room of `state` and read it at `now`.
+
+    The room is changed in place. Raises `LateEvent` from the engine, after which the room
+    is to be rebuilt, not reused."""
+    room, settled = state.room, state.settled
     room.extend(events)
     upserts: list[dict[str, Any]] = []
-    live = dict(live)
+    live = dict(state.live)
     until = _settle_until(room, now, late_window)
     checkpoint = room.checkpoint.at
     if until > (checkpoint or 0) + late_window * (SETTLE_LAG - 1) or room.pending_events > 4096:
@@ -162,6 +170,7 @@ def _finish(
     people = room.present(now)
     ongoing = current[-1].id if current and current[-1].end is None else None
     return RoomWrite(
+        after=RoomState(room, live, settled),
         state=_encode({"room": room.to_dict(), "live": live, "settled": settled}),
         due_at=room.due,
         occupancy=len(people),

@@ -72,6 +72,9 @@ rooms = Table(
     Column("occupancy", Integer, nullable=False),
     Column("presence", LargeBinary, nullable=False),
     Column("session_count", Integer, nullable=False),
+    # Raised by every write of `state`: a process that kept the decoded state of a room can
+    # tell whether another one wrote it since.
+    Column("version", BigInteger, nullable=False, server_default="0"),
     Index("rooms_due", "due_at"),
 )
 

@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from typing import Any, Final
 
 import msgspec
-from sqlalchemy import Connection, and_, bindparam, case, delete, select, update
+from sqlalchemy import Connection, and_, bindparam, case, delete, select
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.exc import DBAPIError
@@ -42,6 +42,42 @@ log = logging.getLogger("roomlog.store")
 
 # Rows per statement when looking up many keys at once.
 _CHUNK: Final = 500
+# Rooms whose decoded state a process keeps between writes (least recently written dropped).
+ROOM_CACHE: Final = 20_000
+
+# The statements written for every event and every room touched, in the drivers' own
+# paramstyle (`?`, made `%s` for psycopg): executed many times over, they skip SQLAlchemy's
+# statement layer, which costs more per row than the database does.
+_EVENT_COLUMNS: Final = (
+    "project_id, id, room, joined, participant_id, user_id, user_name, at, received_at"
+)
+_APPEND: Final = (
+    f"INSERT INTO events ({_EVENT_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)"
+    " ON CONFLICT (project_id, id) DO NOTHING"
+)
+_APPEND_ARRAYS: Final = (
+    f"INSERT INTO events ({_EVENT_COLUMNS}) SELECT * FROM unnest(%s::int[], %s::text[],"
+    " %s::text[], %s::smallint[], %s::text[], %s::text[], %s::text[], %s::bigint[],"
+    " %s::bigint[]) ON CONFLICT (project_id, id) DO NOTHING RETURNING project_id, id"
+)
+_SESSION_FIELDS: Final = (
+    "start_at",
+    "end_at",
+    "max_participants",
+    "participant_count",
+    "participants",
+    "attended",
+)
+_UPSERT_SESSIONS: Final = (
+    "INSERT INTO sessions (project_id, id, room, start_at, end_at, max_participants,"
+    " participant_count, participants, attended) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)"
+    " ON CONFLICT (project_id, id) DO UPDATE SET "
+    + ", ".join(f"{c} = excluded.{c}" for c in _SESSION_FIELDS)
+)
+_WRITE_ROOMS: Final = (
+    "UPDATE rooms SET state = ?, due_at = ?, occupancy = ?, presence = ?, session_count = ?,"
+    " version = ? WHERE project_id = ? AND name = ?"
+)
 # How far back a room end or a snapshot looks for presences still open: one open longer than
 # this is left to its own leave (or to the stale-presence timeout).
 LOOKBACK: Final = 7 * 86_400 * MICROS
@@ -91,8 +127,15 @@ class Submission:
     chats: Sequence[tuple[int, ChatMessage]] = ()
 
 
+class ConcurrentAppend(Exception):
+    """Another writer stored some of the same event ids while this one was writing them."""
+
+
 def _transient(exc: BaseException) -> bool:
-    """Deadlocks and serialisation failures in PostgreSQL, a busy database in SQLite."""
+    """Deadlocks and serialisation failures in PostgreSQL, a busy database in SQLite, and
+    events stored by another process at the same time."""
+    if isinstance(exc, ConcurrentAppend):
+        return True
     if not isinstance(exc, DBAPIError):
         return False
     code = getattr(exc.orig, "sqlstate", None)
@@ -123,7 +166,12 @@ class Store:
         self.database = database
         self.settings = settings or Settings()
         self._insert = sqlite_insert if database.sqlite else pg_insert
+        self._sql: dict[str, str] = {}
         self._tenants: dict[int, str] = {}
+        # The decoded state of rooms this process wrote, with the version it wrote; a room
+        # taken out for a write goes back in only once that write has committed.
+        self._rooms: dict[tuple[int, str], tuple[int, room_state.RoomState]] = {}
+        self._written: dict[tuple[int, str], tuple[int, room_state.RoomState]] = {}
         # Set when a committed transaction queued webhook events: the deliverer waits on it.
         self.queued = threading.Event()
         self._queued = 0
@@ -139,10 +187,28 @@ class Store:
     @_retrying
     def _ingest(self, submissions: Sequence[Submission], now: int) -> list[IngestResult]:
         self._queued = 0
+        self._written = {}
         with self.database.engine.begin() as connection:
             results = self._write(connection, submissions, now)
+        self._committed()
         self._announced()
         return results
+
+    def _committed(self) -> None:
+        """Keep the states of the rooms the committed transaction wrote."""
+        cache = self._rooms
+        cache.update(self._written)
+        self._written = {}
+        while len(cache) > ROOM_CACHE:
+            del cache[next(iter(cache))]
+
+    def _driver_sql(self, statement: str) -> str:
+        """`statement` in the driver's paramstyle."""
+        made = self._sql.get(statement)
+        if made is None:
+            made = statement if self.database.sqlite else statement.replace("?", "%s")
+            self._sql[statement] = made
+        return made
 
     def _announced(self) -> None:
         if self._queued:
@@ -187,26 +253,20 @@ class Store:
         if not first:
             return results
         rows = [
-            {
-                "project_id": pid,
-                "id": eid,
-                "room": event.room,
-                "joined": 1 if event.type == JOINED else 0,
-                "participant_id": event.participant_id,
-                "user_id": event.user_id,
-                "user_name": event.user_name,
-                "at": event.at,
-                "received_at": now,
-            }
+            (
+                pid,
+                eid,
+                event.room,
+                1 if event.type == JOINED else 0,
+                event.participant_id,
+                event.user_id,
+                event.user_name,
+                event.at,
+                now,
+            )
             for (pid, eid), (_, _, event) in sorted(first.items(), key=lambda kv: kv[0])
         ]
-        statement = (
-            self._insert(events)
-            .on_conflict_do_nothing(index_elements=["project_id", "id"])
-            .returning(events.c.project_id, events.c.id)
-        )
-        inserted = {(r[0], r[1]) for r in connection.execute(statement, rows)}
-        existing = self._existing(connection, [k for k in first if k not in inserted])
+        inserted, existing = self._append(connection, rows, list(first))
         fresh: defaultdict[tuple[int, str], list[Stamped]] = defaultdict(list)
         for key, (n, index, event) in first.items():
             if key in inserted:
@@ -233,6 +293,30 @@ class Store:
         self._update_rooms(connection, fresh, now, subs)
         self._announce_participants(connection, first, inserted, now, subs)
         return results
+
+    def _append(
+        self, connection: Connection, rows: list[tuple[Any, ...]], keys: list[tuple[int, str]]
+    ) -> tuple[set[tuple[int, str]], dict[tuple[int, str], tuple[Any, ...]]]:
+        """Append the event `rows` (of `keys`) whose ids are new to the log.
+
+        Returns the keys appended and the content stored under the others. SQLite (one
+        writer at a time) looks the ids up, then appends the rest with one driver
+        `executemany`; PostgreSQL appends all the rows in one statement over arrays, which
+        answers which ones went in, and only then looks up the others.
+        """
+        if not self.database.sqlite:
+            inserted = {
+                (pid, eid)
+                for pid, eid in connection.exec_driver_sql(_APPEND_ARRAYS, _columns(rows))
+            }
+            return inserted, self._existing(connection, [k for k in keys if k not in inserted])
+        existing = self._existing(connection, keys)
+        new = [row for row in rows if (row[0], row[1]) not in existing]
+        if new:
+            written = connection.exec_driver_sql(_APPEND, new).rowcount
+            if written != len(new):  # only another writer could have, and SQLite has one
+                raise ConcurrentAppend(f"{len(new) - written} of {len(new)} ids were taken")
+        return {(row[0], row[1]) for row in new}, existing
 
     def _write_chats(
         self,
@@ -430,10 +514,10 @@ class Store:
 
     def _lock_rooms(
         self, connection: Connection, project_id: int, names: list[str]
-    ) -> dict[str, bytes]:
-        """Lock the rows of `names` (creating missing ones) in name order; their states."""
-        states = self._locked(connection, project_id, names)
-        missing = [n for n in names if n not in states]
+    ) -> dict[str, int]:
+        """Lock the rows of `names` (creating missing ones) in name order; their versions."""
+        versions = self._locked(connection, project_id, names)
+        missing = [n for n in names if n not in versions]
         if missing:
             empty = {
                 "project_id": project_id,
@@ -442,26 +526,49 @@ class Store:
                 "occupancy": 0,
                 "presence": b"",
                 "session_count": 0,
+                "version": 0,
             }
             connection.execute(
                 self._insert(rooms).on_conflict_do_nothing(index_elements=["project_id", "name"]),
                 [{**empty, "name": n} for n in missing],
             )
-            states.update(self._locked(connection, project_id, missing))
-        return states
+            versions.update(self._locked(connection, project_id, missing))
+        return versions
 
     @staticmethod
-    def _locked(connection: Connection, project_id: int, names: list[str]) -> dict[str, bytes]:
-        states: dict[str, bytes] = {}
+    def _locked(connection: Connection, project_id: int, names: list[str]) -> dict[str, int]:
+        versions: dict[str, int] = {}
         for i in range(0, len(names), _CHUNK):
             query = (
-                select(rooms.c.name, rooms.c.state)
+                select(rooms.c.name, rooms.c.version)
                 .where(rooms.c.project_id == project_id, rooms.c.name.in_(names[i : i + _CHUNK]))
                 .order_by(rooms.c.name)
                 .with_for_update()
             )
-            states.update((row[0], row[1]) for row in connection.execute(query))
-        return states
+            versions.update((row[0], row[1]) for row in connection.execute(query))
+        return versions
+
+    def _states(
+        self, connection: Connection, project_id: int, versions: dict[str, int]
+    ) -> dict[str, room_state.RoomState]:
+        """The states of the locked rooms `versions`: kept ones if no other process wrote them
+        since, else read from their rows. Kept ones leave the cache until the write commits."""
+        found: dict[str, room_state.RoomState] = {}
+        stale: list[str] = []
+        for name, version in versions.items():
+            kept = self._rooms.pop((project_id, name), None)
+            if kept is not None and kept[0] == version:
+                found[name] = kept[1]
+            else:
+                stale.append(name)
+        rules, tenant = self.settings.rules, self._tenant(connection, project_id)
+        for i in range(0, len(stale), _CHUNK):
+            query = select(rooms.c.name, rooms.c.state).where(
+                rooms.c.project_id == project_id, rooms.c.name.in_(stale[i : i + _CHUNK])
+            )
+            for name, blob in connection.execute(query):
+                found[name] = room_state.load_room(name, blob, rules, tenant)
+        return found
 
     def _update_rooms(
         self,
@@ -475,12 +582,13 @@ class Store:
             by_project[pid].append(name)
         for pid in sorted(by_project):
             names = sorted(by_project[pid])
-            states = self._lock_rooms(connection, pid, names)
+            versions = self._lock_rooms(connection, pid, names)
+            states = self._states(connection, pid, versions)
             writes = {
                 name: self._advance(connection, pid, name, states[name], fresh[(pid, name)], now)
                 for name in names
             }
-            self._apply(connection, pid, writes, now, subs[pid])
+            self._apply(connection, pid, writes, versions, now, subs[pid])
 
     def _tenant(self, connection: Connection, project_id: int) -> str:
         name = self._tenants.get(project_id)
@@ -494,27 +602,21 @@ class Store:
         connection: Connection,
         project_id: int,
         name: str,
-        blob: bytes,
+        state: room_state.RoomState,
         new: list[Stamped],
         now: int,
     ) -> room_state.RoomWrite:
-        rules, tenant = self.settings.rules, self._tenant(connection, project_id)
-        if blob:
-            room, live, settled = room_state.load_room(blob, rules, tenant)
-        else:
-            room, live, settled = room_state.fresh_room(name, rules, tenant)
-        if room.checkpoint.at is not None:
-            now = max(now, room.checkpoint.at)
+        checkpoint = state.room.checkpoint.at
+        if checkpoint is not None:
+            now = max(now, checkpoint)
         try:
-            return room_state.advance(
-                project_id, room, live, settled, new, now, self.settings.late_window
-            )
+            return room_state.advance(project_id, state, new, now, self.settings.late_window)
         except LateEvent as late:
             log.info(
                 "room %r of project %r: an event %.3f s before its checkpoint; rebuilding it"
                 " from the event log",
                 name,
-                tenant,
+                self._tenant(connection, project_id),
                 (late.checkpoint - late.at) / MICROS,
             )
             return self._rebuilt(connection, project_id, name, now)
@@ -552,6 +654,7 @@ class Store:
         connection: Connection,
         project_id: int,
         writes: dict[str, room_state.RoomWrite],
+        versions: dict[str, int],
         now: int,
         subs: list[outbox.Subscriber],
     ) -> None:
@@ -571,44 +674,46 @@ class Store:
             )
         upserts = [row for w in writes.values() for row in w.upserts]
         if upserts:
-            statement = self._insert(sessions)
-            statement = statement.on_conflict_do_update(
-                index_elements=["project_id", "id"],
-                set_={
-                    c: statement.excluded[c]
-                    for c in (
-                        "start_at",
-                        "end_at",
-                        "max_participants",
-                        "participant_count",
-                        "participants",
-                        "attended",
+            connection.exec_driver_sql(
+                self._driver_sql(_UPSERT_SESSIONS),
+                [
+                    (
+                        project_id,
+                        row["id"],
+                        row["room"],
+                        row["start_at"],
+                        row["end_at"],
+                        row["max_participants"],
+                        row["participant_count"],
+                        row["participants"],
+                        row["attended"],
                     )
-                },
+                    for row in upserts
+                ],
             )
-            connection.execute(statement, upserts)
             # A rebuilt room announces nothing: its sessions were announced as they happened.
             changed = [row for w in writes.values() if not w.replace_all for row in w.upserts]
             if subs and changed:
                 items = outbox.meeting_events(project_id, changed)
                 self._queued += outbox.queue(connection, self.database.sqlite, subs, items, now)
-        connection.execute(
-            update(rooms).where(
-                and_(rooms.c.project_id == bindparam("p"), rooms.c.name == bindparam("n"))
-            ),
+        connection.exec_driver_sql(
+            self._driver_sql(_WRITE_ROOMS),
             [
-                {
-                    "p": project_id,
-                    "n": name,
-                    "state": w.state,
-                    "due_at": w.due_at,
-                    "occupancy": w.occupancy,
-                    "presence": w.presence,
-                    "session_count": w.session_count,
-                }
+                (
+                    w.state,
+                    w.due_at,
+                    w.occupancy,
+                    w.presence,
+                    w.session_count,
+                    versions[name] + 1,
+                    project_id,
+                    name,
+                )
                 for name, w in writes.items()
             ],
         )
+        for name, w in writes.items():
+            self._written[(project_id, name)] = (versions[name] + 1, w.after)
 
     # -- time -----------------------------------------------------------------------------
 
@@ -619,23 +724,27 @@ class Store:
     @_retrying
     def _tick(self, now: int, limit: int) -> int:
         self._queued = 0
+        self._written = {}
         with self.database.engine.begin() as connection:
             query = (
-                select(rooms.c.project_id, rooms.c.name, rooms.c.state)
+                select(rooms.c.project_id, rooms.c.name, rooms.c.version)
                 .where(rooms.c.due_at <= now)
                 .order_by(rooms.c.project_id, rooms.c.name)
                 .limit(limit)
                 .with_for_update(skip_locked=True)
             )
-            due: defaultdict[int, dict[str, bytes]] = defaultdict(dict)
-            for pid, name, state in connection.execute(query):
-                due[pid][name] = state
-            for pid, states in due.items():
+            due: defaultdict[int, dict[str, int]] = defaultdict(dict)
+            for pid, name, version in connection.execute(query):
+                due[pid][name] = version
+            for pid, versions in due.items():
+                states = self._states(connection, pid, versions)
                 writes = {
-                    name: self._advance(connection, pid, name, blob, [], now)
-                    for name, blob in states.items()
+                    name: self._advance(connection, pid, name, state, [], now)
+                    for name, state in states.items()
                 }
-                self._apply(connection, pid, writes, now, outbox.subscribers(connection, pid))
+                subs = outbox.subscribers(connection, pid)
+                self._apply(connection, pid, writes, versions, now, subs)
+        self._committed()
         self._announced()
         return sum(len(s) for s in due.values())
 
@@ -700,10 +809,20 @@ class Store:
 
     @_retrying
     def _rebuild_rooms(self, project_id: int, names: list[str], now: int) -> None:
+        self._written = {}
         with self.database.engine.begin() as connection:
-            self._lock_rooms(connection, project_id, names)
+            versions = self._lock_rooms(connection, project_id, names)
+            for name in names:
+                self._rooms.pop((project_id, name), None)
             writes = {name: self._rebuilt(connection, project_id, name, now) for name in names}
-            self._apply(connection, project_id, writes, now, [])  # a rebuild announces nothing
+            # A rebuild announces nothing.
+            self._apply(connection, project_id, writes, versions, now, [])
+        self._committed()
+
+
+def _columns(rows: list[tuple[Any, ...]]) -> tuple[list[Any], ...]:
+    """Rows as one list per column (PostgreSQL arrays)."""
+    return tuple(list(column) for column in zip(*rows, strict=True))
 
 
 def _conflict(index: int, event: PresenceEvent | ChatMessage) -> Rejected:
