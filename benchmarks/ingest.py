@@ -6,6 +6,11 @@
    core 0, wrk on core 1.
 2. Batches of 1,000 events, on SQLite and on PostgreSQL, from 4 concurrent clients.
 
+Two workloads: `history`, a realistic history (benchmarks/sessionize.py's generator: meetings
+of 1 to 12 people in many rooms, reconnects, late and repeated deliveries) replayed in
+delivery order with its times moved to end now; and `churn`, 200 rooms (500 for batches)
+whose participants join and leave every few milliseconds, far busier than any real room.
+
 Needs wrk (`apt-get install wrk`) and, for PostgreSQL, $ROOMLOG_BENCH_POSTGRES_URL (default
 postgresql://postgres@127.0.0.1:5432/test; a fresh schema is made and dropped).
 """
@@ -29,6 +34,7 @@ from pathlib import Path
 import httpx
 import psycopg
 
+from benchmarks.sessionize import generate
 from roomlog.service.db import migrate, open_database
 from roomlog.service.projects import create_key, ensure_project
 
@@ -53,6 +59,34 @@ request = function()
   return wrk.format("POST", nil, HEADERS, body)
 end
 """
+
+
+HISTORY_SCRIPT = """
+local bodies = {}
+local counter = 0
+init = function(args)
+  for line in io.lines(BODIES) do bodies[#bodies + 1] = line end
+end
+request = function()
+  counter = counter % #bodies + 1
+  return wrk.format("POST", nil, HEADERS, bodies[counter])
+end
+"""
+
+
+def history(count: int, tag: str) -> list[dict[str, object]]:
+    """`count` events of a realistic history in delivery order, its times moved to end now,
+    its ids and rooms made this run's own with `tag` (a repeated delivery keeps its id)."""
+    lines, end = generate(count, 7)
+    shift = time.time() - end
+    events = []
+    for line in lines:
+        event = json.loads(line)
+        event["at"] = round(float(event["at"]) + shift, 3)
+        event["id"] = f"{tag}-{event['id']}"
+        event["room"] = f"{tag}-{event['room']}"  # rooms of their own, apart from other runs
+        events.append(event)
+    return events
 
 
 def taskset(core: int) -> list[str]:
@@ -84,11 +118,17 @@ def run_wrk(url: str, script: str, seconds: int, folder: Path) -> tuple[float, i
     return rate, int(bad.group(1)) if bad else 0
 
 
-def wrk(url: str, headers: dict[str, str], seconds: int, folder: Path) -> tuple[float, int]:
+def wrk(
+    url: str, headers: dict[str, str], seconds: int, folder: Path, bodies: Path | None = None
+) -> tuple[float, int]:
+    """wrk posting single events: `bodies` (one JSON event per line) in turn, else churn."""
     lua = "\n".join(
         f'HEADERS = HEADERS or {{}}; HEADERS["{k}"] = "{v}"' for k, v in headers.items()
     )
-    return run_wrk(url, lua + "\n" + WRK_SCRIPT, seconds, folder)
+    if bodies is not None:
+        return run_wrk(url, f'{lua}\nBODIES = "{bodies}"\n{HISTORY_SCRIPT}', seconds, folder)
+    run = f'RUN = "{uuid.uuid4().hex[:8]}"'
+    return run_wrk(url, f"{lua}\n{run}\n{WRK_SCRIPT}", seconds, folder)
 
 
 def serve(argv: list[str], url: str, log: Path) -> subprocess.Popen[bytes]:
@@ -114,6 +154,11 @@ def make_key(database_url: str) -> str:
     return key
 
 
+def history_batches(count: int, size: int, tag: str) -> list[bytes]:
+    events = history(count * size, tag)
+    return [json.dumps(events[i : i + size]).encode() for i in range(0, len(events), size)]
+
+
 def batches(count: int, size: int, tag: str) -> list[bytes]:
     now = time.time()
     bodies = []
@@ -137,18 +182,23 @@ def batches(count: int, size: int, tag: str) -> list[bytes]:
 
 
 def post_batches(url: str, key: str, bodies: list[bytes], clients: int = 4) -> float:
+    """Events/s for posting `bodies` from `clients` concurrent clients."""
     headers = {"Authorization": f"Bearer {key}", "Content-Type": "application/json"}
     shares = [bodies[i::clients] for i in range(clients)]
     errors: list[str] = []
+    posted = [0] * clients
 
-    def run(share: list[bytes]) -> None:
+    def run(n: int) -> None:
         with httpx.Client(base_url=url, timeout=120) as client:
-            for body in share:
+            for body in shares[n]:
                 answer = client.post("/v1/events", content=body, headers=headers)
-                if answer.status_code != 200 or answer.json()["accepted"] != 1000:
+                if answer.status_code != 200 or answer.json()["rejected"]:
                     errors.append(answer.text[:200])
+                else:
+                    report = answer.json()
+                    posted[n] += report["accepted"] + report["duplicates"]
 
-    threads = [threading.Thread(target=run, args=(s,)) for s in shares]
+    threads = [threading.Thread(target=run, args=(n,)) for n in range(clients)]
     started = time.perf_counter()
     for thread in threads:
         thread.start()
@@ -157,7 +207,44 @@ def post_batches(url: str, key: str, bodies: list[bytes], clients: int = 4) -> f
     elapsed = time.perf_counter() - started
     if errors:
         raise RuntimeError(errors[0])
-    return len(bodies) * 1000 / elapsed
+    return sum(posted) / elapsed
+
+
+def insert_floor(database_url: str, bodies: list[bytes]) -> float:
+    """Events/s for only appending the events of `bodies` to the event log: one driver
+    `executemany` and one commit per body, nothing else (the floor for batches)."""
+    database = open_database(database_url)
+    mark = "?" if database.sqlite else "%s"
+    statement = (
+        "INSERT INTO events (project_id, id, room, joined, participant_id, user_id, user_name,"
+        f" at, received_at) VALUES ({', '.join([mark] * 9)})"
+        " ON CONFLICT (project_id, id) DO NOTHING"
+    )
+    tag = uuid.uuid4().hex[:8]
+    rows = [
+        [
+            (
+                1,
+                f"floor-{tag}-{e['id']}",
+                e["room"],
+                int(e["type"] == "participant.joined"),
+                e["participant_id"],
+                e.get("user_id"),
+                e.get("user_name"),
+                round(float(e["at"]) * 1_000_000),
+                0,
+            )
+            for e in json.loads(body)
+        ]
+        for body in bodies
+    ]
+    started = time.perf_counter()
+    for batch in rows:
+        with database.engine.begin() as connection:
+            connection.exec_driver_sql(statement, batch)
+    elapsed = time.perf_counter() - started
+    database.dispose()
+    return sum(len(batch) for batch in rows) / elapsed
 
 
 def main() -> None:
@@ -171,9 +258,19 @@ def main() -> None:
         f"machine: {platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}"
     )
     python = sys.executable
+    tag = uuid.uuid4().hex[:8]
+    figures: dict[str, float] = {}
     with tempfile.TemporaryDirectory() as scratch:
         folder = Path(scratch)
         log = folder / "server.log"
+        singles = folder / "singles.ndjson"
+        singles.write_text(
+            "\n".join(json.dumps(e) for e in history(args.seconds * 10_000, f"w{tag}")) + "\n"
+        )
+        workloads = {
+            "history": history_batches(args.batches, 1000, f"b{tag}"),
+            "churn": batches(args.batches, 1000, f"c{tag}"),
+        }
 
         hello = serve(
             [
@@ -194,7 +291,7 @@ def main() -> None:
             log,
         )
         try:
-            floor, _ = wrk(
+            figures["floor"], _ = wrk(
                 "http://127.0.0.1:8710/hello",
                 {"Content-Type": "application/json"},
                 args.seconds,
@@ -212,17 +309,18 @@ def main() -> None:
         )
         try:
             headers = {"Content-Type": "application/json", "Authorization": f"Bearer {key}"}
-            single, bad = wrk("http://127.0.0.1:8711/v1/events", headers, args.seconds, folder)
-            if bad:
-                sys.exit(f"{bad} single-event posts failed; see {log}")
-            sqlite_batch = post_batches(
-                "http://127.0.0.1:8711", key, batches(args.batches, 1000, "s")
-            )
+            url = "http://127.0.0.1:8711/v1/events"
+            for name, bodies in (("history", singles), ("churn", None)):
+                figures[f"single {name}"], bad = wrk(url, headers, args.seconds, folder, bodies)
+                if bad:
+                    sys.exit(f"{bad} single-event posts failed; see {log}")
+            for name, posts in workloads.items():
+                figures[f"sqlite {name}"] = post_batches("http://127.0.0.1:8711", key, posts)
         finally:
             stop(server)
+        figures["sqlite floor"] = insert_floor(sqlite_url, workloads["history"])
 
         schema = f"bench_{uuid.uuid4().hex[:8]}"
-        pg_batch: float | None = None
         try:
             with psycopg.connect(POSTGRES, autocommit=True) as connection:
                 connection.execute(f"CREATE SCHEMA {schema}")
@@ -238,27 +336,34 @@ def main() -> None:
                     log,
                 )
                 try:
-                    pg_batch = post_batches(
-                        "http://127.0.0.1:8712", pg_key, batches(args.batches, 1000, "p")
-                    )
+                    for name, posts in workloads.items():
+                        figures[f"pg {name}"] = post_batches("http://127.0.0.1:8712", pg_key, posts)
                 finally:
                     stop(server)
+                figures["pg floor"] = insert_floor(pg_url, workloads["history"])
             finally:
                 with psycopg.connect(POSTGRES, autocommit=True) as connection:
                     connection.execute(f"DROP SCHEMA {schema} CASCADE")
 
-    print(f"hello-world POST (floor):        {floor:10,.0f} req/s")
-    print(
-        f"POST /v1/events, 1 event, SQLite: {single:10,.0f} events/s  "
-        f"({single / floor:.0%} of the floor; targets 5,000/s and 40%)"
-    )
-    print(
-        f"POST /v1/events, 1,000/batch, SQLite:     {sqlite_batch:10,.0f} events/s (target 200,000)"
-    )
-    if pg_batch is not None:
+    floor = figures["floor"]
+    print(f"hello-world POST (floor): {floor:10,.0f} req/s")
+    for name in ("history", "churn"):
+        single = figures[f"single {name}"]
         print(
-            f"POST /v1/events, 1,000/batch, PostgreSQL: {pg_batch:10,.0f} events/s (target 200,000)"
+            f"POST /v1/events, 1 event, SQLite, {name + ':':8} {single:10,.0f} events/s"
+            f" ({single / floor:.0%} of the floor; targets 5,000/s and 40%)"
         )
+    for db, label in (("sqlite", "SQLite"), ("pg", "PostgreSQL")):
+        if f"{db} floor" not in figures:
+            continue
+        bare = figures[f"{db} floor"]
+        print(f"{label}: appending 1,000 events per commit, nothing else (floor): {bare:,.0f}/s")
+        for name in ("history", "churn"):
+            rate = figures[f"{db} {name}"]
+            print(
+                f"POST /v1/events, 1,000/batch, {label}, {name + ':':8} {rate:10,.0f} events/s"
+                f" ({rate / bare:.0%} of the floor; target 200,000)"
+            )
 
 
 if __name__ == "__main__":
