@@ -8,20 +8,26 @@ from sqlalchemy import select
 
 from roomlog.domain.events import MICROS
 from roomlog.domain.sessions import Attendance, MeetingSession
-from roomlog.service.db import migrate, open_database
+from roomlog.service.db import Database, migrate, open_database
 from roomlog.service.rooms import encode_participants
 from roomlog.service.schema import rooms, sessions
 
 
-def test_upgrading_from_0002_fills_each_sessions_closed_participant_time(
-    database_url: str,
-) -> None:
+def upgraded_to(database_url: str, revision: str) -> Database:
+    """The database at `database_url` with the schema of `revision`."""
     database = open_database(database_url)
     config = Config()
     config.set_main_option("script_location", "roomlog.service:migrations")
     with database.engine.begin() as connection:
         config.attributes["connection"] = connection
-        command.upgrade(config, "0002")
+        command.upgrade(config, revision)
+    return database
+
+
+def test_upgrading_from_0002_fills_each_sessions_closed_participant_time(
+    database_url: str,
+) -> None:
+    database = upgraded_to(database_url, "0002")
     made = MeetingSession(
         "s-1",
         "r",
@@ -53,12 +59,8 @@ def test_upgrading_from_0002_fills_each_sessions_closed_participant_time(
 def test_upgrading_from_0003_gives_each_room_a_version_and_keeps_its_state(
     database_url: str,
 ) -> None:
-    database = open_database(database_url)
-    config = Config()
-    config.set_main_option("script_location", "roomlog.service:migrations")
+    database = upgraded_to(database_url, "0003")
     with database.engine.begin() as connection:
-        config.attributes["connection"] = connection
-        command.upgrade(config, "0003")
         connection.exec_driver_sql(
             "INSERT INTO rooms (project_id, name, state, due_at, occupancy, presence,"
             " session_count) VALUES (1, 'r', '', NULL, 0, '', 3)"

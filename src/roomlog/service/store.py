@@ -6,7 +6,9 @@ Every write is one transaction that
 2. locks the row of every room it touches (`SELECT ... FOR UPDATE`, in name order; SQLite's
    `BEGIN IMMEDIATE` already makes the whole transaction exclusive);
 3. feeds the events to each room's incremental engine state and writes back the sessions that
-   changed, the new state, and when time alone will next change the room (`due_at`).
+   changed, the new state, and when time alone will next change the room (`due_at`). Each
+   write raises the row's `version`; a process keeps the decoded states it wrote, and uses one
+   again only if the version it finds under the lock is still the one it wrote.
 Chat messages are appended to their own log in the same transaction; they change no session.
 The row lock makes concurrent writers of one room take turns, and each one sees the state the
 previous one committed, so any interleaving ends with the sessions of all the events.
@@ -45,9 +47,10 @@ _CHUNK: Final = 500
 # Rooms whose decoded state a process keeps between writes (least recently written dropped).
 ROOM_CACHE: Final = 20_000
 
-# The statements written for every event and every room touched, in the drivers' own
-# paramstyle (`?`, made `%s` for psycopg): executed many times over, they skip SQLAlchemy's
-# statement layer, which costs more per row than the database does.
+# The statements written for every event and every room touched: executed many times over,
+# they skip SQLAlchemy's statement layer, which costs more per row than the database does.
+# `_APPEND` is SQLite's and `_APPEND_ARRAYS` PostgreSQL's; the others are written with `?`,
+# made `%s` for psycopg by `Store._driver_sql`.
 _EVENT_COLUMNS: Final = (
     "project_id, id, room, joined, participant_id, user_id, user_name, at, received_at"
 )
