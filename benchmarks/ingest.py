@@ -139,6 +139,12 @@ def serve(argv: list[str], url: str, log: Path) -> subprocess.Popen[bytes]:
     return process
 
 
+def serve_roomlog(database_url: str, port: int, log: Path) -> subprocess.Popen[bytes]:
+    """`roomlog serve` on `database_url`, on core 0, once it answers."""
+    argv = [sys.executable, "-m", "roomlog", "serve", "--database-url", database_url]
+    return serve([*argv, "--port", str(port)], f"http://127.0.0.1:{port}/health", log)
+
+
 def stop(process: subprocess.Popen[bytes]) -> None:
     process.terminate()
     process.wait(timeout=30)
@@ -302,11 +308,7 @@ def main() -> None:
 
         sqlite_url = f"sqlite:///{folder / 'roomlog.db'}"
         key = make_key(sqlite_url)
-        server = serve(
-            [python, "-m", "roomlog", "serve", "--database-url", sqlite_url, "--port", "8711"],
-            "http://127.0.0.1:8711/health",
-            log,
-        )
+        server = serve_roomlog(sqlite_url, 8711, log)
         try:
             headers = {"Content-Type": "application/json", "Authorization": f"Bearer {key}"}
             url = "http://127.0.0.1:8711/v1/events"
@@ -330,11 +332,7 @@ def main() -> None:
             pg_url = f"{POSTGRES}?options=-csearch_path%3D{schema}"
             try:
                 pg_key = make_key(pg_url)
-                server = serve(
-                    [python, "-m", "roomlog", "serve", "--database-url", pg_url, "--port", "8712"],
-                    "http://127.0.0.1:8712/health",
-                    log,
-                )
+                server = serve_roomlog(pg_url, 8712, log)
                 try:
                     for name, posts in workloads.items():
                         figures[f"pg {name}"] = post_batches("http://127.0.0.1:8712", pg_key, posts)

@@ -50,7 +50,7 @@ ROOM_CACHE: Final = 20_000
 # The statements written for every event and every room touched: executed many times over,
 # they skip SQLAlchemy's statement layer, which costs more per row than the database does.
 # `_APPEND` is SQLite's and `_APPEND_ARRAYS` PostgreSQL's; the others are written with `?`,
-# made `%s` for psycopg by `Store._driver_sql`.
+# made `%s` for psycopg when a `Store` is made.
 _EVENT_COLUMNS: Final = (
     "project_id, id, room, joined, participant_id, user_id, user_name, at, received_at"
 )
@@ -169,7 +169,9 @@ class Store:
         self.database = database
         self.settings = settings or Settings()
         self._insert = sqlite_insert if database.sqlite else pg_insert
-        self._sql: dict[str, str] = {}
+        mark = "?" if database.sqlite else "%s"
+        self._upsert_sessions = _UPSERT_SESSIONS.replace("?", mark)
+        self._write_rooms = _WRITE_ROOMS.replace("?", mark)
         self._tenants: dict[int, str] = {}
         # The decoded state of rooms this process wrote, with the version it wrote; a room
         # taken out for a write goes back in only once that write has committed.
@@ -204,14 +206,6 @@ class Store:
         self._written = {}
         while len(cache) > ROOM_CACHE:
             del cache[next(iter(cache))]
-
-    def _driver_sql(self, statement: str) -> str:
-        """`statement` in the driver's paramstyle."""
-        made = self._sql.get(statement)
-        if made is None:
-            made = statement if self.database.sqlite else statement.replace("?", "%s")
-            self._sql[statement] = made
-        return made
 
     def _announced(self) -> None:
         if self._queued:
@@ -678,7 +672,7 @@ class Store:
         upserts = [row for w in writes.values() for row in w.upserts]
         if upserts:
             connection.exec_driver_sql(
-                self._driver_sql(_UPSERT_SESSIONS),
+                self._upsert_sessions,
                 [
                     (
                         project_id,
@@ -700,7 +694,7 @@ class Store:
                 items = outbox.meeting_events(project_id, changed)
                 self._queued += outbox.queue(connection, self.database.sqlite, subs, items, now)
         connection.exec_driver_sql(
-            self._driver_sql(_WRITE_ROOMS),
+            self._write_rooms,
             [
                 (
                     w.state,
