@@ -9,7 +9,6 @@ often the change is written (a retried transaction, a rebuild, a second process)
 
 from __future__ import annotations
 
-import json
 import uuid
 from collections.abc import Iterable
 from typing import Any, Final, NamedTuple
@@ -20,7 +19,7 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
 from roomlog.domain.events import JOINED, MICROS, PresenceEvent
-from roomlog.service.schema import events, outbox, webhooks
+from roomlog.service.schema import events, outbox
 
 SENT_TYPES: Final = ("meeting.started", "meeting.ended", "participant.joined", "participant.left")
 
@@ -36,13 +35,6 @@ class Queued(NamedTuple):
     type: str
     id: str
     payload: dict[str, Any]
-
-
-def subscribers(connection: Connection, project_id: int) -> list[Subscriber]:
-    query = select(webhooks.c.id, webhooks.c.event_types).where(webhooks.c.project_id == project_id)
-    return [
-        Subscriber(wid, frozenset(json.loads(types))) for wid, types in connection.execute(query)
-    ]
 
 
 def event_id(project_id: int, kind: str, subject: str) -> str:

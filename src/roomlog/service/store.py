@@ -16,7 +16,9 @@ previous one committed, so any interleaving ends with the sessions of all the ev
 
 from __future__ import annotations
 
+import json
 import logging
+import sqlite3
 import threading
 from collections import defaultdict
 from collections.abc import Sequence
@@ -34,7 +36,7 @@ from roomlog.domain.engine import LateEvent, Stamped, stamp
 from roomlog.domain.events import JOINED, LEFT, MICROS, ChatMessage, EventType, PresenceEvent
 from roomlog.domain.rules import DEFAULT_RULES, Rules
 from roomlog.ingest.webhook import RoomEnd, Snapshot, derived_id
-from roomlog.service import outbox
+from roomlog.service import outbox, statements
 from roomlog.service import rooms as room_state
 from roomlog.service.db import Database
 from roomlog.service.projects import Project, project_by_id
@@ -42,45 +44,9 @@ from roomlog.service.schema import chat_messages, events, rooms, sessions, sight
 
 log = logging.getLogger("roomlog.store")
 
-# Rows per statement when looking up many keys at once.
-_CHUNK: Final = 500
 # Rooms whose decoded state a process keeps between writes (least recently written dropped).
 ROOM_CACHE: Final = 20_000
 
-# The statements written for every event and every room touched: executed many times over,
-# they skip SQLAlchemy's statement layer, which costs more per row than the database does.
-# `_APPEND` is SQLite's and `_APPEND_ARRAYS` PostgreSQL's; the others are written with `?`,
-# made `%s` for psycopg when a `Store` is made.
-_EVENT_COLUMNS: Final = (
-    "project_id, id, room, joined, participant_id, user_id, user_name, at, received_at"
-)
-_APPEND: Final = (
-    f"INSERT INTO events ({_EVENT_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)"
-    " ON CONFLICT (project_id, id) DO NOTHING"
-)
-_APPEND_ARRAYS: Final = (
-    f"INSERT INTO events ({_EVENT_COLUMNS}) SELECT * FROM unnest(%s::int[], %s::text[],"
-    " %s::text[], %s::smallint[], %s::text[], %s::text[], %s::text[], %s::bigint[],"
-    " %s::bigint[]) ON CONFLICT (project_id, id) DO NOTHING RETURNING project_id, id"
-)
-_SESSION_FIELDS: Final = (
-    "start_at",
-    "end_at",
-    "max_participants",
-    "participant_count",
-    "participants",
-    "attended",
-)
-_UPSERT_SESSIONS: Final = (
-    "INSERT INTO sessions (project_id, id, room, start_at, end_at, max_participants,"
-    " participant_count, participants, attended) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)"
-    " ON CONFLICT (project_id, id) DO UPDATE SET "
-    + ", ".join(f"{c} = excluded.{c}" for c in _SESSION_FIELDS)
-)
-_WRITE_ROOMS: Final = (
-    "UPDATE rooms SET state = ?, due_at = ?, occupancy = ?, presence = ?, session_count = ?,"
-    " version = ? WHERE project_id = ? AND name = ?"
-)
 # How far back a room end or a snapshot looks for presences still open: one open longer than
 # this is left to its own leave (or to the stale-presence timeout).
 LOOKBACK: Final = 7 * 86_400 * MICROS
@@ -139,10 +105,11 @@ def _transient(exc: BaseException) -> bool:
     events stored by another process at the same time."""
     if isinstance(exc, ConcurrentAppend):
         return True
-    if not isinstance(exc, DBAPIError):
-        return False
-    code = getattr(exc.orig, "sqlstate", None)
-    return code in ("40P01", "40001") or "database is locked" in str(exc.orig)
+    # The write path's own statements raise the driver's errors, not SQLAlchemy's.
+    error = exc.orig if isinstance(exc, DBAPIError) else exc
+    if isinstance(error, sqlite3.OperationalError):
+        return "database is locked" in str(error)
+    return getattr(error, "sqlstate", None) in ("40P01", "40001")
 
 
 _retrying = retry(
@@ -169,9 +136,7 @@ class Store:
         self.database = database
         self.settings = settings or Settings()
         self._insert = sqlite_insert if database.sqlite else pg_insert
-        mark = "?" if database.sqlite else "%s"
-        self._upsert_sessions = _UPSERT_SESSIONS.replace("?", mark)
-        self._write_rooms = _WRITE_ROOMS.replace("?", mark)
+        self._sql = statements.SQLITE if database.sqlite else statements.POSTGRES
         self._tenants: dict[int, str] = {}
         # The decoded state of rooms this process wrote, with the version it wrote; a room
         # taken out for a write goes back in only once that write has committed.
@@ -284,9 +249,7 @@ class Store:
         for result in results:
             result.rejected.sort(key=lambda r: r.index)
         # Who listens, per project: read once for this transaction's meeting and participant events.
-        subs = {
-            pid: outbox.subscribers(connection, pid) for pid in sorted({p for p, _ in inserted})
-        }
+        subs = {pid: self._subscribers(connection, pid) for pid in sorted({p for p, _ in inserted})}
         self._update_rooms(connection, fresh, now, subs)
         self._announce_participants(connection, first, inserted, now, subs)
         return results
@@ -301,16 +264,16 @@ class Store:
         `executemany`; PostgreSQL appends all the rows in one statement over arrays, which
         answers which ones went in, and only then looks up the others.
         """
-        if not self.database.sqlite:
+        sql = self._sql
+        if not sql.sqlite:
             inserted = {
-                (pid, eid)
-                for pid, eid in connection.exec_driver_sql(_APPEND_ARRAYS, _columns(rows))
+                (pid, eid) for pid, eid in statements.rows(connection, sql.append, _columns(rows))
             }
             return inserted, self._existing(connection, [k for k in keys if k not in inserted])
         existing = self._existing(connection, keys)
         new = [row for row in rows if (row[0], row[1]) not in existing]
         if new:
-            written = connection.exec_driver_sql(_APPEND, new).rowcount
+            written = statements.run_many(connection, sql.append, new)
             if written != len(new):  # only another writer could have, and SQLite has one
                 raise ConcurrentAppend(f"{len(new) - written} of {len(new)} ids were taken")
         return {(row[0], row[1]) for row in new}, existing
@@ -485,27 +448,20 @@ class Store:
     def _existing(
         self, connection: Connection, keys: list[tuple[int, str]]
     ) -> dict[tuple[int, str], tuple[Any, ...]]:
+        """The content stored under those of `keys` already in the event log."""
         found: dict[tuple[int, str], tuple[Any, ...]] = {}
         by_project: defaultdict[int, list[str]] = defaultdict(list)
         for pid, eid in keys:
             by_project[pid].append(eid)
-        columns = (
-            events.c.id,
-            events.c.room,
-            events.c.joined,
-            events.c.participant_id,
-            events.c.user_id,
-            events.c.user_name,
-            events.c.at,
-        )
+        sql = self._sql
         for pid, ids in by_project.items():
-            for i in range(0, len(ids), _CHUNK):
-                query = select(*columns).where(
-                    events.c.project_id == pid, events.c.id.in_(ids[i : i + _CHUNK])
-                )
-                for row in connection.execute(query):
-                    found[(pid, row[0])] = (row[1], bool(row[2]), *row[3:])
+            for row in statements.rows(connection, sql.existing_keyed, (sql.keys(ids), pid)):
+                found[(pid, row[0])] = (row[1], bool(row[2]), *row[3:])
         return found
+
+    def _subscribers(self, connection: Connection, project_id: int) -> list[outbox.Subscriber]:
+        found = statements.rows(connection, self._sql.subscribers, (project_id,))
+        return [outbox.Subscriber(wid, frozenset(json.loads(types))) for wid, types in found]
 
     # -- rooms ----------------------------------------------------------------------------
 
@@ -516,34 +472,15 @@ class Store:
         versions = self._locked(connection, project_id, names)
         missing = [n for n in names if n not in versions]
         if missing:
-            empty = {
-                "project_id": project_id,
-                "state": b"",
-                "due_at": None,
-                "occupancy": 0,
-                "presence": b"",
-                "session_count": 0,
-                "version": 0,
-            }
-            connection.execute(
-                self._insert(rooms).on_conflict_do_nothing(index_elements=["project_id", "name"]),
-                [{**empty, "name": n} for n in missing],
+            statements.run_many(
+                connection, self._sql.new_rooms, [(project_id, n, b"", b"") for n in missing]
             )
             versions.update(self._locked(connection, project_id, missing))
         return versions
 
-    @staticmethod
-    def _locked(connection: Connection, project_id: int, names: list[str]) -> dict[str, int]:
-        versions: dict[str, int] = {}
-        for i in range(0, len(names), _CHUNK):
-            query = (
-                select(rooms.c.name, rooms.c.version)
-                .where(rooms.c.project_id == project_id, rooms.c.name.in_(names[i : i + _CHUNK]))
-                .order_by(rooms.c.name)
-                .with_for_update()
-            )
-            versions.update((row[0], row[1]) for row in connection.execute(query))
-        return versions
+    def _locked(self, connection: Connection, project_id: int, names: list[str]) -> dict[str, int]:
+        sql = self._sql
+        return dict(statements.rows(connection, sql.locked_keyed, (sql.keys(names), project_id)))
 
     def _states(
         self, connection: Connection, project_id: int, versions: dict[str, int]
@@ -558,13 +495,13 @@ class Store:
                 found[name] = kept[1]
             else:
                 stale.append(name)
-        rules, tenant = self.settings.rules, self._tenant(connection, project_id)
-        for i in range(0, len(stale), _CHUNK):
-            query = select(rooms.c.name, rooms.c.state).where(
-                rooms.c.project_id == project_id, rooms.c.name.in_(stale[i : i + _CHUNK])
-            )
-            for name, blob in connection.execute(query):
-                found[name] = room_state.load_room(name, blob, rules, tenant)
+        if stale:
+            rules, tenant = self.settings.rules, self._tenant(connection, project_id)
+            sql = self._sql
+            for name, blob in statements.rows(
+                connection, sql.states_keyed, (sql.keys(stale), project_id)
+            ):
+                found[name] = room_state.load_room(name, bytes(blob), rules, tenant)
         return found
 
     def _update_rooms(
@@ -671,8 +608,9 @@ class Store:
             )
         upserts = [row for w in writes.values() for row in w.upserts]
         if upserts:
-            connection.exec_driver_sql(
-                self._upsert_sessions,
+            statements.run_many(
+                connection,
+                self._sql.upsert_sessions,
                 [
                     (
                         project_id,
@@ -693,8 +631,9 @@ class Store:
             if subs and changed:
                 items = outbox.meeting_events(project_id, changed)
                 self._queued += outbox.queue(connection, self.database.sqlite, subs, items, now)
-        connection.exec_driver_sql(
-            self._write_rooms,
+        statements.run_many(
+            connection,
+            self._sql.write_rooms,
             [
                 (
                     w.state,
@@ -739,7 +678,7 @@ class Store:
                     name: self._advance(connection, pid, name, state, [], now)
                     for name, state in states.items()
                 }
-                subs = outbox.subscribers(connection, pid)
+                subs = self._subscribers(connection, pid)
                 self._apply(connection, pid, writes, versions, now, subs)
         self._committed()
         self._announced()

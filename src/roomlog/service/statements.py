@@ -1,0 +1,146 @@
+"""The write path's statements in each database's own SQL, run on the driver's connection.
+
+The writer runs a handful of statements per transaction, and per event or room touched;
+through SQLAlchemy's execution layer each one costs several times what the database spends
+on it. These go straight to the DBAPI cursor under the transaction's connection (same
+transaction, same commit). A list of keys is one parameter: a JSON array read by
+`json_each` in SQLite, an array joined or compared with `= ANY` in PostgreSQL, so each
+statement is one text however many keys it carries and no lookup is split into chunks.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Final
+
+import msgspec
+from sqlalchemy import Connection
+
+EVENT_COLUMNS: Final = (
+    "project_id, id, room, joined, participant_id, user_id, user_name, at, received_at"
+)
+_SESSION_FIELDS: Final = (
+    "start_at",
+    "end_at",
+    "max_participants",
+    "participant_count",
+    "participants",
+    "attended",
+)
+_UPSERT_SESSIONS: Final = (
+    "INSERT INTO sessions (project_id, id, room, start_at, end_at, max_participants,"
+    " participant_count, participants, attended) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)"
+    " ON CONFLICT (project_id, id) DO UPDATE SET "
+    + ", ".join(f"{c} = excluded.{c}" for c in _SESSION_FIELDS)
+)
+_WRITE_ROOMS: Final = (
+    "UPDATE rooms SET state = ?, due_at = ?, occupancy = ?, presence = ?, session_count = ?,"
+    " version = ? WHERE project_id = ? AND name = ?"
+)
+_NEW_ROOMS: Final = (
+    "INSERT INTO rooms (project_id, name, state, due_at, occupancy, presence, session_count,"
+    " version) VALUES (?, ?, ?, NULL, 0, ?, 0, 0) ON CONFLICT (project_id, name) DO NOTHING"
+)
+_SUBSCRIBERS: Final = "SELECT id, event_types FROM webhooks WHERE project_id = ?"
+_EVENT_CONTENT: Final = "id, room, joined, participant_id, user_id, user_name, at"
+
+
+@dataclass(frozen=True, slots=True)
+class Statements:
+    """One dialect's statements. Those named `*_keyed` take a key list (`keys`) first."""
+
+    sqlite: bool
+    # SQLite: one `executemany` of rows. PostgreSQL: one statement over one array per
+    # column, answering the (project_id, id) of the rows it appended.
+    append: str
+    existing_keyed: str
+    locked_keyed: str
+    states_keyed: str
+    new_rooms: str
+    subscribers: str
+    upsert_sessions: str
+    write_rooms: str
+
+    def keys(self, values: list[str]) -> Any:
+        """`values` as the one parameter a `*_keyed` statement takes for its key list."""
+        return msgspec.json.encode(values).decode() if self.sqlite else values
+
+
+def _postgres(sql: str) -> str:
+    return sql.replace("?", "%s")
+
+
+SQLITE: Final = Statements(
+    sqlite=True,
+    append=(
+        f"INSERT INTO events ({EVENT_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)"
+        " ON CONFLICT (project_id, id) DO NOTHING"
+    ),
+    existing_keyed=(
+        f"SELECT {_EVENT_CONTENT} FROM events"
+        " WHERE id IN (SELECT value FROM json_each(?)) AND project_id = ?"
+    ),
+    # No row locks in SQLite: `BEGIN IMMEDIATE` already made the transaction the only writer.
+    locked_keyed=(
+        "SELECT name, version FROM rooms"
+        " WHERE name IN (SELECT value FROM json_each(?)) AND project_id = ? ORDER BY name"
+    ),
+    states_keyed=(
+        "SELECT name, state FROM rooms"
+        " WHERE name IN (SELECT value FROM json_each(?)) AND project_id = ?"
+    ),
+    new_rooms=_NEW_ROOMS,
+    subscribers=_SUBSCRIBERS,
+    upsert_sessions=_UPSERT_SESSIONS,
+    write_rooms=_WRITE_ROOMS,
+)
+
+# Lookups by many ids join on `unnest`: a plan of one index probe per id whatever the
+# planner believes of a table it has no statistics for yet.
+POSTGRES: Final = Statements(
+    sqlite=False,
+    append=(
+        f"INSERT INTO events ({EVENT_COLUMNS}) SELECT * FROM unnest(%s::int[], %s::text[],"
+        " %s::text[], %s::smallint[], %s::text[], %s::text[], %s::text[], %s::bigint[],"
+        " %s::bigint[]) ON CONFLICT (project_id, id) DO NOTHING RETURNING project_id, id"
+    ),
+    existing_keyed=(
+        "SELECT e.id, e.room, e.joined, e.participant_id, e.user_id, e.user_name, e.at"
+        " FROM unnest(%s::text[]) AS k(id) JOIN events e ON e.id = k.id"
+        " WHERE e.project_id = %s"
+    ),
+    locked_keyed=(
+        "SELECT r.name, r.version FROM unnest(%s::text[]) AS k(name) JOIN rooms r"
+        " ON r.name = k.name WHERE r.project_id = %s ORDER BY r.name FOR UPDATE OF r"
+    ),
+    states_keyed=(
+        "SELECT r.name, r.state FROM unnest(%s::text[]) AS k(name) JOIN rooms r"
+        " ON r.name = k.name WHERE r.project_id = %s"
+    ),
+    new_rooms=_postgres(_NEW_ROOMS),
+    subscribers=_postgres(_SUBSCRIBERS),
+    upsert_sessions=_postgres(_UPSERT_SESSIONS),
+    write_rooms=_postgres(_WRITE_ROOMS),
+)
+
+
+def rows(connection: Connection, sql: str, parameters: tuple[Any, ...]) -> list[tuple[Any, ...]]:
+    """The rows `sql` answers, run on the driver's connection under `connection`."""
+    cursor = connection.connection.cursor()
+    try:
+        cursor.execute(sql, parameters)
+        found = [tuple(row) for row in cursor.fetchall()]
+    finally:
+        cursor.close()
+    return found
+
+
+def run_many(connection: Connection, sql: str, parameters: list[tuple[Any, ...]]) -> int:
+    """Run `sql` once per parameter row; the rows it changed in all."""
+    cursor = connection.connection.cursor()
+    try:
+        cursor.executemany(sql, parameters)
+        changed: int = cursor.rowcount
+    finally:
+        cursor.close()
+    return changed
