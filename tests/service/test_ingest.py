@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 from typing import Any
 
@@ -143,3 +144,62 @@ def test_too_many_events_in_one_request_is_a_413(api: Api) -> None:
     assert answer.status_code == 413
     assert str(MAX_EVENTS) in answer.json()["info"]
     assert stored(api) == 0
+
+
+def test_a_chunked_body_gets_the_same_answers_as_one_of_declared_length(api: Api) -> None:
+    """A body of declared length is answered ahead of Litestar's request handling; a chunked
+    one by the declared route. Both must answer alike, errors included."""
+    ndjson = {"Content-Type": "application/x-ndjson"}
+    cases: list[tuple[bytes, dict[str, str]]] = [
+        (json.dumps(joined("a", 0)).encode(), {}),
+        (json.dumps([left("a", 40), {"type": "participant.waved"}, joined("b", 1)]).encode(), {}),
+        (f"{json.dumps(joined('c', 2))}\n{{broken\n".encode(), ndjson),
+        (b'{"id": "x", "type": ', {}),
+        (json.dumps([{"id": "y"}]).encode(), {}),
+        (json.dumps({**joined("d", 3), "at": T0 + 10**6}).encode(), {}),
+    ]
+    answers = []
+    for chunked in (False, True):
+        for n, (text, headers) in enumerate(cases):
+            # The second pass posts the same events under other ids, so both store them.
+            body = text.replace(b'"id": "', f'"id": "{int(chunked)}{n}-'.encode())
+            content: Any = iter([body[:5], body[5:]]) if chunked else body
+            answer = api.client.post(
+                "/v1/events", content=content, headers={**api.headers, **headers}
+            )
+            answers.append((answer.status_code, answer.json()))
+    assert answers[: len(cases)] == answers[len(cases) :]
+    assert [status for status, _ in answers[: len(cases)]] == [200, 200, 200, 400, 400, 400]
+    for key, bad in (("not-a-key", 401), ("", 400)):
+        headers = {"Authorization": f"Bearer {key}".strip()}
+        for content in (b"{}", iter([b"{}"])):
+            answer = api.client.post("/v1/events", content=content, headers=headers)
+            assert answer.status_code == bad
+            assert set(answer.json()) == {"error", "info"}
+    assert stored(api) == 2 * 4
+
+
+def test_a_body_of_declared_length_is_answered_ahead_of_litestar(api: Api) -> None:
+    body = json.dumps(joined("a", 0)).encode()
+    scope: dict[str, Any] = {
+        "type": "http",
+        "method": "POST",
+        "path": "/v1/events",
+        "headers": [
+            (b"authorization", f"Bearer {api.key}".encode()),
+            (b"content-length", str(len(body)).encode()),
+        ],
+    }
+    sent: list[dict[str, Any]] = []
+
+    async def receive() -> dict[str, Any]:
+        return {"type": "http.request", "body": body, "more_body": False}
+
+    async def send(message: dict[str, Any]) -> None:
+        sent.append(message)
+
+    asyncio.run(api.client.app(scope, receive, send))
+    assert "litestar_app" not in scope  # Litestar marks every scope it handles
+    assert sent[0]["status"] == 200
+    assert json.loads(sent[1]["body"]) == {"accepted": 1, "duplicates": 0, "rejected": []}
+    assert stored(api) == 1

@@ -11,12 +11,13 @@ import time
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
-from typing import Annotated, Any, Final, NamedTuple
+from typing import Annotated, Any, Final, NamedTuple, cast
 
 import msgspec
 from litestar import Litestar, Request, get, post
 from litestar.datastructures import State
 from litestar.di import NamedDependency, Provide
+from litestar.enums import ScopeType
 from litestar.exceptions import HTTPException, ValidationException
 from litestar.openapi import OpenAPIConfig, ResponseSpec
 from litestar.openapi.spec import (
@@ -29,12 +30,21 @@ from litestar.openapi.spec import (
     SecurityScheme,
 )
 from litestar.params import FromPath, FromQuery, QueryParameter
+from litestar.types import (
+    HTTPScope,
+    LifeSpanReceive,
+    LifeSpanScope,
+    LifeSpanSend,
+    Receive,
+    Scope,
+    Send,
+)
 
 from roomlog import __version__
 from roomlog.domain.events import MICROS, ChatMessage, PresenceEvent, rfc3339
 from roomlog.ingest.native import InvalidEvent, NativeEvent, parse_item, to_presence
 from roomlog.service import context, exports, queries
-from roomlog.service.auth import Authenticator, daily_project, videosdk_project
+from roomlog.service.auth import Authenticator, bearer, daily_project, videosdk_project
 from roomlog.service.dashboard import routes as dashboard
 from roomlog.service.db import Database, migrate, open_database
 from roomlog.service.delivery import Deliverer, DeliverySettings
@@ -43,6 +53,7 @@ from roomlog.service.errors import (
     NOT_FOUND,
     ApiError,
     ErrorBody,
+    error_body,
     on_api_error,
     on_http_error,
     on_unexpected,
@@ -249,12 +260,22 @@ def _parse_body(body: bytes, ndjson: bool) -> ParsedBody:
 async def post_events(
     request: Request[Any, Any, Any], project: NamedDependency[Project]
 ) -> IngestReport:
-    data = await request.body()
-    content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
-    parsed = _parse_body(data, content_type in ("application/x-ndjson", "text/plain"))
+    writer: Writer = request.app.state.writer
+    content_type = request.headers.get("content-type", "")
+    return await receive_events(writer, project, await request.body(), content_type)
+
+
+async def receive_events(
+    writer: Writer, project: Project, body: bytes, content_type: str
+) -> IngestReport:
+    """Store the events of one `POST /v1/events` body for `project`; what became of them."""
+    ndjson = content_type.split(";", maxsplit=1)[0].strip().lower() in (
+        "application/x-ndjson",
+        "text/plain",
+    )
+    parsed = _parse_body(body, ndjson)
     result = IngestResult(0, 0, [])
     if parsed.events or parsed.chats:
-        writer: Writer = request.app.state.writer
         result = await writer.submit(Submission(project, parsed.events, chats=parsed.chats))
     rejected = sorted(parsed.rejected + result.rejected, key=lambda r: r.index)
     if rejected and not result.accepted and not result.duplicates:
@@ -592,6 +613,83 @@ def health() -> Health:
 
 # -- the application ------------------------------------------------------------------------
 
+log = logging.getLogger("roomlog.api")
+_encode = msgspec.json.Encoder().encode
+
+
+class Roomlog(Litestar):
+    """The Litestar app, with `POST /v1/events` answered ahead of Litestar's request handling.
+
+    Ingest is the route called thousands of times a second, and Litestar's routing,
+    dependency injection and response building cost it more than its own work does
+    (docs/PERFORMANCE.md). A request that carries a bearer key and declares a length within
+    the limit is answered here, through the same `receive_events` as the declared route.
+    Any other (no key or a JWT, a chunked body, a body over the limit) goes on to Litestar,
+    whose route answers it; that route also describes the endpoint in `/schema`.
+    """
+
+    async def __call__(
+        self,
+        scope: Scope | LifeSpanScope,
+        receive: Receive | LifeSpanReceive,
+        send: Send | LifeSpanSend,
+    ) -> None:
+        if scope["type"] == ScopeType.HTTP:
+            http = cast("HTTPScope", scope)
+            if (
+                http["path"] == "/v1/events"
+                and http["method"] == "POST"
+                and await self._events(http, cast("Receive", receive), cast("Send", send))
+            ):
+                return
+        await super().__call__(scope, receive, send)
+
+    async def _events(self, scope: HTTPScope, receive: Receive, send: Send) -> bool:
+        """Answer a `POST /v1/events` it can judge by its headers alone; False for others."""
+        key, content_type, length = None, "", -1
+        for name, value in scope["headers"]:
+            if name == b"authorization":
+                key = bearer(value.decode("latin-1").strip())
+            elif name == b"content-type":
+                content_type = value.decode("latin-1")
+            elif name == b"content-length":
+                length = int(value) if value.isdigit() else -1
+        if key is None or not 0 <= length <= MAX_BODY:
+            return False
+        try:
+            project = await self.state.authenticator.key(key)
+            body = await _read_body(receive)
+            if body is None:
+                return True  # the client went away: there is no one to answer
+            report = await receive_events(self.state.writer, project, body, content_type)
+            status, answer = 200, _encode(report)
+        except ApiError as exc:
+            status, answer = exc.status, _encode(error_body(exc.error, exc.info, **exc.extra))
+        except Exception:
+            log.exception("unexpected error answering POST /v1/events")
+            info = "an unexpected error; it has been logged"
+            status, answer = 500, _encode(error_body("server-error", info))
+        headers = [
+            (b"content-type", b"application/json"),
+            (b"content-length", str(len(answer)).encode()),
+        ]
+        await send({"type": "http.response.start", "status": status, "headers": headers})
+        await send({"type": "http.response.body", "body": answer, "more_body": False})
+        return True
+
+
+async def _read_body(receive: Receive) -> bytes | None:
+    """The request's body (the server holds it to its declared length); None if the client
+    went away."""
+    chunks: list[bytes] = []
+    while True:
+        message = await receive()
+        if message["type"] != "http.request":
+            return None  # http.disconnect
+        chunks.append(message.get("body", b""))
+        if not message.get("more_body", False):
+            return b"".join(chunks)
+
 
 def create_app(
     database: Database,
@@ -602,7 +700,7 @@ def create_app(
     stale_after: int = 0,
     deliver: bool = True,
     chat_link_ttl: int = exports.DEFAULT_LINK_TTL,
-) -> Litestar:
+) -> Roomlog:
     """The API over `database` (migrated on start), with its writer and webhook threads.
 
     `stale_after` (µs, 0 for never) closes presences with no event or snapshot for that long.
@@ -662,7 +760,7 @@ def create_app(
         health,
         *exports.OPEN_ROUTES,
     )
-    return Litestar(
+    return Roomlog(
         route_handlers=[*daily_routes, *videosdk_routes, *open_routes, dashboard.router()],
         state=State(
             {

@@ -81,7 +81,8 @@ def _header(request: Request[Any, Any, Any]) -> str:
     return value.strip()
 
 
-def _bearer(value: str) -> str | None:
+def bearer(value: str) -> str | None:
+    """The key of a `Bearer KEY` header value; None for anything else."""
     scheme, _, credentials = value.partition(" ")
     if scheme.lower() == "bearer" and credentials.strip():
         return credentials.strip()
@@ -91,7 +92,7 @@ def _bearer(value: str) -> str | None:
 async def daily_project(request: Request[Any, Any, Any]) -> Project:
     """The caller's project on Daily-style routes: `Authorization: Bearer KEY`."""
     value = _header(request)
-    key = _bearer(value)
+    key = bearer(value)
     if key is None:
         raise ApiError(400, AUTH_HEADER, "the Authorization header must read `Bearer <API key>`")
     authenticator: Authenticator = request.app.state.authenticator
@@ -102,7 +103,7 @@ async def videosdk_project(request: Request[Any, Any, Any]) -> Project:
     """The caller's project on VideoSDK-style routes: a bearer key, or a JWT with no scheme."""
     value = _header(request)
     authenticator: Authenticator = request.app.state.authenticator
-    key = _bearer(value)
+    key = bearer(value)
     if key is not None:
         return await authenticator.key(key)
     return await authenticator.token(value)

@@ -33,12 +33,12 @@ class ApiError(Exception):
         self.extra = extra
 
 
-def _body(error: str, info: str, **extra: Any) -> dict[str, Any]:
+def error_body(error: str, info: str, **extra: Any) -> dict[str, Any]:
     return {"error": error, "info": info, **extra}
 
 
 def on_api_error(_: Request[Any, Any, Any], exc: ApiError) -> Response[Any]:
-    return Response(_body(exc.error, exc.info, **exc.extra), status_code=exc.status)
+    return Response(error_body(exc.error, exc.info, **exc.extra), status_code=exc.status)
 
 
 def on_validation(_: Request[Any, Any, Any], exc: ValidationException) -> Response[Any]:
@@ -50,7 +50,7 @@ def on_validation(_: Request[Any, Any, Any], exc: ValidationException) -> Respon
             message = problem.get("message", "invalid")
             parts.append(f"{key}: {message}" if key else str(message))
     info = "; ".join(parts) or str(exc.detail)
-    return Response(_body(INVALID_REQUEST, info), status_code=400)
+    return Response(error_body(INVALID_REQUEST, info), status_code=400)
 
 
 _TYPES = {400: INVALID_REQUEST, 401: AUTHENTICATION, 404: NOT_FOUND}
@@ -61,10 +61,10 @@ def on_http_error(_: Request[Any, Any, Any], exc: HTTPException) -> Response[Any
     error = _TYPES.get(status, "request-too-large" if status == 413 else "request-error")
     if status >= 500:
         error = "server-error"
-    return Response(_body(error, str(exc.detail)), status_code=status, headers=exc.headers)
+    return Response(error_body(error, str(exc.detail)), status_code=status, headers=exc.headers)
 
 
 def on_unexpected(request: Request[Any, Any, Any], exc: Exception) -> Response[Any]:
     log.exception("unexpected error answering %s %s", request.method, request.url.path)
-    body = _body("server-error", "an unexpected error; it has been logged")
+    body = error_body("server-error", "an unexpected error; it has been logged")
     return Response(body, status_code=500)
