@@ -5,7 +5,8 @@
    a bare ASGI callable, since roomlog answers this route ahead of Litestar), then to
    `POST /v1/events` on SQLite, each event committed before its answer. The server runs on
    core 0, wrk on core 1.
-2. Batches of 1,000 events, on SQLite and on PostgreSQL, from 4 concurrent clients.
+2. Batches of 1,000 events, on SQLite and on PostgreSQL, from 4 concurrent clients; the
+   history is split among them by room, each posting its rooms' events in order.
 
 Two workloads: `history`, a realistic history (benchmarks/sessionize.py's generator: meetings
 of 1 to 12 people in many rooms, reconnects, late and repeated deliveries) replayed in
@@ -30,6 +31,7 @@ import tempfile
 import threading
 import time
 import uuid
+import zlib
 from pathlib import Path
 
 import httpx
@@ -41,6 +43,7 @@ from roomlog.service.projects import create_key, ensure_project
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
+CLIENTS = 4  # concurrent clients posting batches
 POSTGRES = os.environ.get("ROOMLOG_BENCH_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/test")
 
 # Each request posts one event with a fresh id; rooms and participants cycle so rooms see
@@ -161,12 +164,28 @@ def make_key(database_url: str) -> str:
     return key
 
 
-def history_batches(count: int, size: int, tag: str) -> list[bytes]:
-    events = history(count * size, tag)
-    return [json.dumps(events[i : i + size]).encode() for i in range(0, len(events), size)]
+def history_batches(count: int, size: int, tag: str, clients: int = CLIENTS) -> list[list[bytes]]:
+    """The history as `clients` streams of batches, each room's events all in one stream and
+    in delivery order, as relays split by room would post them. (Dealt out batch by batch
+    instead, a client running a few batches behind would deliver events hours of history
+    late, and every room they touch would be rebuilt.)"""
+    streams: list[list[dict[str, object]]] = [[] for _ in range(clients)]
+    for event in history(count * size, tag):
+        streams[zlib.crc32(str(event["room"]).encode()) % clients].append(event)
+    return [
+        [json.dumps(events[i : i + size]).encode() for i in range(0, len(events), size)]
+        for events in streams
+    ]
 
 
-def batches(count: int, size: int, tag: str) -> list[bytes]:
+def batches(count: int, size: int, tag: str, clients: int = CLIENTS) -> list[list[bytes]]:
+    """Churn in `clients` streams, dealt out batch by batch (its times all lie within the
+    late window, so the order they arrive in costs nothing)."""
+    bodies = churn_bodies(count, size, tag)
+    return [bodies[i::clients] for i in range(clients)]
+
+
+def churn_bodies(count: int, size: int, tag: str) -> list[bytes]:
     now = time.time()
     bodies = []
     for b in range(count):
@@ -188,10 +207,10 @@ def batches(count: int, size: int, tag: str) -> list[bytes]:
     return bodies
 
 
-def post_batches(url: str, key: str, bodies: list[bytes], clients: int = 4) -> float:
-    """Events/s for posting `bodies` from `clients` concurrent clients."""
+def post_batches(url: str, key: str, shares: list[list[bytes]]) -> float:
+    """Events/s for posting each of `shares` in order, all of them at once."""
     headers = {"Authorization": f"Bearer {key}", "Content-Type": "application/json"}
-    shares = [bodies[i::clients] for i in range(clients)]
+    clients = len(shares)
     errors: list[str] = []
     posted = [0] * clients
 
@@ -278,6 +297,7 @@ def main() -> None:
             "history": history_batches(args.batches, 1000, f"b{tag}"),
             "churn": batches(args.batches, 1000, f"c{tag}"),
         }
+        floor_bodies = [body for stream in workloads["history"] for body in stream]
 
         for figure, app in (("floor", "app"), ("bare floor", "bare")):
             hello = serve(
@@ -322,7 +342,7 @@ def main() -> None:
                 figures[f"sqlite {name}"] = post_batches("http://127.0.0.1:8711", key, posts)
         finally:
             stop(server)
-        figures["sqlite floor"] = insert_floor(sqlite_url, workloads["history"])
+        figures["sqlite floor"] = insert_floor(sqlite_url, floor_bodies)
 
         schema = f"bench_{uuid.uuid4().hex[:8]}"
         try:
@@ -340,7 +360,7 @@ def main() -> None:
                         figures[f"pg {name}"] = post_batches("http://127.0.0.1:8712", pg_key, posts)
                 finally:
                     stop(server)
-                figures["pg floor"] = insert_floor(pg_url, workloads["history"])
+                figures["pg floor"] = insert_floor(pg_url, floor_bodies)
             finally:
                 with psycopg.connect(POSTGRES, autocommit=True) as connection:
                     connection.execute(f"DROP SCHEMA {schema} CASCADE")
