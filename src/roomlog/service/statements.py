@@ -4,8 +4,8 @@ The writer runs a handful of statements per transaction, and per event or room t
 through SQLAlchemy's execution layer each one costs several times what the database spends
 on it. These go straight to the DBAPI cursor under the transaction's connection (same
 transaction, same commit). A list of keys is one parameter: a JSON array read by
-`json_each` in SQLite, an array joined or compared with `= ANY` in PostgreSQL, so each
-statement is one text however many keys it carries and no lookup is split into chunks.
+`json_each` in SQLite, an array unnested in PostgreSQL, so each statement is one text however
+many keys it carries and no lookup is split into chunks.
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ from typing import Any, Final
 import msgspec
 from sqlalchemy import Connection
 
-EVENT_COLUMNS: Final = (
+_EVENT_COLUMNS: Final = (
     "project_id, id, room, joined, participant_id, user_id, user_name, at, received_at"
 )
 _SESSION_FIELDS: Final = (
@@ -73,7 +73,7 @@ def _postgres(sql: str) -> str:
 SQLITE: Final = Statements(
     sqlite=True,
     append=(
-        f"INSERT INTO events ({EVENT_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)"
+        f"INSERT INTO events ({_EVENT_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)"
         " ON CONFLICT (project_id, id) DO NOTHING"
     ),
     existing_keyed=(
@@ -95,27 +95,28 @@ SQLITE: Final = Statements(
     write_rooms=_WRITE_ROOMS,
 )
 
-# Lookups by many ids join on `unnest`: a plan of one index probe per id whatever the
-# planner believes of a table it has no statistics for yet.
+# Lookups by many keys probe the primary key once per key: a lateral subquery with `LIMIT 1`
+# (harmless on a unique key) is not flattened into a join, which the planner, misled by a
+# table filled since its last statistics, would run by reading every row of the project.
+# Room rows are locked in the order of the keys, which every caller sorts.
 POSTGRES: Final = Statements(
     sqlite=False,
     append=(
-        f"INSERT INTO events ({EVENT_COLUMNS}) SELECT * FROM unnest(%s::int[], %s::text[],"
+        f"INSERT INTO events ({_EVENT_COLUMNS}) SELECT * FROM unnest(%s::int[], %s::text[],"
         " %s::text[], %s::smallint[], %s::text[], %s::text[], %s::text[], %s::bigint[],"
         " %s::bigint[]) ON CONFLICT (project_id, id) DO NOTHING RETURNING project_id, id"
     ),
     existing_keyed=(
-        "SELECT e.id, e.room, e.joined, e.participant_id, e.user_id, e.user_name, e.at"
-        " FROM unnest(%s::text[]) AS k(id) JOIN events e ON e.id = k.id"
-        " WHERE e.project_id = %s"
+        f"SELECT e.* FROM unnest(%s::text[]) AS k(id) CROSS JOIN LATERAL (SELECT {_EVENT_CONTENT}"
+        " FROM events WHERE project_id = %s::int AND id = k.id LIMIT 1) AS e"
     ),
     locked_keyed=(
-        "SELECT r.name, r.version FROM unnest(%s::text[]) AS k(name) JOIN rooms r"
-        " ON r.name = k.name WHERE r.project_id = %s ORDER BY r.name FOR UPDATE OF r"
+        "SELECT r.* FROM unnest(%s::text[]) AS k(name) CROSS JOIN LATERAL (SELECT name, version"
+        " FROM rooms WHERE project_id = %s::int AND name = k.name LIMIT 1 FOR UPDATE) AS r"
     ),
     states_keyed=(
-        "SELECT r.name, r.state FROM unnest(%s::text[]) AS k(name) JOIN rooms r"
-        " ON r.name = k.name WHERE r.project_id = %s"
+        "SELECT r.* FROM unnest(%s::text[]) AS k(name) CROSS JOIN LATERAL (SELECT name, state"
+        " FROM rooms WHERE project_id = %s::int AND name = k.name LIMIT 1) AS r"
     ),
     new_rooms=_postgres(_NEW_ROOMS),
     subscribers=_postgres(_SUBSCRIBERS),
