@@ -80,6 +80,8 @@ from roomlog.views.videosdk import (
 )
 from roomlog.views.videosdk import participants as videosdk_participants
 
+log = logging.getLogger("roomlog.api")
+
 MAX_BODY: Final = 5 * 1024 * 1024
 MAX_EVENTS: Final = 10_000
 
@@ -269,11 +271,8 @@ async def receive_events(
     writer: Writer, project: Project, body: bytes, content_type: str
 ) -> IngestReport:
     """Store the events of one `POST /v1/events` body for `project`; what became of them."""
-    ndjson = content_type.split(";", maxsplit=1)[0].strip().lower() in (
-        "application/x-ndjson",
-        "text/plain",
-    )
-    parsed = _parse_body(body, ndjson)
+    media_type = content_type.split(";", maxsplit=1)[0].strip().lower()
+    parsed = _parse_body(body, media_type in ("application/x-ndjson", "text/plain"))
     result = IngestResult(0, 0, [])
     if parsed.events or parsed.chats:
         result = await writer.submit(Submission(project, parsed.events, chats=parsed.chats))
@@ -613,7 +612,6 @@ def health() -> Health:
 
 # -- the application ------------------------------------------------------------------------
 
-log = logging.getLogger("roomlog.api")
 _encode = msgspec.json.Encoder().encode
 
 
