@@ -178,7 +178,7 @@ def history_batches(count: int, size: int, tag: str, clients: int = CLIENTS) -> 
     ]
 
 
-def batches(count: int, size: int, tag: str, clients: int = CLIENTS) -> list[list[bytes]]:
+def churn_batches(count: int, size: int, tag: str, clients: int = CLIENTS) -> list[list[bytes]]:
     """Churn in `clients` streams, dealt out batch by batch (its times all lie within the
     late window, so the order they arrive in costs nothing)."""
     bodies = churn_bodies(count, size, tag)
@@ -295,7 +295,7 @@ def main() -> None:
         )
         workloads = {
             "history": history_batches(args.batches, 1000, f"b{tag}"),
-            "churn": batches(args.batches, 1000, f"c{tag}"),
+            "churn": churn_batches(args.batches, 1000, f"c{tag}"),
         }
         floor_bodies = [body for stream in workloads["history"] for body in stream]
 
