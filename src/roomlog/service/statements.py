@@ -11,7 +11,7 @@ many keys it carries and no lookup is split into chunks.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Final
+from typing import Any, Final, cast
 
 import msgspec
 from sqlalchemy import Connection
@@ -130,7 +130,8 @@ def rows(connection: Connection, sql: str, parameters: tuple[Any, ...]) -> list[
     cursor = connection.connection.cursor()
     try:
         cursor.execute(sql, parameters)
-        found = [tuple(row) for row in cursor.fetchall()]
+        # Both drivers answer a list of tuples already.
+        found = cast("list[tuple[Any, ...]]", cursor.fetchall())
     finally:
         cursor.close()
     return found

@@ -501,7 +501,7 @@ class Store:
             for name, blob in statements.rows(
                 connection, sql.states_keyed, (sql.keys(stale), project_id)
             ):
-                found[name] = room_state.load_room(name, bytes(blob), rules, tenant)
+                found[name] = room_state.load_room(name, blob, rules, tenant)
         return found
 
     def _update_rooms(
