@@ -227,3 +227,17 @@ def test_sessions_are_frozen_values() -> None:
     [session] = sessionize([join("A", 0), leave("A", 45)], NOW * MICROS)
     assert isinstance(session, MeetingSession)
     assert session.duration(NOW * MICROS) == 45 * MICROS
+
+
+def test_a_session_split_at_now_is_due_again_once_its_records_have_a_length() -> None:
+    # Example 5's split, read at the very instant the 10-minute rule fires.
+    room = Room("r")
+    for event in (join("A", 0), join("B", 0), leave("A", 900)):
+        room.add(event)
+    split = 1500 * MICROS
+    ongoing = room.sessions(split)[-1]
+    assert (ongoing.start, ongoing.end, ongoing.participants) == (split, None, ())
+    assert room.due == split + 1
+    assert [(a.participant_id, a.join) for a in room.sessions(split + 1)[-1].participants] == [
+        ("B", split)
+    ]

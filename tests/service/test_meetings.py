@@ -151,6 +151,20 @@ def test_any_history_in_any_order(
     assert all_pages(api, headers) == expected(bodies, api.clock(), project.name)
 
 
+def test_a_session_split_at_the_instant_of_posting_gets_its_participants_by_time_alone(
+    api: Api,
+) -> None:
+    # Posted at the instant the 10-minute rule splits B's stay: the new session has no
+    # records yet (they have no length), and time alone must give it B's.
+    bodies = [joined("A", 0), joined("B", 0), left("A", 900)]
+    api.clock.set(T0 + 1500)
+    api.client.post("/v1/events", json=bodies, headers=api.headers)
+    api.clock.set(T0 + 1600)
+    api.tick()
+    assert all_pages(api) == expected(bodies, api.clock())
+    assert [p["participant_id"] for p in all_pages(api)[0]["participants"]] == ["B"]
+
+
 def test_cursors_page_both_ways(api: Api) -> None:
     bodies = history(4, meetings=20)
     api.clock.set(T0 + 100_000)

@@ -374,6 +374,10 @@ def _replay(
             due.append(machine.start + rules.solo_start)
         elif machine.phase == Phase.ACTIVE and machine.timer is not None:
             due.append(machine.timer)
+        if ongoing and machine.start == until:
+            # A session beginning at `now` has no records yet: a record is a clipped piece of
+            # positive length (SESSION-RULES step 4), so its participants appear 1 µs later.
+            due.append(until + 1)
         if following is not None:
             due.append(following)
         return _Outcome(sessions, checkpoint, machine.idle_at, min(due, default=None)), raw
