@@ -1,19 +1,26 @@
-"""The store's retry rule: which failures of a write transaction are worth trying again."""
+"""The store's transactions: which failures are worth trying again, the connection a thread
+holds, and the plans of its lookups."""
 
 from __future__ import annotations
 
 import re
 import sqlite3
+from collections.abc import Iterator
 from pathlib import Path
 
+import psycopg
 import psycopg.errors
 import pytest
+from sqlalchemy import event, func, select
 from sqlalchemy.exc import OperationalError
 
+from roomlog.domain.events import JOINED, MICROS, PresenceEvent
 from roomlog.service import statements
-from roomlog.service.db import Database
-from roomlog.service.projects import ensure_project
-from roomlog.service.store import ConcurrentAppend, _transient
+from roomlog.service.db import Database, migrate, open_database
+from roomlog.service.projects import Project, ensure_project
+from roomlog.service.schema import events
+from roomlog.service.store import ConcurrentAppend, LostConnection, Store, Submission, _transient
+from tests.service.conftest import POSTGRES_URL, T0, drop_postgres, fresh_postgres
 
 
 def locked_error(path: Path) -> sqlite3.OperationalError:
@@ -39,6 +46,7 @@ def test_lock_waits_deadlocks_and_concurrent_appends_are_retried(tmp_path: Path)
     assert _transient(psycopg.errors.DeadlockDetected("deadlock detected"))
     assert _transient(psycopg.errors.SerializationFailure("could not serialize access"))
     assert _transient(ConcurrentAppend("2 of 5 ids were taken"))
+    assert _transient(LostConnection("server closed the connection unexpectedly"))
 
 
 def test_other_failures_are_not_retried() -> None:
@@ -79,3 +87,87 @@ def test_lookups_probe_the_primary_key_on_a_table_filled_since_its_statistics(
         assert re.search(
             r"events_pkey .* Index Cond: \(\(project_id = \d+\) AND .*= k\.id\)\)", plan
         )
+
+
+def _arrival(project: Project, n: int) -> list[Submission]:
+    at = (T0 + n) * MICROS
+    return [Submission(project, [(0, PresenceEvent(f"e{n}", JOINED, "r", f"p{n}", at))])]
+
+
+def _stored(database: Database) -> int:
+    with database.engine.connect() as connection:
+        return int(connection.execute(select(func.count()).select_from(events)).scalar_one())
+
+
+def _checkouts(database: Database) -> list[object]:
+    """The DBAPI connections taken from the pool from now on, one item per checkout."""
+    taken: list[object] = []
+    event.listen(database.engine, "checkout", lambda dbapi, _record, _proxy: taken.append(dbapi))
+    return taken
+
+
+def test_a_thread_holding_a_connection_runs_all_its_transactions_on_it(
+    database: Database,
+) -> None:
+    with database.engine.begin() as connection:
+        project, _ = ensure_project(connection, "default")
+    store, now = Store(database), (T0 + 60) * MICROS
+    taken = _checkouts(database)
+    with store.holding():
+        for n in range(3):
+            store.ingest(_arrival(project, n), now)
+    assert len(taken) == 1
+    # Not holding one, each transaction takes a connection from the pool.
+    for n in range(3, 5):
+        store.ingest(_arrival(project, n), now)
+    assert len(taken) == 3
+    assert _stored(database) == 5
+
+
+def test_a_failed_transaction_gives_up_the_held_connection_and_keeps_nothing(
+    database: Database,
+) -> None:
+    with database.engine.begin() as connection:
+        project, _ = ensure_project(connection, "default")
+    store, now = Store(database), (T0 + 60) * MICROS
+    taken = _checkouts(database)
+    with store.holding():
+        store.ingest(_arrival(project, 0), now)
+        with pytest.raises(RuntimeError, match="halfway"), store._transaction() as connection:
+            connection.exec_driver_sql("DELETE FROM events")
+            raise RuntimeError("halfway")
+        store.ingest(_arrival(project, 1), now)
+    assert len(taken) == 2
+    assert taken[0] is not taken[1]
+    assert _stored(database) == 2
+
+
+@pytest.fixture
+def postgres(postgres_url: str) -> Iterator[Database]:
+    url = fresh_postgres(postgres_url)
+    database = open_database(url)
+    try:
+        migrate(database)
+        yield database
+    finally:
+        database.dispose()
+        drop_postgres(postgres_url, url)
+
+
+def test_a_held_connection_the_server_ends_is_replaced_without_failing_the_write(
+    postgres: Database,
+) -> None:
+    database = postgres
+    with database.engine.begin() as connection:
+        project, _ = ensure_project(connection, "default")
+    store, now = Store(database), (T0 + 60) * MICROS
+    taken = _checkouts(database)
+    with store.holding():
+        store.ingest(_arrival(project, 0), now)
+        held = taken[-1]
+        assert isinstance(held, psycopg.Connection)
+        with psycopg.connect(POSTGRES_URL, autocommit=True) as admin:
+            admin.execute("SELECT pg_terminate_backend(%s)", (held.info.backend_pid,))
+        store.ingest(_arrival(project, 1), now)
+    assert len(taken) == 2
+    assert _stored(database) == 2

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Iterable
+from functools import lru_cache
 from hashlib import sha1
 from typing import Any, Final, NamedTuple
 
@@ -14,6 +15,7 @@ SESSION_NAMESPACE: Final = uuid.UUID("5b0f3d9e-6c1a-5f4e-9a43-7d2b8e1c0a61")
 _NAMESPACE_BYTES: Final = SESSION_NAMESPACE.bytes
 
 
+@lru_cache(maxsize=65_536)  # a room's read names its sessions again at every event
 def session_id(tenant: str, room: str, start: int) -> str:
     """The id of `tenant`'s session in `room` that started at `start` (µs): a UUIDv5.
 

@@ -54,7 +54,7 @@ class RoomWrite:
 
 
 def encode_participants(session: MeetingSession) -> bytes:
-    return _encode([list(a) for a in session.participants])
+    return _encode(session.participants)  # each record, a named tuple, as an array
 
 
 def decode_participants(blob: bytes) -> tuple[Attendance, ...]:

@@ -21,7 +21,8 @@ import logging
 import sqlite3
 import threading
 from collections import defaultdict
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any, Final
 
@@ -100,10 +101,15 @@ class ConcurrentAppend(Exception):
     """Another writer stored some of the same event ids while this one was writing them."""
 
 
+class LostConnection(Exception):
+    """The connection a thread held broke during a transaction (the server restarted, or
+    ended the session): the transaction is tried again on a fresh one."""
+
+
 def _transient(exc: BaseException) -> bool:
     """Deadlocks and serialisation failures in PostgreSQL, a busy database in SQLite, and
     events stored by another process at the same time."""
-    if isinstance(exc, ConcurrentAppend):
+    if isinstance(exc, ConcurrentAppend | LostConnection):
         return True
     # The write path's own statements raise the driver's errors, not SQLAlchemy's.
     error = exc.orig if isinstance(exc, DBAPIError) else exc
@@ -145,6 +151,48 @@ class Store:
         # Set when a committed transaction queued webhook events: the deliverer waits on it.
         self.queued = threading.Event()
         self._queued = 0
+        # A connection a thread keeps between its transactions (see `holding`).
+        self._held = threading.local()
+
+    @contextmanager
+    def holding(self) -> Iterator[None]:
+        """Within this block, the calling thread's transactions share one connection.
+
+        The writer thread holds one for its life: no pool checkout and reset per group, and
+        SQLite keeps its page cache between transactions. A transaction that fails gives the
+        connection up, and the next one takes a fresh one from the pool.
+        """
+        self._held.connection = None
+        self._held.holding = True
+        try:
+            yield
+        finally:
+            self._held.holding = False
+            held, self._held.connection = self._held.connection, None
+            if held is not None:
+                held.close()
+
+    @contextmanager
+    def _transaction(self) -> Iterator[Connection]:
+        """One transaction, on the thread's held connection if it holds one."""
+        if not getattr(self._held, "holding", False):
+            with self.database.engine.begin() as connection:
+                yield connection
+            return
+        held: Connection | None = self._held.connection
+        if held is None:
+            held = self._held.connection = self.database.engine.connect()
+        try:
+            with held.begin():
+                yield held
+        except Exception as exc:
+            self._held.connection = None
+            lost = _broken(held)
+            held.invalidate()
+            held.close()
+            if lost:
+                raise LostConnection(str(exc)) from exc
+            raise
 
     # -- ingest ---------------------------------------------------------------------------
 
@@ -158,7 +206,7 @@ class Store:
     def _ingest(self, submissions: Sequence[Submission], now: int) -> list[IngestResult]:
         self._queued = 0
         self._written = {}
-        with self.database.engine.begin() as connection:
+        with self._transaction() as connection:
             results = self._write(connection, submissions, now)
         self._committed()
         self._announced()
@@ -661,7 +709,7 @@ class Store:
     def _tick(self, now: int, limit: int) -> int:
         self._queued = 0
         self._written = {}
-        with self.database.engine.begin() as connection:
+        with self._transaction() as connection:
             query = (
                 select(rooms.c.project_id, rooms.c.name, rooms.c.version)
                 .where(rooms.c.due_at <= now)
@@ -754,6 +802,14 @@ class Store:
             # A rebuild announces nothing.
             self._apply(connection, project_id, writes, versions, now, [])
         self._committed()
+
+
+def _broken(connection: Connection) -> bool:
+    """Whether `connection` lost its database: SQLAlchemy saw it go, or the driver did (the
+    write path's own statements run on the driver, out of SQLAlchemy's sight)."""
+    if connection.invalidated:
+        return True
+    return bool(getattr(connection.connection.dbapi_connection, "closed", False))
 
 
 def _columns(rows: list[tuple[Any, ...]]) -> tuple[list[Any], ...]:

@@ -25,19 +25,21 @@ log = logging.getLogger("roomlog.writer")
 MAX_GROUP_EVENTS: Final = 20_000
 
 Waiting = tuple[Submission, asyncio.Future[IngestResult], asyncio.AbstractEventLoop]
+Answer = tuple[asyncio.Future[IngestResult], IngestResult | BaseException]
 
 
 def _micros() -> int:
     return time.time_ns() // 1000
 
 
-def _answer(future: asyncio.Future[IngestResult], outcome: IngestResult | BaseException) -> None:
-    if future.done():
-        return
-    if isinstance(outcome, BaseException):
-        future.set_exception(outcome)
-    else:
-        future.set_result(outcome)
+def _answer(answers: list[Answer]) -> None:
+    for future, outcome in answers:
+        if future.done():  # its request was cancelled (the client went away)
+            continue
+        if isinstance(outcome, BaseException):
+            future.set_exception(outcome)
+        else:
+            future.set_result(outcome)
 
 
 class Writer:
@@ -73,6 +75,10 @@ class Writer:
         return await future
 
     def _run(self) -> None:
+        with self.store.holding():
+            self._serve()
+
+    def _serve(self) -> None:
         next_tick = time.monotonic()
         while True:
             timeout = max(0.0, next_tick - time.monotonic())
@@ -117,8 +123,12 @@ class Writer:
                 for item in group:
                     self._write([item])
                 return
+        # One wake-up per event loop for the whole group, not one per request.
+        answers: dict[asyncio.AbstractEventLoop, list[Answer]] = {}
         for (_, future, loop), outcome in zip(group, results, strict=True):
-            loop.call_soon_threadsafe(_answer, future, outcome)
+            answers.setdefault(loop, []).append((future, outcome))
+        for loop, due in answers.items():
+            loop.call_soon_threadsafe(_answer, due)
 
     def _tick(self) -> None:
         try:
