@@ -41,6 +41,7 @@ _NEW_ROOMS: Final = (
     "INSERT INTO rooms (project_id, name, state, due_at, occupancy, presence, session_count,"
     " version) VALUES (?, ?, ?, NULL, 0, ?, 0, 0) ON CONFLICT (project_id, name) DO NOTHING"
 )
+_DELETE_SESSIONS: Final = "DELETE FROM sessions WHERE project_id = ? AND id = ?"
 _SUBSCRIBERS: Final = "SELECT id, event_types FROM webhooks WHERE project_id = ?"
 _EVENT_CONTENT: Final = "id, room, joined, participant_id, user_id, user_name, at"
 
@@ -59,6 +60,7 @@ class Statements:
     new_rooms: str
     subscribers: str
     upsert_sessions: str
+    delete_sessions: str
     write_rooms: str
 
     def keys(self, values: list[str]) -> Any:
@@ -92,6 +94,7 @@ SQLITE: Final = Statements(
     new_rooms=_NEW_ROOMS,
     subscribers=_SUBSCRIBERS,
     upsert_sessions=_UPSERT_SESSIONS,
+    delete_sessions=_DELETE_SESSIONS,
     write_rooms=_WRITE_ROOMS,
 )
 
@@ -121,6 +124,7 @@ POSTGRES: Final = Statements(
     new_rooms=_postgres(_NEW_ROOMS),
     subscribers=_postgres(_SUBSCRIBERS),
     upsert_sessions=_postgres(_UPSERT_SESSIONS),
+    delete_sessions=_postgres(_DELETE_SESSIONS),
     write_rooms=_postgres(_WRITE_ROOMS),
 )
 

@@ -27,7 +27,7 @@ from dataclasses import dataclass
 from typing import Any, Final
 
 import msgspec
-from sqlalchemy import Connection, and_, bindparam, case, delete, select
+from sqlalchemy import Connection, case, delete, select
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.exc import DBAPIError
@@ -646,14 +646,9 @@ class Store:
             connection.execute(
                 delete(sessions).where(sessions.c.project_id == project_id, sessions.c.room == name)
             )
-        deletes = [{"p": project_id, "i": sid} for w in writes.values() for sid in w.deletes]
+        deletes = [(project_id, sid) for w in writes.values() for sid in w.deletes]
         if deletes:
-            connection.execute(
-                delete(sessions).where(
-                    and_(sessions.c.project_id == bindparam("p"), sessions.c.id == bindparam("i"))
-                ),
-                deletes,
-            )
+            statements.run_many(connection, self._sql.delete_sessions, deletes)
         upserts = [row for w in writes.values() for row in w.upserts]
         if upserts:
             statements.run_many(
