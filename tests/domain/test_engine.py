@@ -241,3 +241,22 @@ def test_a_session_split_at_now_is_due_again_once_its_records_have_a_length() ->
     assert [(a.participant_id, a.join) for a in room.sessions(split + 1)[-1].participants] == [
         ("B", split)
     ]
+
+
+def test_a_read_restarts_where_the_last_visitor_left_even_when_no_visit_counted() -> None:
+    """Visits too short to count never start a session, so the machine never goes idle; the
+    next read still starts where nobody was left, not from the first event."""
+    room = Room("r")
+    events = []
+    for n in range(5):
+        events += [join(f"P{n}", n * 20), leave(f"P{n}", n * 20 + 5)]
+    for event in events:
+        room.add(event)
+    assert room.sessions(100 * MICROS) == []
+    room.add(join("Q", 200))
+    assert [shape(s) for s in room.sessions(300 * MICROS)] == [(200, None, 1, [("Q", 200, None)])]
+    # The second read started from the first read's latest restart point: after P4 left.
+    assert room._marks and room._marks[-1][0] == 100 * MICROS
+    assert [shape(s) for s in room.sessions(300 * MICROS)] == both_faces(
+        [*events, join("Q", 200)], 300
+    )

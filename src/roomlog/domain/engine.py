@@ -177,6 +177,21 @@ def _unsettled(intervals: Iterable[Interval], min_presence: int) -> list[tuple[i
     return merged
 
 
+def _vacated(intervals: Iterable[Interval]) -> list[int]:
+    """The instants at which the last of the presences `intervals` ended (nobody stays)."""
+    changes: defaultdict[int, int] = defaultdict(int)
+    for start, end, *_ in intervals:
+        changes[start] += 1
+        if end is not None:
+            changes[end] -= 1
+    vacated, count = [], 0
+    for instant, delta in sorted(changes.items()):
+        count += delta
+        if count == 0 and delta:
+            vacated.append(instant)
+    return vacated
+
+
 def _settled_at_or_before(zones: list[tuple[int, int]], x: int) -> int:
     """The latest settled instant at or before `x`."""
     i = bisect_left(zones, (x,)) - 1
@@ -528,13 +543,16 @@ class Room:
         zones = _unsettled(raw, self.rules.min_presence)
         change_points = sorted({i[0] for i in raw} | {i[1] for i in raw if i[1] is not None})
         ends = [s.end for s in self._closed[closed_before:] if s.end is not None]
-        for emptied in idle_at:
+        # Where the machine went idle, and where nobody at all was left, kept or not (the
+        # machine is idle there too, but never went idle if nobody stayed `min_presence`).
+        emptied_at = sorted(set(idle_at).union(_vacated(raw)))
+        for emptied in emptied_at:
             # The room is empty from `emptied` until the next presence begins: the latest
             # settled instant in that stretch is a safe place to restart from.
             nxt = bisect_right(change_points, emptied)
             upto = change_points[nxt] if nxt < len(change_points) else now
             mark = _settled_at_or_before(zones, upto)
-            if emptied < mark <= now:
+            if emptied < mark <= now and (not self._marks or self._marks[-1][0] < mark):
                 self._marks.append((mark, closed_before + bisect_right(ends, mark)))
 
     def settle(self, until: int) -> list[MeetingSession]:
