@@ -11,7 +11,8 @@
 Two workloads: `history`, a realistic history (benchmarks/sessionize.py's generator: meetings
 of 1 to 12 people in many rooms, reconnects, late and repeated deliveries) replayed in
 delivery order with its times moved to end now; and `churn`, 200 rooms (500 for batches)
-whose participants join and leave every few milliseconds, far busier than any real room.
+whose participants join and leave too quickly for a visit to count (no session forms), far
+busier than any real room.
 
 Needs wrk (`apt-get install wrk`) and, for PostgreSQL, $ROOMLOG_BENCH_POSTGRES_URL (default
 postgresql://postgres@127.0.0.1:5432/test; a fresh schema is made and dropped).

@@ -4,7 +4,8 @@ A request hands its events to the writer and waits; the writer takes everything 
 to a bound), stores it in one transaction, and answers every request once it has committed.
 Under load many requests share one commit (one fsync in SQLite); alone, a request still gets
 its own. The same thread applies the passage of time (`Store.tick`) every `tick` seconds, so a
-process has a single writer and SQLite never sees two of them from one process.
+process has a single writer and SQLite never sees two of them from one process. The thread
+runs all its transactions on one database connection it holds (`Store.holding`).
 """
 
 from __future__ import annotations
