@@ -177,19 +177,22 @@ def _unsettled(intervals: Iterable[Interval], min_presence: int) -> list[tuple[i
     return merged
 
 
-def _vacated(intervals: Iterable[Interval]) -> list[int]:
-    """The instants at which the last of the presences `intervals` ended (nobody stays)."""
+def _presence_changes(intervals: Iterable[Interval]) -> tuple[list[int], list[int]]:
+    """The instants at which any of the presences `intervals` begins or ends, in order, and
+    those at which the last of them ended (nobody stays)."""
     changes: defaultdict[int, int] = defaultdict(int)
     for start, end, *_ in intervals:
         changes[start] += 1
         if end is not None:
             changes[end] -= 1
+    instants = sorted(changes)
     vacated, count = [], 0
-    for instant, delta in sorted(changes.items()):
+    for instant in instants:
+        delta = changes[instant]
         count += delta
         if count == 0 and delta:
             vacated.append(instant)
-    return vacated
+    return instants, vacated
 
 
 def _settled_at_or_before(zones: list[tuple[int, int]], x: int) -> int:
@@ -541,11 +544,11 @@ class Room:
         raw, idle_at, closed_before, now = self._unmarked
         self._unmarked = None
         zones = _unsettled(raw, self.rules.min_presence)
-        change_points = sorted({i[0] for i in raw} | {i[1] for i in raw if i[1] is not None})
+        change_points, vacated = _presence_changes(raw)
         ends = [s.end for s in self._closed[closed_before:] if s.end is not None]
         # Where the machine went idle, and where nobody at all was left, kept or not (the
         # machine is idle there too, but never went idle if nobody stayed `min_presence`).
-        emptied_at = sorted(set(idle_at).union(_vacated(raw)))
+        emptied_at = sorted(set(idle_at).union(vacated))
         for emptied in emptied_at:
             # The room is empty from `emptied` until the next presence begins: the latest
             # settled instant in that stretch is a safe place to restart from.
