@@ -89,6 +89,9 @@ def test_lookups_probe_the_primary_key_on_a_table_filled_since_its_statistics(
         )
 
 
+NOW = (T0 + 60) * MICROS
+
+
 def _arrival(project: Project, n: int) -> list[Submission]:
     at = (T0 + n) * MICROS
     return [Submission(project, [(0, PresenceEvent(f"e{n}", JOINED, "r", f"p{n}", at))])]
@@ -99,27 +102,27 @@ def _stored(database: Database) -> int:
         return int(connection.execute(select(func.count()).select_from(events)).scalar_one())
 
 
-def _checkouts(database: Database) -> list[object]:
-    """The DBAPI connections taken from the pool from now on, one item per checkout."""
+def _watched(database: Database) -> tuple[Store, Project, list[object]]:
+    """A store over `database`, a project, and the DBAPI connections taken from the pool from
+    now on, one item per checkout."""
+    with database.engine.begin() as connection:
+        project, _ = ensure_project(connection, "default")
     taken: list[object] = []
     event.listen(database.engine, "checkout", lambda dbapi, _record, _proxy: taken.append(dbapi))
-    return taken
+    return Store(database), project, taken
 
 
 def test_a_thread_holding_a_connection_runs_all_its_transactions_on_it(
     database: Database,
 ) -> None:
-    with database.engine.begin() as connection:
-        project, _ = ensure_project(connection, "default")
-    store, now = Store(database), (T0 + 60) * MICROS
-    taken = _checkouts(database)
+    store, project, taken = _watched(database)
     with store.holding():
         for n in range(3):
-            store.ingest(_arrival(project, n), now)
+            store.ingest(_arrival(project, n), NOW)
     assert len(taken) == 1
     # Not holding one, each transaction takes a connection from the pool.
     for n in range(3, 5):
-        store.ingest(_arrival(project, n), now)
+        store.ingest(_arrival(project, n), NOW)
     assert len(taken) == 3
     assert _stored(database) == 5
 
@@ -127,16 +130,13 @@ def test_a_thread_holding_a_connection_runs_all_its_transactions_on_it(
 def test_a_failed_transaction_gives_up_the_held_connection_and_keeps_nothing(
     database: Database,
 ) -> None:
-    with database.engine.begin() as connection:
-        project, _ = ensure_project(connection, "default")
-    store, now = Store(database), (T0 + 60) * MICROS
-    taken = _checkouts(database)
+    store, project, taken = _watched(database)
     with store.holding():
-        store.ingest(_arrival(project, 0), now)
+        store.ingest(_arrival(project, 0), NOW)
         with pytest.raises(RuntimeError, match="halfway"), store._transaction() as connection:
             connection.exec_driver_sql("DELETE FROM events")
             raise RuntimeError("halfway")
-        store.ingest(_arrival(project, 1), now)
+        store.ingest(_arrival(project, 1), NOW)
     assert len(taken) == 2
     assert taken[0] is not taken[1]
     assert _stored(database) == 2
@@ -158,16 +158,13 @@ def test_a_held_connection_the_server_ends_is_replaced_without_failing_the_write
     postgres: Database,
 ) -> None:
     database = postgres
-    with database.engine.begin() as connection:
-        project, _ = ensure_project(connection, "default")
-    store, now = Store(database), (T0 + 60) * MICROS
-    taken = _checkouts(database)
+    store, project, taken = _watched(database)
     with store.holding():
-        store.ingest(_arrival(project, 0), now)
+        store.ingest(_arrival(project, 0), NOW)
         held = taken[-1]
         assert isinstance(held, psycopg.Connection)
         with psycopg.connect(POSTGRES_URL, autocommit=True) as admin:
             admin.execute("SELECT pg_terminate_backend(%s)", (held.info.backend_pid,))
-        store.ingest(_arrival(project, 1), now)
+        store.ingest(_arrival(project, 1), NOW)
     assert len(taken) == 2
     assert _stored(database) == 2
