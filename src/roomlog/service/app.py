@@ -58,6 +58,7 @@ from roomlog.service.errors import (
     on_http_error,
     on_unexpected,
     on_validation,
+    unexpected,
 )
 from roomlog.service.params import Limit, UnixTime, meeting_filter
 from roomlog.service.projects import Project
@@ -79,8 +80,6 @@ from roomlog.views.videosdk import (
     session_object,
 )
 from roomlog.views.videosdk import participants as videosdk_participants
-
-log = logging.getLogger("roomlog.api")
 
 MAX_BODY: Final = 5 * 1024 * 1024
 MAX_EVENTS: Final = 10_000
@@ -664,9 +663,7 @@ class Roomlog(Litestar):
         except ApiError as exc:
             status, answer = exc.status, _encode(error_body(exc.error, exc.info, **exc.extra))
         except Exception:
-            log.exception("unexpected error answering POST /v1/events")
-            info = "an unexpected error; it has been logged"
-            status, answer = 500, _encode(error_body("server-error", info))
+            status, answer = 500, _encode(unexpected("POST", "/v1/events"))
         headers = [
             (b"content-type", b"application/json"),
             (b"content-length", str(len(answer)).encode()),

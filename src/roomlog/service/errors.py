@@ -64,7 +64,11 @@ def on_http_error(_: Request[Any, Any, Any], exc: HTTPException) -> Response[Any
     return Response(error_body(error, str(exc.detail)), status_code=status, headers=exc.headers)
 
 
+def unexpected(method: str, path: str) -> dict[str, Any]:
+    """Log the error being handled, raised answering `method path`; the 500's body."""
+    log.exception("unexpected error answering %s %s", method, path)
+    return error_body("server-error", "an unexpected error; it has been logged")
+
+
 def on_unexpected(request: Request[Any, Any, Any], exc: Exception) -> Response[Any]:
-    log.exception("unexpected error answering %s %s", request.method, request.url.path)
-    body = error_body("server-error", "an unexpected error; it has been logged")
-    return Response(body, status_code=500)
+    return Response(unexpected(request.method, request.url.path), status_code=500)
