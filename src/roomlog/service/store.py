@@ -789,7 +789,7 @@ class Store:
     @_retrying
     def _rebuild_rooms(self, project_id: int, names: list[str], now: int) -> None:
         self._written = {}
-        with self.database.engine.begin() as connection:
+        with self._transaction() as connection:
             versions = self._lock_rooms(connection, project_id, names)
             for name in names:
                 self._rooms.pop((project_id, name), None)
