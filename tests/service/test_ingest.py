@@ -203,3 +203,55 @@ def test_a_body_of_declared_length_is_answered_ahead_of_litestar(api: Api) -> No
     assert sent[0]["status"] == 200
     assert json.loads(sent[1]["body"]) == {"accepted": 1, "duplicates": 0, "rejected": []}
     assert stored(api) == 1
+
+
+def _refuse_sessions(api: Api) -> None:
+    """Make the database itself refuse every new session row, as a failing disk or a broken
+    operator change would: a real fault inside the write, after the events went in."""
+    with api.database.engine.begin() as connection:
+        if api.database.sqlite:
+            connection.exec_driver_sql(
+                "CREATE TRIGGER refuse BEFORE INSERT ON sessions"
+                " BEGIN SELECT RAISE(ABORT, 'sessions refused'); END"
+            )
+        else:
+            connection.exec_driver_sql(
+                "CREATE FUNCTION refuse() RETURNS trigger LANGUAGE plpgsql AS"
+                " $$ BEGIN RAISE EXCEPTION 'sessions refused'; END $$"
+            )
+            connection.exec_driver_sql(
+                "CREATE TRIGGER refuse BEFORE INSERT ON sessions"
+                " FOR EACH ROW EXECUTE FUNCTION refuse()"
+            )
+
+
+def _accept_sessions(api: Api) -> None:
+    with api.database.engine.begin() as connection:
+        connection.exec_driver_sql(
+            "DROP TRIGGER refuse" if api.database.sqlite else "DROP TRIGGER refuse ON sessions"
+        )
+
+
+def test_a_failing_database_is_a_500_in_dailys_shape_and_keeps_nothing(api: Api) -> None:
+    """Both ways in (ahead of Litestar, and Litestar's route for a chunked body) answer a fault
+    of the database alike, and the failed transaction leaves no event behind: posting the
+    same events once the fault is gone stores them, rather than calling them duplicates."""
+    first = [joined("a", 0), joined("b", 1)]  # two people: a session row at once
+    second = [joined("c", 0, room="s"), joined("d", 1, room="s")]
+    _refuse_sessions(api)
+    answers = []
+    for body in (first, second):
+        text = json.dumps(body).encode()
+        for content in (text, iter([text[:7], text[7:]])):
+            answer = api.client.post("/v1/events", content=content, headers=api.headers)
+            answers.append((answer.status_code, answer.json()))
+    assert answers == 4 * [
+        (500, {"error": "server-error", "info": "an unexpected error; it has been logged"})
+    ]
+    assert stored(api) == 0
+    _accept_sessions(api)
+    for body in (first, second):
+        assert post(api, body).json() == {"accepted": 2, "duplicates": 0, "rejected": []}
+    assert stored(api) == 4
+    meetings = api.client.get("/v1/meetings", headers=api.headers).json()
+    assert sorted(m["room"] for m in meetings["data"]) == ["r", "s"]
