@@ -9,15 +9,12 @@ import subprocess
 import sys
 from pathlib import Path
 
-import msgspec
-
 from roomlog.domain.events import MICROS
-from roomlog.ingest.native import NativeEvent, to_presence
+from roomlog.ingest.native import parse_event
 from roomlog.service import demo
 from roomlog.service.store import Submission
 from tests.service.conftest import Api
 
-_decode = msgspec.json.Decoder(NativeEvent).decode
 README = Path(__file__).resolve().parents[2] / "README.md"
 
 
@@ -36,7 +33,7 @@ def _quick_start() -> tuple[str, str, str]:
 def test_the_quick_start_shows_what_the_readme_says(api: Api, tmp_path: Path) -> None:
     ndjson, room, shown = _quick_start()
     lines = ndjson.splitlines()
-    latest = max(to_presence(_decode(line)).at for line in lines)
+    latest = max(parse_event(line).at for line in lines)
     api.clock.set(latest / MICROS + 86_400)  # the quick start is run the next day
     # `make run DEMO=1`: the demo history, as `roomlog serve --demo` loads it.
     history = demo.history(api.clock())
