@@ -179,7 +179,12 @@ def _unsettled(intervals: Iterable[Interval], min_presence: int) -> list[tuple[i
 
 def _presence_changes(intervals: Iterable[Interval]) -> tuple[list[int], list[int]]:
     """The instants at which any of the presences `intervals` begins or ends, in order, and
-    those at which the last of them ended (nobody stays)."""
+    those at which the last of them ended (nobody stays).
+
+    Unlike `_changes`, an instant where the count nets to zero is kept: where the machine went
+    idle, visits too short to count may still be going on, and one of them ending as another
+    begins is where the next presence begins (see `Room._place_marks`).
+    """
     changes: defaultdict[int, int] = defaultdict(int)
     for start, end, *_ in intervals:
         changes[start] += 1
