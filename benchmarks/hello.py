@@ -4,7 +4,7 @@ Litestar.
 `POST /hello` reads the body and answers a small JSON object, like `POST /v1/events` without
 the work; both are served by uvicorn with uvloop and httptools, exactly as `roomlog serve`
 does. `app` is a Litestar route; `bare` is a plain ASGI callable, the floor for the requests
-roomlog answers ahead of Litestar's request handling (`roomlog.service.app.Roomlog`).
+roomlog answers ahead of Litestar's request handling (`roomlog.api.app.Roomlog`).
 """
 
 from __future__ import annotations

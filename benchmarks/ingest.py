@@ -39,8 +39,8 @@ import httpx
 import psycopg
 
 from benchmarks.sessionize import generate
-from roomlog.service.db import migrate, open_database
-from roomlog.service.projects import create_key, ensure_project
+from roomlog.store.db import migrate, open_database
+from roomlog.store.projects import create_key, ensure_project
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent

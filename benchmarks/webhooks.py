@@ -33,10 +33,10 @@ from livekit.protocol import models, webhook
 from sqlalchemy import func, select
 
 from benchmarks.ingest import WRK_SCRIPT, make_key, run_wrk, serve, stop
-from roomlog.service.db import open_database
-from roomlog.service.projects import find_project
-from roomlog.service.providers import set_credentials
-from roomlog.service.schema import outbox
+from roomlog.store.db import open_database
+from roomlog.store.projects import find_project
+from roomlog.store.providers import set_credentials
+from roomlog.store.schema import outbox
 
 KEY, SECRET = "APIbench", "a-livekit-secret-for-the-benchmark-0123"
 

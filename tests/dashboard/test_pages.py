@@ -9,12 +9,12 @@ from typing import Any
 import pytest
 from litestar.testing import TestClient
 
+from roomlog.api.app import create_app
+from roomlog.api.dashboard.routes import COOKIE, when
 from roomlog.domain.events import MICROS
-from roomlog.service.app import create_app
-from roomlog.service.dashboard.routes import COOKIE, when
-from roomlog.service.db import Database
-from roomlog.service.projects import revoke_key
-from roomlog.service.store import Settings
+from roomlog.store.db import Database
+from roomlog.store.projects import revoke_key
+from roomlog.store.store import Settings
 from tests.service.conftest import RULES, T0, Clock, make_project
 from tests.service.helpers import joined, left
 from tests.service.test_meetings import history

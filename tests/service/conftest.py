@@ -17,12 +17,12 @@ import psycopg
 import pytest
 from litestar.testing import TestClient
 
+from roomlog.api.app import create_app
 from roomlog.domain.events import MICROS
 from roomlog.domain.rules import Rules
-from roomlog.service.app import create_app
-from roomlog.service.db import Database, migrate, open_database
-from roomlog.service.projects import Project, create_key, ensure_project
-from roomlog.service.store import Settings, Store
+from roomlog.store.db import Database, migrate, open_database
+from roomlog.store.projects import Project, create_key, ensure_project
+from roomlog.store.store import Settings, Store
 
 POSTGRES_URL = os.environ.get(
     "ROOMLOG_TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/test"

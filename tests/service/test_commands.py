@@ -12,8 +12,8 @@ import httpx
 import pytest
 
 from roomlog.cli import main
-from roomlog.service.arguments import PROVIDER_OPTIONS
-from roomlog.service.providers import PROVIDERS
+from roomlog.cli.arguments import PROVIDER_OPTIONS
+from roomlog.store.providers import PROVIDERS
 from tests.service.helpers import joined, left
 from tests.service.servers import free_port
 

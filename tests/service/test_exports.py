@@ -12,8 +12,8 @@ from urllib.parse import urlsplit
 import jwt
 import pytest
 
+from roomlog.api.exports import CHAT_AUDIENCE, PAGE
 from roomlog.domain.events import MICROS, rfc3339
-from roomlog.service.exports import CHAT_AUDIENCE, PAGE
 from roomlog.views.exports import ATTENDANCE_COLUMNS, SESSION_COLUMNS
 from tests.service.conftest import T0, Api, make_project
 from tests.service.helpers import joined, left

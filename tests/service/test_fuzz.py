@@ -12,7 +12,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from schemathesis.core.result import Ok
 
-from roomlog.service.db import migrate, open_database
+from roomlog.store.db import migrate, open_database
 from tests.service.conftest import make_project
 from tests.service.servers import Server
 

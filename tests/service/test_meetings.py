@@ -13,11 +13,11 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from litestar.testing import TestClient
 
+from roomlog.api.app import create_app
 from roomlog.domain.batch import sessionize
 from roomlog.domain.events import MICROS, PresenceEvent
 from roomlog.ingest.native import parse_event
-from roomlog.service.app import create_app
-from roomlog.service.store import Settings, Store, Submission
+from roomlog.store.store import Settings, Store, Submission
 from roomlog.views.daily import meeting_object
 from tests.helpers import histories
 from tests.service.conftest import RULES, T0, Api, Clock, make_project

@@ -8,16 +8,16 @@ from sqlalchemy import select
 
 from roomlog.domain.events import MICROS
 from roomlog.domain.sessions import Attendance, MeetingSession
-from roomlog.service.db import Database, migrate, open_database
-from roomlog.service.rooms import encode_participants
-from roomlog.service.schema import rooms, sessions
+from roomlog.store.db import Database, migrate, open_database
+from roomlog.store.rooms import encode_participants
+from roomlog.store.schema import rooms, sessions
 
 
 def upgraded_to(database_url: str, revision: str) -> Database:
     """The database at `database_url` with the schema of `revision`."""
     database = open_database(database_url)
     config = Config()
-    config.set_main_option("script_location", "roomlog.service:migrations")
+    config.set_main_option("script_location", "roomlog.store:migrations")
     with database.engine.begin() as connection:
         config.attributes["connection"] = connection
         command.upgrade(config, revision)

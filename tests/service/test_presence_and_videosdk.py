@@ -8,7 +8,7 @@ from typing import Any
 import jwt
 import pytest
 
-from roomlog.service.projects import revoke_key
+from roomlog.store.projects import revoke_key
 from tests.service.conftest import T0, Api, make_project
 from tests.service.helpers import joined, left
 

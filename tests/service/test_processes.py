@@ -16,8 +16,8 @@ from sqlalchemy import select
 from roomlog.cli import main
 from roomlog.domain.batch import sessionize
 from roomlog.ingest.native import parse_event
-from roomlog.service.db import migrate, open_database
-from roomlog.service.schema import events
+from roomlog.store.db import migrate, open_database
+from roomlog.store.schema import events
 from roomlog.views.daily import meeting_object
 from tests.service.conftest import drop_postgres, fresh_postgres, make_project
 from tests.service.servers import Server

@@ -26,9 +26,9 @@ from sqlalchemy import func, select
 from twilio.request_validator import RequestValidator
 
 from roomlog.ingest.daily import signature
-from roomlog.service.db import Database, migrate, open_database
-from roomlog.service.providers import PROVIDERS, set_credentials
-from roomlog.service.schema import events
+from roomlog.store.db import Database, migrate, open_database
+from roomlog.store.providers import PROVIDERS, set_credentials
+from roomlog.store.schema import events
 from tests.service.conftest import (
     _PROBLEM,
     POSTGRES_URL,

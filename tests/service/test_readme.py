@@ -9,10 +9,10 @@ import subprocess
 import sys
 from pathlib import Path
 
+from roomlog.cli import demo
 from roomlog.domain.events import MICROS
 from roomlog.ingest.native import parse_event
-from roomlog.service import demo
-from roomlog.service.store import Submission
+from roomlog.store.store import Submission
 from tests.service.conftest import Api
 
 README = Path(__file__).resolve().parents[2] / "README.md"

@@ -15,11 +15,11 @@ from sqlalchemy import event, func, select
 from sqlalchemy.exc import OperationalError
 
 from roomlog.domain.events import JOINED, MICROS, PresenceEvent
-from roomlog.service import statements
-from roomlog.service.db import Database, migrate, open_database
-from roomlog.service.projects import Project, ensure_project
-from roomlog.service.schema import events
-from roomlog.service.store import ConcurrentAppend, LostConnection, Store, Submission, _transient
+from roomlog.store import statements
+from roomlog.store.db import Database, migrate, open_database
+from roomlog.store.projects import Project, ensure_project
+from roomlog.store.schema import events
+from roomlog.store.store import ConcurrentAppend, LostConnection, Store, Submission, _transient
 from tests.service.conftest import POSTGRES_URL, T0, drop_postgres, fresh_postgres
 
 

@@ -13,10 +13,10 @@ import httpx
 import pytest
 from litestar.testing import TestClient
 
-from roomlog.service.app import create_app
-from roomlog.service.db import Database, migrate, open_database
-from roomlog.service.delivery import Deliverer, DeliverySettings
-from roomlog.service.store import Settings
+from roomlog.api.app import create_app
+from roomlog.store.db import Database, migrate, open_database
+from roomlog.store.store import Settings
+from roomlog.workers.delivery import Deliverer, DeliverySettings
 from tests.service.conftest import RULES, T0, Api, Clock, make_project
 from tests.service.helpers import joined, left
 from tests.service.receiver import Receiver, running, verified

@@ -7,7 +7,7 @@ from datetime import UTC, date, datetime, timedelta
 from typing import NamedTuple
 
 from roomlog.domain.events import MICROS
-from roomlog.service.queries import Activity
+from roomlog.store.queries import Activity
 
 DAY = 86_400 * MICROS
 MINUTE = 60 * MICROS

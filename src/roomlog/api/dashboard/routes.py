@@ -21,16 +21,17 @@ from litestar.datastructures import Cookie
 from litestar.params import FromPath, FromQuery
 from litestar.response import File, Redirect, Stream
 
+from roomlog.api import context, exports
+from roomlog.api.dashboard import logins
+from roomlog.api.dashboard.overview import activity, bars, first_day
 from roomlog.domain.attendance import attendees, share
 from roomlog.domain.events import MICROS, rfc3339
 from roomlog.domain.sessions import MeetingSession
 from roomlog.domain.timeline import began, ended, span
-from roomlog.service import context, exports, queries
-from roomlog.service.dashboard import logins
-from roomlog.service.dashboard.overview import activity, bars, first_day
-from roomlog.service.db import Database
-from roomlog.service.projects import Project
-from roomlog.service.store import Store
+from roomlog.store import queries
+from roomlog.store.db import Database
+from roomlog.store.projects import Project
+from roomlog.store.store import Store
 from roomlog.views.exports import ATTENDANCE_COLUMNS, attendance_rows, render
 from roomlog.views.videosdk import active_duration
 
@@ -55,7 +56,7 @@ class PageNotFound(Exception):
 @cache
 def _templates() -> Environment:
     environment = Environment(
-        loader=PackageLoader("roomlog.service.dashboard", "templates"),
+        loader=PackageLoader("roomlog.api.dashboard", "templates"),
         autoescape=select_autoescape(["html"]),
         trim_blocks=True,
         lstrip_blocks=True,

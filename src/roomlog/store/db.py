@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass
-from typing import Any, Final
+from typing import Any
 
 from alembic import command
 from alembic.config import Config
@@ -17,9 +17,7 @@ from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError
 
-from roomlog.service.arguments import ENV_URL
-
-DEFAULT_URL: Final = "sqlite:///roomlog.db"
+from roomlog.store.defaults import DEFAULT_URL, ENV_URL
 
 
 class BadDatabaseUrl(ValueError):
@@ -91,7 +89,7 @@ def open_database(url: str | None = None) -> Database:
 def migrate(database: Database) -> None:
     """Bring the schema to the newest version; safe when several processes start at once."""
     config = Config()
-    config.set_main_option("script_location", "roomlog.service:migrations")
+    config.set_main_option("script_location", "roomlog.store:migrations")
     with database.engine.begin() as connection:
         if not database.sqlite:
             # Serialise concurrent starts: DDL is transactional in PostgreSQL, so the second

@@ -22,14 +22,15 @@ from litestar.openapi import ResponseSpec
 from litestar.params import FromPath, FromQuery
 from litestar.response import Stream
 
+from roomlog.api import context
+from roomlog.api.auth import videosdk_project
+from roomlog.api.errors import AUTHENTICATION, ApiError, ErrorBody
+from roomlog.api.params import UnixTime, meeting_filter
 from roomlog.domain.events import MICROS
 from roomlog.domain.sessions import MeetingSession
-from roomlog.service import context, queries
-from roomlog.service.auth import videosdk_project
-from roomlog.service.db import Database
-from roomlog.service.errors import AUTHENTICATION, ApiError, ErrorBody
-from roomlog.service.params import UnixTime, meeting_filter
-from roomlog.service.projects import Project, project_by_public_id
+from roomlog.store import queries
+from roomlog.store.db import Database
+from roomlog.store.projects import Project, project_by_public_id
 from roomlog.views.exports import (
     ATTENDANCE_COLUMNS,
     CHAT_COLUMNS,

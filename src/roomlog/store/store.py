@@ -37,11 +37,11 @@ from roomlog.domain.engine import LateEvent, Stamped, stamp
 from roomlog.domain.events import JOINED, LEFT, MICROS, ChatMessage, EventType, PresenceEvent
 from roomlog.domain.rules import DEFAULT_RULES, Rules
 from roomlog.ingest.webhook import RoomEnd, Snapshot, derived_id
-from roomlog.service import outbox, statements
-from roomlog.service import rooms as room_state
-from roomlog.service.db import Database
-from roomlog.service.projects import Project, project_by_id
-from roomlog.service.schema import chat_messages, events, rooms, sessions, sightings
+from roomlog.store import outbox, statements
+from roomlog.store import rooms as room_state
+from roomlog.store.db import Database
+from roomlog.store.projects import Project, project_by_id
+from roomlog.store.schema import chat_messages, events, rooms, sessions, sightings
 
 log = logging.getLogger("roomlog.store")
 

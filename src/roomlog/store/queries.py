@@ -16,8 +16,8 @@ from sqlalchemy import Connection, exists, func, literal, select, tuple_, union_
 
 from roomlog.domain.events import MICROS, ChatMessage
 from roomlog.domain.sessions import MeetingSession
-from roomlog.service.rooms import decode_participants, decode_presence
-from roomlog.service.schema import chat_messages, rooms, sessions
+from roomlog.store.rooms import decode_participants, decode_presence
+from roomlog.store.schema import chat_messages, rooms, sessions
 
 DAY: Final = 86_400 * MICROS
 

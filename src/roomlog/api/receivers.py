@@ -20,16 +20,16 @@ from litestar.di import NamedDependency
 from litestar.openapi import ResponseSpec
 from litestar.params import Body, FromPath, FromQuery
 
+from roomlog.api import context
+from roomlog.api.errors import AUTHENTICATION, INVALID_REQUEST, NOT_FOUND, ApiError, ErrorBody
 from roomlog.domain.events import InvalidTime, micros_from_at
 from roomlog.ingest.native import MAX_NAME, MAX_USER_FIELD
 from roomlog.ingest.webhook import Forged, Inbound, Mapped, Snapshot, Unreadable, checked
-from roomlog.service import context
-from roomlog.service.db import Database
-from roomlog.service.errors import AUTHENTICATION, INVALID_REQUEST, NOT_FOUND, ApiError, ErrorBody
-from roomlog.service.projects import DEFAULT_PROJECT, Project, find_project
-from roomlog.service.providers import PROVIDERS, credentials
-from roomlog.service.store import IngestResult, Rejected, Submission
-from roomlog.service.writer import Writer
+from roomlog.store.db import Database
+from roomlog.store.projects import DEFAULT_PROJECT, Project, find_project
+from roomlog.store.providers import PROVIDERS, credentials
+from roomlog.store.store import IngestResult, Rejected, Submission
+from roomlog.workers.writer import Writer
 
 log = logging.getLogger("roomlog.receivers")
 

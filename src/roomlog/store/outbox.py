@@ -19,7 +19,7 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
 from roomlog.domain.events import JOINED, MICROS, PresenceEvent
-from roomlog.service.schema import events, outbox
+from roomlog.store.schema import events, outbox
 
 SENT_TYPES: Final = ("meeting.started", "meeting.ended", "participant.joined", "participant.left")
 

@@ -19,7 +19,7 @@ from collections.abc import Callable
 from typing import Final
 
 from roomlog.domain.events import MICROS
-from roomlog.service.store import IngestResult, Store, Submission
+from roomlog.store.store import IngestResult, Store, Submission
 
 log = logging.getLogger("roomlog.writer")
 

@@ -13,8 +13,8 @@ from typing import Final
 from sqlalchemy import Connection, delete, insert, select
 
 from roomlog.domain.events import MICROS
-from roomlog.service.projects import Project, authenticate, project_by_id
-from roomlog.service.schema import api_keys, logins
+from roomlog.store.projects import Project, authenticate, project_by_id
+from roomlog.store.schema import api_keys, logins
 
 LIFETIME: Final = 12 * 3600 * MICROS
 

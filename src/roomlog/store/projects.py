@@ -15,8 +15,8 @@ from typing import Final, NamedTuple
 
 from sqlalchemy import ColumnElement, Connection, insert, select, update
 
-from roomlog.service.arguments import DEFAULT_PROJECT
-from roomlog.service.schema import api_keys, projects
+from roomlog.store.defaults import DEFAULT_PROJECT
+from roomlog.store.schema import api_keys, projects
 
 __all__ = ["DEFAULT_PROJECT", "KeyInfo", "Project", "UnknownKey", "UnknownProject"]
 

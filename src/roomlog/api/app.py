@@ -41,14 +41,10 @@ from litestar.types import (
 )
 
 from roomlog import __version__
-from roomlog.domain.events import MICROS, ChatMessage, PresenceEvent, rfc3339
-from roomlog.ingest.native import InvalidEvent, NativeEvent, parse_item, to_presence
-from roomlog.service import context, exports, queries
-from roomlog.service.auth import Authenticator, bearer, daily_project, videosdk_project
-from roomlog.service.dashboard import routes as dashboard
-from roomlog.service.db import Database, migrate, open_database
-from roomlog.service.delivery import Deliverer, DeliverySettings
-from roomlog.service.errors import (
+from roomlog.api import context, exports
+from roomlog.api.auth import Authenticator, bearer, daily_project, videosdk_project
+from roomlog.api.dashboard import routes as dashboard
+from roomlog.api.errors import (
     INVALID_REQUEST,
     NOT_FOUND,
     ApiError,
@@ -60,18 +56,21 @@ from roomlog.service.errors import (
     on_validation,
     unexpected,
 )
-from roomlog.service.params import Limit, UnixTime, meeting_filter
-from roomlog.service.projects import Project
-from roomlog.service.receivers import (
+from roomlog.api.params import Limit, UnixTime, meeting_filter
+from roomlog.api.receivers import (
     Receivers,
     ingest_jitsi,
     ingest_jitsi_project,
     ingest_provider,
     put_room_presence,
 )
-from roomlog.service.store import IngestResult, Rejected, Settings, Store, Submission
-from roomlog.service.webhooks import ROUTES as WEBHOOK_ROUTES
-from roomlog.service.writer import Writer
+from roomlog.api.webhooks import ROUTES as WEBHOOK_ROUTES
+from roomlog.domain.events import MICROS, ChatMessage, PresenceEvent, rfc3339
+from roomlog.ingest.native import InvalidEvent, NativeEvent, parse_item, to_presence
+from roomlog.store import queries
+from roomlog.store.db import Database, migrate, open_database
+from roomlog.store.projects import Project
+from roomlog.store.store import IngestResult, Rejected, Settings, Store, Submission
 from roomlog.views.daily import DailyMeeting, DailyParticipant, meeting_object, participant_objects
 from roomlog.views.videosdk import (
     MeetingSessionObject,
@@ -80,6 +79,8 @@ from roomlog.views.videosdk import (
     session_object,
 )
 from roomlog.views.videosdk import participants as videosdk_participants
+from roomlog.workers.delivery import Deliverer, DeliverySettings
+from roomlog.workers.writer import Writer
 
 MAX_BODY: Final = 5 * 1024 * 1024
 MAX_EVENTS: Final = 10_000

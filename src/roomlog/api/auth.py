@@ -15,9 +15,9 @@ import jwt
 from anyio import to_thread
 from litestar import Request
 
-from roomlog.service.db import Database
-from roomlog.service.errors import AUTH_HEADER, AUTHENTICATION, ApiError
-from roomlog.service.projects import Project, authenticate, project_by_public_id
+from roomlog.api.errors import AUTH_HEADER, AUTHENTICATION, ApiError
+from roomlog.store.db import Database
+from roomlog.store.projects import Project, authenticate, project_by_public_id
 
 CACHE_SECONDS: Final = 5.0
 

@@ -12,13 +12,15 @@ from typing import IO, Final
 
 import uvicorn
 
+from roomlog.api import exports
+from roomlog.cli import demo
+from roomlog.cli.arguments import PROVIDER_OPTIONS
 from roomlog.domain.events import MICROS, ChatMessage, PresenceEvent
 from roomlog.ingest.native import InvalidEvent, parse_item
 from roomlog.ingest.videosdk import public_key
-from roomlog.service import demo, exports
-from roomlog.service.arguments import ENV_URL, PROVIDER_OPTIONS
-from roomlog.service.db import BadDatabaseUrl, Database, migrate, open_database
-from roomlog.service.projects import (
+from roomlog.store.db import BadDatabaseUrl, Database, migrate, open_database
+from roomlog.store.defaults import ENV_URL
+from roomlog.store.projects import (
     DEFAULT_PROJECT,
     Project,
     UnknownKey,
@@ -29,9 +31,9 @@ from roomlog.service.projects import (
     project_count,
     revoke_key,
 )
-from roomlog.service.providers import list_credentials, masked, set_credentials
-from roomlog.service.queries import MeetingFilter
-from roomlog.service.store import IngestResult, Settings, Store, Submission
+from roomlog.store.providers import list_credentials, masked, set_credentials
+from roomlog.store.queries import MeetingFilter
+from roomlog.store.store import IngestResult, Settings, Store, Submission
 
 IMPORT_CHUNK: Final = 5_000
 EXIT_INVALID: Final = 2
@@ -83,7 +85,7 @@ def _serve(args: argparse.Namespace, database: Database) -> int:
     os.environ["ROOMLOG_CHAT_LINK_TTL"] = str(args.chat_link_ttl)
     print(f"roomlog on http://{args.host}:{args.port} (OpenAPI: /schema)", flush=True)
     uvicorn.run(
-        "roomlog.service.app:app_from_env",
+        "roomlog.api.app:app_from_env",
         factory=True,
         host=args.host,
         port=args.port,

@@ -1,5 +1,5 @@
-"""The service commands' arguments. Only the standard library and the pure domain here:
-`roomlog sessionize` must not pay for importing the service."""
+"""The service commands' arguments. Only the standard library, the pure domain and the store's
+defaults here: `roomlog sessionize` must not pay for importing the service."""
 
 from __future__ import annotations
 
@@ -7,9 +7,8 @@ import argparse
 from typing import Final
 
 from roomlog.domain.events import InvalidTime, micros_from_at
+from roomlog.store.defaults import DEFAULT_PROJECT, ENV_URL
 
-ENV_URL: Final = "ROOMLOG_DATABASE_URL"
-DEFAULT_PROJECT: Final = "default"
 SERVICE_COMMANDS: Final = (
     "serve",
     "keys",
@@ -19,7 +18,7 @@ SERVICE_COMMANDS: Final = (
     "rebuild",
     "export",
 )
-# Each provider's credential options (`api_key` is `--api-key`); `roomlog.service.providers`
+# Each provider's credential options (`api_key` is `--api-key`); `roomlog.store.providers`
 # has the same fields, and `public_key_file` stores the file's content as `public_key`.
 PROVIDER_OPTIONS: Final = {
     "livekit": ("api_key", "api_secret"),

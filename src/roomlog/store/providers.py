@@ -15,7 +15,7 @@ from sqlalchemy import Connection, select
 
 from roomlog.ingest import daily, jitsi, livekit, twilio, videosdk
 from roomlog.ingest.webhook import Inbound, Mapped
-from roomlog.service.schema import projects, provider_credentials
+from roomlog.store.schema import projects, provider_credentials
 
 
 class Provider(NamedTuple):

@@ -13,10 +13,10 @@ from typing import IO, NoReturn
 import msgspec
 
 from roomlog import __version__
+from roomlog.cli.arguments import SERVICE_COMMANDS, add_commands, instant
 from roomlog.domain.batch import SessionTable
 from roomlog.domain.rules import Rules
 from roomlog.offline import sessionize_lines
-from roomlog.service.arguments import SERVICE_COMMANDS, add_commands, instant
 from roomlog.views.daily import meeting_objects
 
 EXIT_INVALID = 2
@@ -147,7 +147,7 @@ def main(argv: Sequence[str] | None = None, *, exit_when_done: bool = False) -> 
     if args.command in SERVICE_COMMANDS:
         # Imported here, not at the top: SQLAlchemy, Alembic and Litestar take a quarter of a
         # second to import, which `roomlog sessionize` should not pay.
-        from roomlog.service.commands import run  # noqa: PLC0415
+        from roomlog.cli.commands import run  # noqa: PLC0415
 
         return run(args)
     parser.error(f"unknown command {args.command}")

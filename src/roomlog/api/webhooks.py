@@ -26,13 +26,13 @@ from sqlalchemy import Connection, func, select
 from sqlalchemy import delete as sql_delete
 from sqlalchemy import update as sql_update
 
+from roomlog.api import context
+from roomlog.api.errors import INVALID_REQUEST, NOT_FOUND, ApiError, ErrorBody
 from roomlog.domain.events import rfc3339
-from roomlog.service import context
-from roomlog.service.delivery import CIRCUIT_BREAKER, EXPONENTIAL, signed_headers
-from roomlog.service.errors import INVALID_REQUEST, NOT_FOUND, ApiError, ErrorBody
-from roomlog.service.outbox import SENT_TYPES
-from roomlog.service.projects import Project
-from roomlog.service.schema import deliveries, outbox, webhooks
+from roomlog.store.outbox import SENT_TYPES
+from roomlog.store.projects import Project
+from roomlog.store.schema import deliveries, outbox, webhooks
+from roomlog.workers.delivery import CIRCUIT_BREAKER, EXPONENTIAL, signed_headers
 
 # Daily's event types: any may be subscribed to, so Daily clients work unchanged; roomlog
 # sends the four of SENT_TYPES.

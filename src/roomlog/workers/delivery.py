@@ -27,8 +27,8 @@ from sqlalchemy import Connection, and_, bindparam, select, update
 
 from roomlog.domain.events import MICROS
 from roomlog.ingest.daily import signature
-from roomlog.service.db import Database
-from roomlog.service.schema import deliveries, outbox, webhooks
+from roomlog.store.db import Database
+from roomlog.store.schema import deliveries, outbox, webhooks
 
 log = logging.getLogger("roomlog.webhooks")
 

@@ -7,7 +7,7 @@ from typing import Annotated
 from litestar.params import QueryParameter
 
 from roomlog.domain.events import LATEST_AT, MICROS
-from roomlog.service.queries import MeetingFilter
+from roomlog.store.queries import MeetingFilter
 
 Limit = Annotated[
     int, QueryParameter(ge=1, le=100, description="Page size, 1 to 100 (default 100)")

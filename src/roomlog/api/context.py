@@ -9,10 +9,10 @@ from typing import Any
 from litestar import Request
 from litestar.datastructures import State
 
+from roomlog.api.errors import NOT_FOUND, ApiError
 from roomlog.domain.sessions import MeetingSession
-from roomlog.service import queries
-from roomlog.service.db import Database
-from roomlog.service.errors import NOT_FOUND, ApiError
+from roomlog.store import queries
+from roomlog.store.db import Database
 
 
 def database(state: State) -> Database:
