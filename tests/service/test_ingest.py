@@ -8,7 +8,7 @@ from typing import Any
 
 from sqlalchemy import func, select
 
-from roomlog.api.app import MAX_BODY, MAX_EVENTS
+from roomlog.api.events import MAX_BODY, MAX_EVENTS
 from roomlog.store.schema import events
 from tests.service.conftest import T0, Api
 from tests.service.helpers import joined, left

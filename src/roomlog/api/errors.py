@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import logging
-from typing import Any
+from typing import Any, Final
 
 import msgspec
 from litestar import Request, Response
 from litestar.exceptions import HTTPException, ValidationException
+from litestar.openapi import ResponseSpec
 
 log = logging.getLogger("roomlog.api")
 
@@ -72,3 +73,13 @@ def unexpected(method: str, path: str) -> dict[str, Any]:
 
 def on_unexpected(request: Request[Any, Any, Any], exc: Exception) -> Response[Any]:
     return Response(unexpected(request.method, request.url.path), status_code=500)
+
+
+# The error answers every authenticated route may give, for its OpenAPI description.
+ERRORS: Final = {
+    400: ResponseSpec(ErrorBody, description="Invalid request or missing Authorization header"),
+    401: ResponseSpec(ErrorBody, description="The API key or token is not valid"),
+}
+NOT_FOUND_ERRORS: Final = {
+    404: ResponseSpec(ErrorBody, description="No such item in the caller's project")
+}

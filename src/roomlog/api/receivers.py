@@ -254,3 +254,7 @@ async def put_room_presence(
     if result.rejected:
         raise ApiError(400, INVALID_REQUEST, result.rejected[0].reason)
     return SnapshotReport(result.accepted, result.duplicates)
+
+
+# The provider webhooks: each verified with its provider's credentials, not an API key.
+ROUTES: Final = (ingest_provider, ingest_jitsi, ingest_jitsi_project)

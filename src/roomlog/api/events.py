@@ -1,0 +1,217 @@
+"""`POST /v1/events`: native events, one object, a JSON array or NDJSON, into the event log."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Final, NamedTuple
+
+import msgspec
+from litestar import Request, post
+from litestar.di import NamedDependency
+from litestar.openapi import ResponseSpec
+from litestar.openapi.spec import (
+    OpenAPIMediaType,
+    OpenAPIType,
+    Operation,
+    RequestBody,
+    Schema,
+)
+
+from roomlog.api.errors import (
+    ERRORS,
+    INVALID_REQUEST,
+    ApiError,
+    ErrorBody,
+)
+from roomlog.domain.events import ChatMessage, PresenceEvent
+from roomlog.ingest.native import InvalidEvent, NativeEvent, parse_item, to_presence
+from roomlog.store.projects import Project
+from roomlog.store.store import IngestResult, Rejected, Submission
+from roomlog.workers.writer import Writer
+
+MAX_BODY: Final = 5 * 1024 * 1024
+MAX_EVENTS: Final = 10_000
+
+
+class IngestReport(msgspec.Struct):
+    """What became of the events of one request."""
+
+    accepted: int
+    duplicates: int
+    rejected: list[Rejected]
+
+
+_AT = Schema(
+    one_of=[Schema(type=OpenAPIType.NUMBER), Schema(type=OpenAPIType.STRING)],
+    description="Unix seconds, or RFC 3339 with an offset",
+)
+_EVENT_SCHEMA = Schema(
+    type=OpenAPIType.OBJECT,
+    required=["id", "type", "room", "participant_id", "at"],
+    properties={
+        "id": Schema(type=OpenAPIType.STRING, min_length=1, max_length=256),
+        "type": Schema(type=OpenAPIType.STRING, enum=["participant.joined", "participant.left"]),
+        "room": Schema(type=OpenAPIType.STRING, min_length=1, max_length=256),
+        "participant_id": Schema(type=OpenAPIType.STRING, min_length=1, max_length=256),
+        "at": _AT,
+        "user_id": Schema(one_of=[Schema(type=OpenAPIType.STRING), Schema(type=OpenAPIType.NULL)]),
+        "user_name": Schema(
+            one_of=[Schema(type=OpenAPIType.STRING), Schema(type=OpenAPIType.NULL)]
+        ),
+    },
+)
+
+
+_CHAT_SCHEMA = Schema(
+    type=OpenAPIType.OBJECT,
+    required=["type", "room", "participant_id", "text", "at"],
+    properties={
+        "type": Schema(type=OpenAPIType.STRING, enum=["chat.message"]),
+        "room": Schema(type=OpenAPIType.STRING, min_length=1, max_length=256),
+        "participant_id": Schema(type=OpenAPIType.STRING, min_length=1, max_length=256),
+        "text": Schema(type=OpenAPIType.STRING, min_length=1, max_length=16_384),
+        "at": _AT,
+        "id": Schema(
+            type=OpenAPIType.STRING,
+            min_length=1,
+            max_length=256,
+            description="Optional: without it, the id is made of the message's content",
+        ),
+        "user_name": Schema(
+            one_of=[Schema(type=OpenAPIType.STRING), Schema(type=OpenAPIType.NULL)]
+        ),
+    },
+)
+_ITEM_SCHEMA = Schema(one_of=[_EVENT_SCHEMA, _CHAT_SCHEMA])
+
+
+@dataclass
+class _EventsOperation(Operation):
+    """The body of `POST /v1/events`, which the handler reads raw to judge each item alone."""
+
+    def __post_init__(self) -> None:
+        self.request_body = RequestBody(
+            required=True,
+            description="A native event, a JSON array of them, or NDJSON",
+            content={
+                "application/json": OpenAPIMediaType(
+                    schema=Schema(
+                        one_of=[_ITEM_SCHEMA, Schema(type=OpenAPIType.ARRAY, items=_ITEM_SCHEMA)]
+                    )
+                ),
+                "application/x-ndjson": OpenAPIMediaType(schema=Schema(type=OpenAPIType.STRING)),
+            },
+        )
+
+
+_array = msgspec.json.Decoder(list[msgspec.Raw])
+_presence_array = msgspec.json.Decoder(list[NativeEvent])
+_any = msgspec.json.Decoder()
+
+
+class ParsedBody(NamedTuple):
+    """The valid items of a body, each with its index, and the rejections of the rest."""
+
+    events: list[tuple[int, PresenceEvent]]
+    chats: list[tuple[int, ChatMessage]]
+    rejected: list[Rejected]
+
+
+def _parse_body(body: bytes, ndjson: bool) -> ParsedBody:
+    parsed = ParsedBody([], [], [])
+
+    def take(index: int, document: bytes | msgspec.Raw) -> None:
+        try:
+            item = parse_item(document)
+        except InvalidEvent as exc:
+            parsed.rejected.append(Rejected(index, str(exc)))
+            return
+        if isinstance(item, ChatMessage):
+            parsed.chats.append((index, item))
+        else:
+            parsed.events.append((index, item))
+
+    if ndjson:
+        for index, line in enumerate(body.splitlines()):
+            if line.strip():
+                take(index, line)
+    elif body.lstrip()[:1] == b"[":
+        try:
+            # Most arrays hold only valid presence events: one decode, in C, for all of them.
+            natives = _presence_array.decode(body)
+        except msgspec.DecodeError:
+            natives = None
+        if natives is not None:
+            for index, native in enumerate(natives):
+                try:
+                    parsed.events.append((index, to_presence(native)))
+                except InvalidEvent as exc:
+                    parsed.rejected.append(Rejected(index, str(exc)))
+        else:
+            try:
+                items = _array.decode(body)
+            except msgspec.DecodeError as exc:
+                info = f"the body is not valid JSON: {exc}"
+                raise ApiError(400, INVALID_REQUEST, info) from None
+            for index, raw in enumerate(items):
+                take(index, raw)
+    else:
+        take(0, body)
+        if parsed.rejected:  # a single event: its rejection is the request's
+            try:
+                _any.decode(body)
+            except msgspec.DecodeError as exc:
+                info = f"the body is not valid JSON: {exc}"
+                raise ApiError(400, INVALID_REQUEST, info) from None
+            raise ApiError(400, INVALID_REQUEST, parsed.rejected[0].reason)
+    if len(parsed.events) + len(parsed.chats) + len(parsed.rejected) > MAX_EVENTS:
+        raise ApiError(
+            413, "request-too-large", f"at most {MAX_EVENTS} events per request; split the batch"
+        )
+    return parsed
+
+
+@post(
+    "/v1/events",
+    summary="Store presence events",
+    description=(
+        "One native event (a JSON object: a presence event or a `chat.message`), a JSON "
+        "array of them, or NDJSON "
+        "(`Content-Type: application/x-ndjson`), at most 5 MiB and 10,000 events. Each event "
+        "is committed to the event log before the answer. A repeated `id` with the same "
+        "content is counted as a duplicate and changes nothing; the same `id` with other "
+        "content is rejected. Valid items of a batch are kept even when others are rejected; "
+        "`rejected` lists the others by index (for NDJSON, the 0-based line number)."
+    ),
+    status_code=200,
+    responses={**ERRORS, 413: ResponseSpec(ErrorBody, description="The body is too large")},
+    tags=["events"],
+    operation_class=_EventsOperation,
+)
+async def post_events(
+    request: Request[Any, Any, Any], project: NamedDependency[Project]
+) -> IngestReport:
+    writer: Writer = request.app.state.writer
+    content_type = request.headers.get("content-type", "")
+    return await receive_events(writer, project, await request.body(), content_type)
+
+
+async def receive_events(
+    writer: Writer, project: Project, body: bytes, content_type: str
+) -> IngestReport:
+    """Store the events of one `POST /v1/events` body for `project`; what became of them."""
+    media_type = content_type.split(";", maxsplit=1)[0].strip().lower()
+    parsed = _parse_body(body, media_type in ("application/x-ndjson", "text/plain"))
+    result = IngestResult(0, 0, [])
+    if parsed.events or parsed.chats:
+        result = await writer.submit(Submission(project, parsed.events, chats=parsed.chats))
+    rejected = sorted(parsed.rejected + result.rejected, key=lambda r: r.index)
+    if rejected and not result.accepted and not result.duplicates:
+        first = rejected[0]
+        raise ApiError(
+            400,
+            INVALID_REQUEST,
+            f"no event stored; item {first.index}: {first.reason}",
+            rejected=msgspec.to_builtins(rejected),
+        )
+    return IngestReport(result.accepted, result.duplicates, rejected)
