@@ -14,7 +14,7 @@ from roomlog.api.dashboard.routes import COOKIE, when
 from roomlog.domain.events import MICROS
 from roomlog.store.db import Database
 from roomlog.store.projects import revoke_key
-from roomlog.store.store import Settings
+from roomlog.store.writes import Settings
 from tests.service.conftest import RULES, T0, Clock, make_project
 from tests.service.helpers import joined, left
 from tests.service.test_meetings import history

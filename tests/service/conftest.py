@@ -22,7 +22,8 @@ from roomlog.domain.events import MICROS
 from roomlog.domain.rules import Rules
 from roomlog.store.db import Database, migrate, open_database
 from roomlog.store.projects import Project, create_key, ensure_project
-from roomlog.store.store import Settings, Store
+from roomlog.store.store import Store
+from roomlog.store.writes import Settings
 
 POSTGRES_URL = os.environ.get(
     "ROOMLOG_TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/test"

@@ -17,7 +17,8 @@ from roomlog.api.app import create_app
 from roomlog.domain.batch import sessionize
 from roomlog.domain.events import MICROS, PresenceEvent
 from roomlog.ingest.native import parse_event
-from roomlog.store.store import Settings, Store, Submission
+from roomlog.store.store import Store
+from roomlog.store.writes import Settings, Submission
 from roomlog.views.daily import meeting_object
 from tests.helpers import histories
 from tests.service.conftest import RULES, T0, Api, Clock, make_project

@@ -12,7 +12,7 @@ from pathlib import Path
 from roomlog.cli import demo
 from roomlog.domain.events import MICROS
 from roomlog.ingest.native import parse_event
-from roomlog.store.store import Submission
+from roomlog.store.writes import Submission
 from tests.service.conftest import Api
 
 README = Path(__file__).resolve().parents[2] / "README.md"

@@ -19,7 +19,9 @@ from roomlog.store import statements
 from roomlog.store.db import Database, migrate, open_database
 from roomlog.store.projects import Project, ensure_project
 from roomlog.store.schema import events
-from roomlog.store.store import ConcurrentAppend, LostConnection, Store, Submission, _transient
+from roomlog.store.store import Store
+from roomlog.store.transactions import ConcurrentAppend, LostConnection, transient
+from roomlog.store.writes import Submission
 from tests.service.conftest import POSTGRES_URL, T0, drop_postgres, fresh_postgres
 
 
@@ -41,19 +43,19 @@ def locked_error(path: Path) -> sqlite3.OperationalError:
 def test_lock_waits_deadlocks_and_concurrent_appends_are_retried(tmp_path: Path) -> None:
     locked = locked_error(tmp_path / "db")
     # The write path's own statements raise the driver's errors; SQLAlchemy's wrap them.
-    assert _transient(locked)
-    assert _transient(OperationalError("BEGIN IMMEDIATE", None, locked))
-    assert _transient(psycopg.errors.DeadlockDetected("deadlock detected"))
-    assert _transient(psycopg.errors.SerializationFailure("could not serialize access"))
-    assert _transient(ConcurrentAppend("2 of 5 ids were taken"))
-    assert _transient(LostConnection("server closed the connection unexpectedly"))
+    assert transient(locked)
+    assert transient(OperationalError("BEGIN IMMEDIATE", None, locked))
+    assert transient(psycopg.errors.DeadlockDetected("deadlock detected"))
+    assert transient(psycopg.errors.SerializationFailure("could not serialize access"))
+    assert transient(ConcurrentAppend("2 of 5 ids were taken"))
+    assert transient(LostConnection("server closed the connection unexpectedly"))
 
 
 def test_other_failures_are_not_retried() -> None:
-    assert not _transient(sqlite3.IntegrityError("UNIQUE constraint failed: events.id"))
-    assert not _transient(sqlite3.OperationalError("no such table: events"))
-    assert not _transient(psycopg.errors.UniqueViolation("duplicate key"))
-    assert not _transient(ValueError("not a database error"))
+    assert not transient(sqlite3.IntegrityError("UNIQUE constraint failed: events.id"))
+    assert not transient(sqlite3.OperationalError("no such table: events"))
+    assert not transient(psycopg.errors.UniqueViolation("duplicate key"))
+    assert not transient(ValueError("not a database error"))
 
 
 def test_lookups_probe_the_primary_key_on_a_table_filled_since_its_statistics(
@@ -133,7 +135,7 @@ def test_a_failed_transaction_gives_up_the_held_connection_and_keeps_nothing(
     store, project, taken = _watched(database)
     with store.holding():
         store.ingest(_arrival(project, 0), NOW)
-        with pytest.raises(RuntimeError, match="halfway"), store._transaction() as connection:
+        with pytest.raises(RuntimeError, match="halfway"), store.transactions.begin() as connection:
             connection.exec_driver_sql("DELETE FROM events")
             raise RuntimeError("halfway")
         store.ingest(_arrival(project, 1), NOW)

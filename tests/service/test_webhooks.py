@@ -15,7 +15,7 @@ from litestar.testing import TestClient
 
 from roomlog.api.app import create_app
 from roomlog.store.db import Database, migrate, open_database
-from roomlog.store.store import Settings
+from roomlog.store.writes import Settings
 from roomlog.workers.delivery import Deliverer, DeliverySettings
 from tests.service.conftest import RULES, T0, Api, Clock, make_project
 from tests.service.helpers import joined, left

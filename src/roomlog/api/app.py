@@ -51,7 +51,8 @@ from roomlog.api.events import MAX_BODY, post_events, receive_events
 from roomlog.api.receivers import Receivers, put_room_presence
 from roomlog.domain.events import MICROS
 from roomlog.store.db import Database, migrate, open_database
-from roomlog.store.store import Settings, Store
+from roomlog.store.store import Store
+from roomlog.store.writes import Settings
 from roomlog.workers.delivery import Deliverer, DeliverySettings
 from roomlog.workers.writer import Writer
 

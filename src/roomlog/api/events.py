@@ -26,7 +26,7 @@ from roomlog.api.errors import (
 from roomlog.domain.events import ChatMessage, PresenceEvent
 from roomlog.ingest.native import InvalidEvent, NativeEvent, parse_item, to_presence
 from roomlog.store.projects import Project
-from roomlog.store.store import IngestResult, Rejected, Submission
+from roomlog.store.writes import IngestResult, Rejected, Submission
 from roomlog.workers.writer import Writer
 
 MAX_BODY: Final = 5 * 1024 * 1024

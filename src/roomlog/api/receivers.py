@@ -28,7 +28,7 @@ from roomlog.ingest.webhook import Forged, Inbound, Mapped, Snapshot, Unreadable
 from roomlog.store.db import Database
 from roomlog.store.projects import DEFAULT_PROJECT, Project, find_project
 from roomlog.store.providers import PROVIDERS, credentials
-from roomlog.store.store import IngestResult, Rejected, Submission
+from roomlog.store.writes import IngestResult, Rejected, Submission
 from roomlog.workers.writer import Writer
 
 log = logging.getLogger("roomlog.receivers")

@@ -33,7 +33,8 @@ from roomlog.store.projects import (
 )
 from roomlog.store.providers import list_credentials, masked, set_credentials
 from roomlog.store.queries import MeetingFilter
-from roomlog.store.store import IngestResult, Settings, Store, Submission
+from roomlog.store.store import Store
+from roomlog.store.writes import IngestResult, Settings, Submission
 
 IMPORT_CHUNK: Final = 5_000
 EXIT_INVALID: Final = 2

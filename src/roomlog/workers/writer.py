@@ -19,7 +19,8 @@ from collections.abc import Callable
 from typing import Final
 
 from roomlog.domain.events import MICROS
-from roomlog.store.store import IngestResult, Store, Submission
+from roomlog.store.store import Store
+from roomlog.store.writes import IngestResult, Submission
 
 log = logging.getLogger("roomlog.writer")
 

@@ -1,0 +1,62 @@
+"""What the write path takes and answers: a request's events for one project, what became of
+them, and the settings it applies them with."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import msgspec
+
+from roomlog.domain.events import MICROS, ChatMessage, PresenceEvent
+from roomlog.domain.rules import DEFAULT_RULES, Rules
+from roomlog.ingest.webhook import RoomEnd, Snapshot
+from roomlog.store.projects import Project
+
+
+class Rejected(msgspec.Struct):
+    """One item of a batch that was not stored, and why."""
+
+    index: int
+    reason: str
+
+
+class IngestResult(msgspec.Struct):
+    """What became of a request's events."""
+
+    accepted: int
+    duplicates: int
+    rejected: list[Rejected]
+
+
+@dataclass(frozen=True, slots=True)
+class Settings:
+    rules: Rules = DEFAULT_RULES
+    # Events stamped more than this before `now` may arrive and are applied incrementally;
+    # later than that they make the room rebuild from its event log (still exact, slower).
+    late_window: int = 600 * MICROS
+    # How far ahead of the server's clock an event may be stamped.
+    max_skew: int = 60 * MICROS
+
+
+@dataclass(frozen=True, slots=True)
+class Submission:
+    """One request's events for one project, each with its index in the request.
+
+    `room_ends` and `snapshots` become events inside the write transaction, against the event
+    log as it stands: a room end closes every presence open at its instant, a snapshot closes
+    the presences it does not list and opens those it lists that are missing.
+    """
+
+    project: Project
+    events: Sequence[tuple[int, PresenceEvent]]
+    room_ends: Sequence[tuple[int, RoomEnd]] = ()
+    snapshots: Sequence[tuple[int, Snapshot]] = ()
+    # A provider's redelivery may differ from the first delivery where the provider sends no
+    # time (roomlog stamps arrival): its id alone says it is the same event.
+    id_is_identity: bool = False
+    chats: Sequence[tuple[int, ChatMessage]] = ()
+
+
+def conflict(index: int, event: PresenceEvent | ChatMessage) -> Rejected:
+    return Rejected(index, f"id {event.id!r} is already used by a different event")
