@@ -12,8 +12,9 @@ from urllib.parse import urlsplit
 import jwt
 import pytest
 
-from roomlog.api.exports import CHAT_AUDIENCE, PAGE
+from roomlog.api.exports import CHAT_AUDIENCE
 from roomlog.domain.events import MICROS, rfc3339
+from roomlog.store.queries import EXPORT_PAGE
 from roomlog.views.exports import ATTENDANCE_COLUMNS, SESSION_COLUMNS
 from tests.service.conftest import T0, Api, make_project
 from tests.service.helpers import joined, left
@@ -126,7 +127,7 @@ def test_meetings_csv_lists_what_the_list_endpoint_lists(api: Api, params: dict[
 
 
 def test_meetings_csv_pages_through_a_long_history(api: Api) -> None:
-    count = PAGE + 37
+    count = EXPORT_PAGE + 37
     bodies = []
     for n in range(count):
         bodies += [

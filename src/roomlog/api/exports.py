@@ -38,10 +38,9 @@ from roomlog.views.exports import (
     attendance_rows,
     chat_rows,
     render,
-    session_row,
+    sessions_csv,
 )
 
-PAGE: Final = 500
 CHAT_AUDIENCE: Final = "roomlog:chat"
 DEFAULT_LINK_TTL: Final = 3600  # seconds
 
@@ -50,41 +49,6 @@ _ERRORS = {
     401: ResponseSpec(ErrorBody, description="The API key, token or link is not valid"),
     404: ResponseSpec(ErrorBody, description="No such session in the caller's project"),
 }
-
-
-# -- rows, a page at a time ---------------------------------------------------------------
-
-
-def _pages(
-    database: Database, project_id: int, where: queries.MeetingFilter
-) -> Iterator[list[MeetingSession]]:
-    below: tuple[int, str] | None = None
-    while True:
-        with database.engine.connect() as connection:
-            found = queries.list_meetings(connection, project_id, where, PAGE, below=below)
-        if found:
-            yield found
-        if len(found) < PAGE:
-            return
-        below = (found[-1].start, found[-1].room)
-
-
-def sessions_csv(
-    database: Database, project_id: int, where: queries.MeetingFilter, now: int
-) -> Iterator[str]:
-    """The sessions matching `where`, newest first, as CSV chunks (header first)."""
-    yield render([SESSION_COLUMNS])
-    for page in _pages(database, project_id, where):
-        yield render(session_row(session, now) for session in page)
-
-
-def attendance_csv(
-    database: Database, project_id: int, where: queries.MeetingFilter, now: int
-) -> Iterator[str]:
-    """The attendance of every session matching `where`, newest session first."""
-    yield render([ATTENDANCE_COLUMNS])
-    for page in _pages(database, project_id, where):
-        yield render(row for session in page for row in attendance_rows(session, now))
 
 
 def chat_csv(database: Database, project_id: int, session: MeetingSession) -> str:
@@ -189,7 +153,8 @@ def meetings_csv(
     ongoing: FromQuery[bool | None] = None,
 ) -> Stream:
     where = meeting_filter(room, timeframe_start, timeframe_end, ongoing)
-    chunks = sessions_csv(context.database(state), project.id, where, context.clock(request))
+    pages = queries.meeting_pages(context.database(state), project.id, where)
+    chunks = sessions_csv(pages, context.clock(request))
     return csv_response(chunks, "meetings.csv")
 
 

@@ -12,7 +12,6 @@ from typing import IO, Final
 
 import uvicorn
 
-from roomlog.api import exports
 from roomlog.cli import demo
 from roomlog.cli.arguments import PROVIDER_OPTIONS
 from roomlog.domain.events import MICROS, ChatMessage, PresenceEvent
@@ -32,9 +31,10 @@ from roomlog.store.projects import (
     revoke_key,
 )
 from roomlog.store.providers import list_credentials, masked, set_credentials
-from roomlog.store.queries import MeetingFilter
+from roomlog.store.queries import MeetingFilter, meeting_pages
 from roomlog.store.store import Store
 from roomlog.store.writes import IngestResult, Settings, Submission
+from roomlog.views.exports import attendance_csv, sessions_csv
 
 IMPORT_CHUNK: Final = 5_000
 EXIT_INVALID: Final = 2
@@ -262,8 +262,8 @@ def _export(args: argparse.Namespace, database: Database) -> int:
         start_before=args.timeframe_end,
         ongoing=None if args.ongoing is None else args.ongoing == "true",
     )
-    write = exports.sessions_csv if args.what == "sessions" else exports.attendance_csv
-    chunks = write(database, project.id, where, _micros())
+    write = sessions_csv if args.what == "sessions" else attendance_csv
+    chunks = write(meeting_pages(database, project.id, where), _micros())
     try:
         if args.output in (None, "-"):
             sys.stdout.writelines(chunks)

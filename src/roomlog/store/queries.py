@@ -8,7 +8,7 @@ deep in the history it is.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any, Final, NamedTuple
 
@@ -16,10 +16,14 @@ from sqlalchemy import Connection, exists, func, literal, select, tuple_, union_
 
 from roomlog.domain.events import MICROS, ChatMessage
 from roomlog.domain.sessions import MeetingSession
+from roomlog.store.db import Database
 from roomlog.store.rooms import decode_participants, decode_presence
 from roomlog.store.schema import chat_messages, rooms, sessions
 
 DAY: Final = 86_400 * MICROS
+
+# How many sessions an export reads at a time.
+EXPORT_PAGE: Final = 500
 
 
 class UnknownCursor(LookupError):
@@ -263,3 +267,19 @@ def room_names(connection: Connection, project_id: int, limit: int = 500) -> lis
         .limit(limit)
     )
     return [row[0] for row in connection.execute(query)]
+
+
+def meeting_pages(
+    database: Database, project_id: int, where: MeetingFilter, size: int = EXPORT_PAGE
+) -> Iterator[list[MeetingSession]]:
+    """The sessions matching `where`, newest first, `size` at a time, each page read in a
+    transaction of its own: a download of the whole history holds one page in memory."""
+    below: tuple[int, str] | None = None
+    while True:
+        with database.engine.connect() as connection:
+            found = list_meetings(connection, project_id, where, size, below=below)
+        if found:
+            yield found
+        if len(found) < size:
+            return
+        below = (found[-1].start, found[-1].room)

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import csv
 import io
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from typing import Final
 
 from roomlog.domain.attendance import attendees, share
@@ -105,3 +105,17 @@ def render(rows: Iterable[Sequence[Cell]]) -> str:
     out = io.StringIO()
     csv.writer(out).writerows(rows)
     return out.getvalue()
+
+
+def sessions_csv(pages: Iterable[Sequence[MeetingSession]], now: int) -> Iterator[str]:
+    """Sessions, a page at a time, as CSV chunks (header first)."""
+    yield render([SESSION_COLUMNS])
+    for page in pages:
+        yield render(session_row(session, now) for session in page)
+
+
+def attendance_csv(pages: Iterable[Sequence[MeetingSession]], now: int) -> Iterator[str]:
+    """The attendance of sessions, a page at a time, as CSV chunks (header first)."""
+    yield render([ATTENDANCE_COLUMNS])
+    for page in pages:
+        yield render(row for session in page for row in attendance_rows(session, now))
