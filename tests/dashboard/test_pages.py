@@ -10,7 +10,8 @@ import pytest
 from litestar.testing import TestClient
 
 from roomlog.api.app import create_app
-from roomlog.api.dashboard.routes import COOKIE, when
+from roomlog.api.dashboard.render import when
+from roomlog.api.dashboard.signin import COOKIE
 from roomlog.domain.events import MICROS
 from roomlog.store.db import Database
 from roomlog.store.projects import revoke_key

@@ -9,23 +9,22 @@ signed-in project, as the API's are. Forms that change something are POSTs, and 
 from __future__ import annotations
 
 from datetime import UTC, date, datetime, timedelta
-from functools import cache
 from pathlib import Path
 from typing import Any, Final
-from urllib.parse import quote, urlencode, urlsplit
+from urllib.parse import quote, urlencode
 
 from anyio import to_thread
-from jinja2 import Environment, PackageLoader, select_autoescape
-from litestar import MediaType, Request, Response, Router, get, post
-from litestar.datastructures import Cookie
+from litestar import Request, Response, Router, get
 from litestar.params import FromPath, FromQuery
-from litestar.response import File, Redirect, Stream
+from litestar.response import File, Stream
 
 from roomlog.api import context, exports
-from roomlog.api.dashboard import logins
+from roomlog.api.dashboard import signin
 from roomlog.api.dashboard.overview import activity, bars, first_day
+from roomlog.api.dashboard.render import clock_time, html_page
+from roomlog.api.dashboard.signin import SignInRequired, on_sign_in_required, viewer
 from roomlog.domain.attendance import attendees, share
-from roomlog.domain.events import MICROS, rfc3339
+from roomlog.domain.events import MICROS
 from roomlog.domain.sessions import MeetingSession
 from roomlog.domain.timeline import began, ended, span
 from roomlog.store import queries
@@ -35,194 +34,20 @@ from roomlog.store.store import Store
 from roomlog.views.exports import ATTENDANCE_COLUMNS, attendance_rows, render
 from roomlog.views.videosdk import active_duration
 
-COOKIE: Final = "roomlog_session"
 PAGE_SIZE: Final = 25
 DAYS: Final = 30
 # The overview's 30-day figures are summed at most this often per process and project; the
 # live panel is read afresh every time.
 FIGURES_FOR: Final = 5 * MICROS
 STATIC: Final = Path(__file__).parent / "static"
-_LOOPBACK: Final = ("localhost", "127.0.0.1", "[::1]", "::1")
-
-
-class SignInRequired(Exception):
-    """No live sign-in: the browser is sent to the sign-in page."""
 
 
 class PageNotFound(Exception):
     pass
 
 
-@cache
-def _templates() -> Environment:
-    environment = Environment(
-        loader=PackageLoader("roomlog.api.dashboard", "templates"),
-        autoescape=select_autoescape(["html"]),
-        trim_blocks=True,
-        lstrip_blocks=True,
-    )
-    environment.filters["when"] = when
-    environment.filters["span"] = lambda micros: span(max(micros, 0))
-    environment.filters["iso"] = rfc3339
-    return environment
-
-
-def when(micros: int) -> str:
-    """An instant as the dashboard shows it: UTC, to the millisecond."""
-    moment = datetime.fromtimestamp(micros // MICROS, tz=UTC)
-    return f"{moment:%Y-%m-%d %H:%M:%S}.{micros % MICROS // 1000:03d}"
-
-
-def clock_time(micros: int) -> str:
-    return f"{datetime.fromtimestamp(micros // MICROS, tz=UTC):%H:%M:%S}"
-
-
-def _page(template: str, status_code: int = 200, **values: Any) -> Response[str]:
-    html = _templates().get_template(template).render(**values)
-    return Response(
-        html,
-        media_type=MediaType.HTML,
-        status_code=status_code,
-        headers={
-            "cache-control": "no-store",
-            "x-content-type-options": "nosniff",
-            "referrer-policy": "same-origin",
-            "x-frame-options": "DENY",
-            "content-security-policy": (
-                "default-src 'self'; style-src 'self' 'unsafe-inline'; img-src 'self' data:; "
-                "frame-ancestors 'none'; form-action 'self'"
-            ),
-        },
-    )
-
-
-async def _viewer(request: Request[Any, Any, Any]) -> Project:
-    """The signed-in project, or `SignInRequired`."""
-    token = request.cookies.get(COOKIE)
-    if not token:
-        raise SignInRequired
-    database = context.database(request.app.state)
-    now = context.clock(request)
-
-    def lookup() -> Project | None:
-        with database.engine.connect() as connection:
-            return logins.signed_in(connection, token, now)
-
-    project = await to_thread.run_sync(lookup)
-    if project is None:
-        raise SignInRequired
-    return project
-
-
-def _local_path(value: str | None) -> str:
-    """A path on this site to go back to after signing in; anything else goes to `/`."""
-    if value and value.startswith("/") and not value.startswith("//") and "\\" not in value:
-        return value
-    return "/"
-
-
-def _same_origin(request: Request[Any, Any, Any]) -> bool:
-    origin = request.headers.get("origin")
-    if origin is None or origin == "null":
-        return origin is None
-    return urlsplit(origin).netloc == request.headers.get("host", "")
-
-
-def on_sign_in_required(request: Request[Any, Any, Any], _: SignInRequired) -> Response[Any]:
-    if request.url.path == "/live":  # the live panel's refresh: no page to go back to
-        return Response("", status_code=401)
-    target = request.url.path + (f"?{request.url.query}" if request.url.query else "")
-    response: Response[Any] = Redirect(f"/sign-in?{urlencode({'next': target})}")
-    response.delete_cookie(COOKIE)
-    return response
-
-
 def on_page_not_found(_: Request[Any, Any, Any], exc: PageNotFound) -> Response[str]:
-    return _page("missing.html", status_code=404, what=str(exc), project=None)
-
-
-# -- sign in and out ----------------------------------------------------------------------
-
-
-def _plain_http_elsewhere(request: Request[Any, Any, Any]) -> bool:
-    """A browser keeps no Secure cookie from plain HTTP except on this machine."""
-    return request.url.scheme == "http" and request.url.hostname not in _LOOPBACK
-
-
-@get("/sign-in", sync_to_thread=False, include_in_schema=False)
-def sign_in_page(
-    request: Request[Any, Any, Any], next: FromQuery[str | None] = None
-) -> Response[str]:
-    return _page(
-        "sign_in.html",
-        next=_local_path(next),
-        error=None,
-        insecure=_plain_http_elsewhere(request),
-        project=None,
-    )
-
-
-@post("/sign-in", include_in_schema=False, status_code=303)
-async def sign_in(request: Request[Any, Any, Any]) -> Response[Any]:
-    form = await request.form()
-    target = _local_path(str(form.get("next") or "/"))
-    if not _same_origin(request):
-        return _page(
-            "sign_in.html",
-            403,
-            next=target,
-            error="Sign in from this site's own page.",
-            insecure=False,
-            project=None,
-        )
-    key = str(form.get("key") or "")
-    database = context.database(request.app.state)
-    now = context.clock(request)
-
-    def exchange() -> str | None:
-        with database.engine.begin() as connection:
-            return logins.sign_in(connection, key, now)
-
-    token = await to_thread.run_sync(exchange) if key.strip() else None
-    if token is None:
-        return _page(
-            "sign_in.html",
-            401,
-            next=target,
-            error="That API key is not valid. Keys look like rl_… and are printed by "
-            "`roomlog keys create`.",
-            insecure=_plain_http_elsewhere(request),
-            project=None,
-        )
-    response: Response[Any] = Redirect(target, status_code=303)
-    response.set_cookie(
-        Cookie(
-            key=COOKIE,
-            value=token,
-            path="/",
-            max_age=logins.LIFETIME // MICROS,
-            httponly=True,
-            secure=True,
-            samesite="strict",
-        )
-    )
-    return response
-
-
-@post("/sign-out", include_in_schema=False, status_code=303)
-async def sign_out(request: Request[Any, Any, Any]) -> Response[Any]:
-    token = request.cookies.get(COOKIE)
-    if token and _same_origin(request):
-        database = context.database(request.app.state)
-
-        def forget() -> None:
-            with database.engine.begin() as connection:
-                logins.sign_out(connection, token)
-
-        await to_thread.run_sync(forget)
-    response: Response[Any] = Redirect("/sign-in", status_code=303)
-    response.delete_cookie(COOKIE)
-    return response
+    return html_page("missing.html", status_code=404, what=str(exc), project=None)
 
 
 # -- overview -----------------------------------------------------------------------------
@@ -251,7 +76,7 @@ def _live(database: Database, project: Project, now: int) -> list[dict[str, Any]
 
 @get("/", include_in_schema=False)
 async def overview(request: Request[Any, Any, Any]) -> Response[str]:
-    project = await _viewer(request)
+    project = await viewer(request)
     database = context.database(request.app.state)
     now = context.clock(request)
 
@@ -282,16 +107,16 @@ async def overview(request: Request[Any, Any, Any]) -> Response[str]:
         }
 
     gathered = await to_thread.run_sync(gather)
-    return _page("overview.html", project=project, now=now, section="overview", **gathered)
+    return html_page("overview.html", project=project, now=now, section="overview", **gathered)
 
 
 @get("/live", include_in_schema=False)
 async def live(request: Request[Any, Any, Any]) -> Response[str]:
-    project = await _viewer(request)
+    project = await viewer(request)
     rooms = await to_thread.run_sync(
         _live, context.database(request.app.state), project, context.clock(request)
     )
-    return _page("_live.html", live=rooms)
+    return html_page("_live.html", live=rooms)
 
 
 # -- sessions -----------------------------------------------------------------------------
@@ -321,7 +146,7 @@ async def sessions_page(
     after: FromQuery[str | None] = None,
     before: FromQuery[str | None] = None,
 ) -> Response[str]:
-    project = await _viewer(request)
+    project = await viewer(request)
     database = context.database(request.app.state)
     now = context.clock(request)
     problems: list[str] = []
@@ -380,7 +205,7 @@ async def sessions_page(
         }
         for s in page
     ]
-    return _page(
+    return html_page(
         "sessions.html",
         project=project,
         section="sessions",
@@ -407,7 +232,7 @@ def _percent(part: int, whole: int) -> float:
 
 @get("/sessions/{session_id:str}", include_in_schema=False)
 async def session_page(request: Request[Any, Any, Any], session_id: FromPath[str]) -> Response[str]:
-    project = await _viewer(request)
+    project = await viewer(request)
     database = context.database(request.app.state)
     now = context.clock(request)
     store: Store = request.app.state.store
@@ -459,7 +284,7 @@ async def session_page(request: Request[Any, Any, Any], session_id: FromPath[str
         if moment is not None
     ]
     chat_link = exports.chat_links(request, project, gathered["chatty"], now).get(session.id)
-    return _page(
+    return html_page(
         "session.html",
         project=project,
         section="sessions",
@@ -482,7 +307,7 @@ async def session_page(request: Request[Any, Any, Any], session_id: FromPath[str
 async def session_attendance_csv(
     request: Request[Any, Any, Any], session_id: FromPath[str]
 ) -> Stream:
-    project = await _viewer(request)
+    project = await viewer(request)
     session = await to_thread.run_sync(
         _session, context.database(request.app.state), project, session_id
     )
@@ -514,9 +339,7 @@ def router() -> Router:
         route_handlers=[
             overview,
             live,
-            sign_in_page,
-            sign_in,
-            sign_out,
+            *signin.ROUTES,
             sessions_page,
             session_page,
             session_attendance_csv,
