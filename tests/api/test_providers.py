@@ -29,15 +29,15 @@ from roomlog.ingest.daily import signature
 from roomlog.store.db import Database, migrate, open_database
 from roomlog.store.providers import PROVIDERS, set_credentials
 from roomlog.store.schema import events
-from tests.service.conftest import (
+from tests.fixtures import (
     _PROBLEM,
     POSTGRES_URL,
     drop_postgres,
     fresh_postgres,
     make_project,
 )
-from tests.service.servers import Server
-from tests.service.test_processes import expected, listed, recent_history
+from tests.servers import Server
+from tests.test_processes import expected, listed, recent_history
 
 LIVEKIT_KEY, LIVEKIT_SECRET = "APIroomlogtest", "livekit-secret-for-the-tests-0123456789"
 DAILY_HMAC = base64.b64encode(b"daily-secret-for-the-tests").decode()

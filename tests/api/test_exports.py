@@ -16,9 +16,9 @@ from roomlog.api.exports import CHAT_AUDIENCE
 from roomlog.domain.events import MICROS, rfc3339
 from roomlog.store.queries import EXPORT_PAGE
 from roomlog.views.exports import ATTENDANCE_COLUMNS, SESSION_COLUMNS
-from tests.service.conftest import T0, Api, make_project
-from tests.service.helpers import joined, left
-from tests.service.test_meetings import all_pages, history
+from tests.api.test_meetings import all_pages, history
+from tests.bodies import joined, left
+from tests.fixtures import T0, Api, make_project
 
 
 def rows(text: str) -> list[dict[str, str]]:

@@ -10,8 +10,8 @@ from sqlalchemy import func, select
 
 from roomlog.api.events import MAX_BODY, MAX_EVENTS
 from roomlog.store.schema import events
-from tests.service.conftest import T0, Api
-from tests.service.helpers import joined, left
+from tests.bodies import joined, left
+from tests.fixtures import T0, Api
 
 
 def stored(api: Api) -> int:

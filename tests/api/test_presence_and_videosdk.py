@@ -9,8 +9,8 @@ import jwt
 import pytest
 
 from roomlog.store.projects import revoke_key
-from tests.service.conftest import T0, Api, make_project
-from tests.service.helpers import joined, left
+from tests.bodies import joined, left
+from tests.fixtures import T0, Api, make_project
 
 
 def meeting(api: Api) -> None:

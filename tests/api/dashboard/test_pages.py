@@ -16,9 +16,9 @@ from roomlog.domain.events import MICROS
 from roomlog.store.db import Database
 from roomlog.store.projects import revoke_key
 from roomlog.store.writes import Settings
-from tests.service.conftest import RULES, T0, Clock, make_project
-from tests.service.helpers import joined, left
-from tests.service.test_meetings import history
+from tests.api.test_meetings import history
+from tests.bodies import joined, left
+from tests.fixtures import RULES, T0, Clock, make_project
 
 ORIGIN = "https://roomlog.example"
 

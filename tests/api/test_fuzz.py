@@ -13,8 +13,8 @@ from hypothesis import strategies as st
 from schemathesis.core.result import Ok
 
 from roomlog.store.db import migrate, open_database
-from tests.service.conftest import make_project
-from tests.service.servers import Server
+from tests.fixtures import make_project
+from tests.servers import Server
 
 
 @pytest.fixture(scope="module")

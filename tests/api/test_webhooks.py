@@ -17,10 +17,10 @@ from roomlog.api.app import create_app
 from roomlog.store.db import Database, migrate, open_database
 from roomlog.store.writes import Settings
 from roomlog.workers.delivery import Deliverer, DeliverySettings
-from tests.service.conftest import RULES, T0, Api, Clock, make_project
-from tests.service.helpers import joined, left
-from tests.service.receiver import Receiver, running, verified
-from tests.service.servers import Server
+from tests.bodies import joined, left
+from tests.fixtures import RULES, T0, Api, Clock, make_project
+from tests.receiver import Receiver, running, verified
+from tests.servers import Server
 
 SETTINGS = DeliverySettings(retry_base=60)
 

@@ -13,9 +13,9 @@ from roomlog.cli import demo
 from roomlog.domain.events import MICROS
 from roomlog.ingest.native import parse_event
 from roomlog.store.writes import Submission
-from tests.service.conftest import Api
+from tests.fixtures import Api
 
-README = Path(__file__).resolve().parents[2] / "README.md"
+README = Path(__file__).resolve().parents[1] / "README.md"
 
 
 def _quick_start() -> tuple[str, str, str]:

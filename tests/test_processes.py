@@ -19,8 +19,8 @@ from roomlog.ingest.native import parse_event
 from roomlog.store.db import migrate, open_database
 from roomlog.store.schema import events
 from roomlog.views.daily import meeting_object
-from tests.service.conftest import drop_postgres, fresh_postgres, make_project
-from tests.service.servers import Server
+from tests.fixtures import drop_postgres, fresh_postgres, make_project
+from tests.servers import Server
 
 
 def recent_history(

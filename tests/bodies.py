@@ -5,7 +5,7 @@ from __future__ import annotations
 import itertools
 from typing import Any
 
-from tests.service.conftest import T0
+from tests.fixtures import T0
 
 _serial = itertools.count()
 

@@ -11,8 +11,8 @@ from roomlog.domain.batch import sessionize
 from roomlog.domain.events import MICROS
 from roomlog.ingest.native import parse_event
 from roomlog.views.daily import meeting_object
-from tests.service.conftest import RULES, T0, Api
-from tests.service.helpers import joined, left
+from tests.bodies import joined, left
+from tests.fixtures import RULES, T0, Api
 
 
 def put(api: Api, room: str, people: list[str], at: float | None = None) -> Any:

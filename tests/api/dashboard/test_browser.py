@@ -16,7 +16,7 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.service.servers import Server
+from tests.servers import Server
 
 CHROMIUM = os.environ.get("ROOMLOG_CHROMIUM", "/usr/bin/chromium")
 pytestmark = pytest.mark.skipif(
@@ -34,7 +34,7 @@ LAUNCH_ARGS = [
     "--disable-extensions",
     "--no-first-run",
 ]
-SCREENSHOTS = Path(__file__).resolve().parents[2] / "artifacts" / "screenshots"
+SCREENSHOTS = Path(__file__).resolve().parents[3] / "artifacts" / "screenshots"
 
 
 class Site:

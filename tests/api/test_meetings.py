@@ -20,9 +20,9 @@ from roomlog.ingest.native import parse_event
 from roomlog.store.store import Store
 from roomlog.store.writes import Settings, Submission
 from roomlog.views.daily import meeting_object
+from tests.bodies import joined, left
+from tests.fixtures import RULES, T0, Api, Clock, make_project
 from tests.helpers import histories
-from tests.service.conftest import RULES, T0, Api, Clock, make_project
-from tests.service.helpers import joined, left
 
 
 def expected(bodies: list[dict[str, Any]], now: int, project: str = "default") -> list[Any]:

@@ -14,8 +14,8 @@ import pytest
 from roomlog.cli import main
 from roomlog.cli.arguments import PROVIDER_OPTIONS
 from roomlog.store.providers import PROVIDERS
-from tests.service.helpers import joined, left
-from tests.service.servers import free_port
+from tests.bodies import joined, left
+from tests.servers import free_port
 
 
 def roomlog(*args: str) -> subprocess.CompletedProcess[str]:

@@ -22,7 +22,7 @@ from roomlog.store.schema import events
 from roomlog.store.store import Store
 from roomlog.store.transactions import ConcurrentAppend, LostConnection, transient
 from roomlog.store.writes import Submission
-from tests.service.conftest import POSTGRES_URL, T0, drop_postgres, fresh_postgres
+from tests.fixtures import POSTGRES_URL, T0, drop_postgres, fresh_postgres
 
 
 def locked_error(path: Path) -> sqlite3.OperationalError:
