@@ -35,7 +35,7 @@ from litestar.types import (
 )
 
 from roomlog import __version__
-from roomlog.api import exports, meetings, receivers, videosdk, webhooks
+from roomlog.api import exports, meetings, receivers, videosdk, videosdk_v2, webhooks
 from roomlog.api.auth import Authenticator, bearer, daily_project, videosdk_project
 from roomlog.api.dashboard import routes as dashboard
 from roomlog.api.errors import (
@@ -188,9 +188,17 @@ def _routes() -> list[ControllerRouterHandler]:
         handler.dependencies = daily_auth
     for handler in videosdk.ROUTES:
         handler.dependencies = videosdk_auth
+    for handler in videosdk_v2.ROUTES:
+        handler.dependencies = dict(videosdk_v2.DEPENDENCIES)
     # Provider webhooks and the health check take no API key; a chat link carries its own.
     open_routes = (*receivers.ROUTES, health, *exports.OPEN_ROUTES)
-    return [*daily_routes, *videosdk.ROUTES, *open_routes, dashboard.router()]
+    return [
+        *daily_routes,
+        *videosdk.ROUTES,
+        *videosdk_v2.ROUTES,
+        *open_routes,
+        dashboard.router(),
+    ]
 
 
 def _workers(

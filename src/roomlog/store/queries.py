@@ -18,7 +18,7 @@ from roomlog.domain.events import MICROS, ChatMessage
 from roomlog.domain.sessions import MeetingSession
 from roomlog.store.db import Database
 from roomlog.store.rooms import decode_participants, decode_presence
-from roomlog.store.schema import chat_messages, rooms, sessions
+from roomlog.store.schema import chat_messages, events, rooms, sessions
 
 DAY: Final = 86_400 * MICROS
 
@@ -283,3 +283,45 @@ def meeting_pages(
         if len(found) < size:
             return
         below = (found[-1].start, found[-1].room)
+
+
+class KnownRoom(NamedTuple):
+    """A room as roomlog knows it: its name and the instants (µs) of its first and latest
+    events."""
+
+    name: str
+    first_at: int
+    latest_at: int
+
+
+def _known_rooms(project_id: int) -> Any:
+    # Each room's first and latest instants are read from the end of its events' index.
+    first = (
+        select(func.min(events.c.at))
+        .where(events.c.project_id == project_id, events.c.room == rooms.c.name)
+        .scalar_subquery()
+    )
+    latest = (
+        select(func.max(events.c.at))
+        .where(events.c.project_id == project_id, events.c.room == rooms.c.name)
+        .scalar_subquery()
+    )
+    return select(rooms.c.name, first, latest).where(rooms.c.project_id == project_id)
+
+
+def list_rooms(
+    connection: Connection, project_id: int, limit: int, offset: int = 0
+) -> list[KnownRoom]:
+    """A page of the project's rooms that hold events, by name."""
+    query = _known_rooms(project_id).order_by(rooms.c.name).limit(limit).offset(offset or None)
+    return [KnownRoom(*row) for row in connection.execute(query) if row[1] is not None]
+
+
+def count_rooms(connection: Connection, project_id: int) -> int:
+    query = select(func.count()).select_from(rooms).where(rooms.c.project_id == project_id)
+    return int(connection.execute(query).scalar_one())
+
+
+def find_room(connection: Connection, project_id: int, name: str) -> KnownRoom | None:
+    row = connection.execute(_known_rooms(project_id).where(rooms.c.name == name)).first()
+    return None if row is None or row[1] is None else KnownRoom(*row)
