@@ -20,7 +20,7 @@ ALLOWED: dict[str, set[str]] = {
     "workers": {"domain", "ingest", "views", "store", "workers"},
     "api": {"domain", "ingest", "views", "store", "workers", "api"},
     "cli": {"domain", "ingest", "views", "store", "workers", "api", "cli", "offline"},
-    "offline": {"domain", "ingest", "views"},
+    "offline": {"domain", "ingest", "views", "offline"},
 }
 # Libraries that only the edges may use: HTTP frameworks, servers and clients, and (for the
 # pure middle) databases.

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import json
 import random
 
@@ -9,12 +10,13 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from roomlog.domain.batch import sessionize
+from roomlog.domain.batch import SessionTable, sessionize
 from roomlog.domain.engine import Room
 from roomlog.domain.events import JOINED, LEFT, MICROS, PresenceEvent, micros_from_unix
 from roomlog.domain.rules import Rules
 from roomlog.domain.sessions import MeetingSession
-from roomlog.offline import sessionize_lines
+from roomlog.offline import Outcome, sessionize_lines
+from roomlog.offline.output import InMemory
 from tests.helpers import histories
 
 RULES = Rules.seconds(min_presence=2, solo_start=3, solo_reset=5)
@@ -33,13 +35,26 @@ def line(event: PresenceEvent) -> bytes:
     ).encode()
 
 
+def written(outcome: Outcome) -> bytes:
+    out = io.BytesIO()
+    outcome.write(out)
+    return out.getvalue()
+
+
+def body(sessions: list[MeetingSession], now: int) -> bytes:
+    """Daily's body for `sessions`, as the in-memory path writes it."""
+    out = io.BytesIO()
+    InMemory(SessionTable.of(sessions, now)).write(out)
+    return out.getvalue()
+
+
 mixed_histories = histories(
     rooms=("r", "s", "t"), latest=2_000 * MICROS, most=60, user_ids=(None, "u1", "u2")
 )
 
 
 @given(mixed_histories, st.integers(min_value=1, max_value=12), st.randoms())
-def test_sorted_runs_give_the_batch_result(
+def test_partitions_give_the_batch_result(
     events: list[PresenceEvent], chunk: int, rnd: random.Random
 ) -> None:
     now = 2_100 * MICROS
@@ -51,11 +66,11 @@ def test_sorted_runs_give_the_batch_result(
         now,
         lambda n, m: problems.append((n, m)),
         RULES,
-        chunk_events=chunk,
+        limit=chunk,
     )
     assert problems == []
     assert outcome.events == len(events)
-    assert outcome.sessions == sessionize(events, now, RULES)
+    assert written(outcome) == body(sessionize(events, now, RULES), now)
 
 
 def test_long_rooms_settle_as_the_stream_moves_on(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -78,9 +93,9 @@ def test_long_rooms_settle_as_the_stream_moves_on(monkeypatch: pytest.MonkeyPatc
 
     monkeypatch.setattr(Room, "settle", counting)
     now = 60_000 * MICROS
-    outcome = sessionize_lines([line(e) for e in events], now, lambda n, m: None, chunk_events=700)
-    assert outcome.sessions == sessionize(events, now)
-    assert len(outcome.sessions) == 1_000
+    outcome = sessionize_lines([line(e) for e in events], now, lambda n, m: None, limit=700)
+    assert written(outcome) == body(sessionize(events, now), now)
+    assert len(outcome.result) == 1_000
     assert len(settled) >= 8
     assert sum(settled) >= 900
 
@@ -97,7 +112,7 @@ def test_invalid_lines_are_reported_with_their_numbers_and_left_out() -> None:
     assert "malformed" in problems[0][1]
     assert "missing required field" in problems[1][1]
     assert (outcome.events, outcome.invalid) == (2, 2)
-    assert len(outcome.sessions) == 1
+    assert len(outcome.result) == 1
 
 
 def test_events_after_now_are_counted_and_left_out() -> None:
@@ -107,7 +122,7 @@ def test_events_after_now_are_counted_and_left_out() -> None:
     ]
     outcome = sessionize_lines(lines, 60 * MICROS, lambda n, m: None)
     assert outcome.future == 1
-    assert [s.end for s in outcome.sessions] == [None]
+    assert [m["ongoing"] for m in json.loads(written(outcome))["data"]] == [True]
 
 
 def test_each_line_is_one_event_whichever_way_its_block_is_read() -> None:
@@ -133,14 +148,8 @@ def test_each_line_is_one_event_whichever_way_its_block_is_read() -> None:
     assert "RFC 3339" in problems[3][1]
     assert outcome.events == 4
     clean = sessionize_lines(good, 200 * MICROS, lambda n, m: None)
-    assert (
-        outcome.sessions
-        == clean.sessions
-        == sessionize(
-            [PresenceEvent(f"e{n}", JOINED, "r", f"P{n}", n * MICROS) for n in range(4)],
-            200 * MICROS,
-        )
-    )
+    alone = [PresenceEvent(f"e{n}", JOINED, "r", f"P{n}", n * MICROS) for n in range(4)]
+    assert written(outcome) == written(clean) == body(sessionize(alone, 200 * MICROS), 200 * MICROS)
 
 
 @given(
@@ -169,4 +178,47 @@ def test_unix_seconds_read_in_blocks_are_the_microseconds_of_the_rules(
     ]
     now = 253_402_300_799 * MICROS
     outcome = sessionize_lines(lines, now, lambda n, m: None, Rules.seconds(0, 1, 1))
-    assert outcome.sessions == sessionize(events, now, Rules.seconds(0, 1, 1))
+    assert written(outcome) == body(sessionize(events, now, Rules.seconds(0, 1, 1)), now)
+
+
+@given(
+    mixed_histories,
+    st.integers(min_value=1, max_value=40),
+    st.one_of(st.none(), st.integers(min_value=1, max_value=10**7)),
+    st.randoms(),
+)
+def test_any_partitioning_writes_what_the_in_memory_path_writes(
+    events: list[PresenceEvent], limit: int, size: int | None, rnd: random.Random
+) -> None:
+    # `limit` forces a tiny budget; `size`, the input's size as the command would know it
+    # (None: stdin), sets how many partitions the first split makes: from two, with splits
+    # again, to thousands.
+    now = 2_100 * MICROS
+    shuffled = list(events)
+    rnd.shuffle(shuffled)
+    lines = [line(e) for e in shuffled]
+    outcome = sessionize_lines(lines, now, lambda n, m: None, RULES, size=size, limit=limit)
+    whole = sessionize_lines(lines, now, lambda n, m: None, RULES)
+    assert whole.partitions == 1
+    assert outcome.partitions > 1 or len(events) <= limit
+    assert written(outcome) == written(whole)
+
+
+def test_a_room_bigger_than_the_budget_runs_incrementally_within_it() -> None:
+    # One room, twenty times the events the budget holds: it cannot be split by room, so it
+    # runs over sorted runs of the budget's size; another room beside it takes the batch path.
+    rnd = random.Random(5)
+    events = []
+    for n in range(2_000):
+        at = n * 7 + rnd.randint(0, 3)
+        events.append(PresenceEvent(f"j{n}", JOINED, "huge", f"p{n % 5}", at * MICROS, f"u{n % 5}"))
+        events.append(PresenceEvent(f"l{n}", LEFT, "huge", f"p{n % 5}", (at + 30) * MICROS))
+    events += [
+        PresenceEvent("a", JOINED, "small", "x", 10 * MICROS),
+        PresenceEvent("b", JOINED, "small", "y", 12 * MICROS),
+    ]
+    rnd.shuffle(events)
+    now = 20_000 * MICROS
+    outcome = sessionize_lines([line(e) for e in events], now, lambda n, m: None, limit=200)
+    assert outcome.partitions > 1
+    assert written(outcome) == body(sessionize(events, now), now)

@@ -10,14 +10,10 @@ import time
 from collections.abc import Sequence
 from typing import IO, NoReturn
 
-import msgspec
-
 from roomlog import __version__
 from roomlog.cli.arguments import SERVICE_COMMANDS, add_commands, instant
-from roomlog.domain.batch import SessionTable
 from roomlog.domain.rules import Rules
-from roomlog.offline import sessionize_lines
-from roomlog.views.daily import meeting_objects
+from roomlog.offline import MB, sessionize_lines
 
 EXIT_INVALID = 2
 
@@ -29,6 +25,16 @@ def _seconds(text: str) -> float:
         raise argparse.ArgumentTypeError(f"expected seconds, got {text!r}") from None
     if not 0 <= value < 10**9:
         raise argparse.ArgumentTypeError(f"expected 0 or more seconds, got {text!r}")
+    return value
+
+
+def _megabytes(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected whole megabytes, got {text!r}") from None
+    if not 128 <= value <= 1 << 30:
+        raise argparse.ArgumentTypeError(f"expected 128 MB or more, got {text!r}")
     return value
 
 
@@ -67,6 +73,14 @@ def build_parser() -> argparse.ArgumentParser:
         help="the project session ids are derived from (default: default)",
     )
     sessionize.add_argument(
+        "--memory",
+        type=_megabytes,
+        default=512,
+        metavar="MB",
+        help="the memory to stay within, in MB (default: 512); a longer input is spilled to "
+        "temporary files by room",
+    )
+    sessionize.add_argument(
         "--skip-invalid",
         action="store_true",
         help="report invalid lines on stderr and go on without them",
@@ -99,7 +113,10 @@ def _sessionize(
     # collection finds nothing to free and costs a third of the run time.
     gc.disable()
     with source:
-        outcome = sessionize_lines(source, now, report, rules, args.project)
+        size = os.fstat(source.fileno()).st_size if source.seekable() else None
+        outcome = sessionize_lines(
+            source, now, report, rules, args.project, memory=args.memory * MB, size=size
+        )
     if outcome.invalid and not args.skip_invalid:
         print(
             f"roomlog sessionize: {outcome.invalid} invalid line(s), nothing written; "
@@ -112,24 +129,12 @@ def _sessionize(
             f"roomlog sessionize: {outcome.future} event(s) stamped after --now were left out",
             file=sys.stderr,
         )
-    _write_meetings(sys.stdout.buffer, outcome.table)
+    outcome.write(sys.stdout.buffer)
     if exit_when_done:  # while `outcome` still holds everything
         sys.stdout.flush()
         sys.stderr.flush()
         os._exit(0)
     return 0
-
-
-def _write_meetings(out: IO[bytes], table: SessionTable) -> None:
-    """Daily's `{"total_count": N, "data": [...]}`, written a thousand meetings at a time."""
-    encoder = msgspec.json.Encoder()
-    out.write(b'{"total_count":%d,"data":[' % len(table))
-    for i in range(0, len(table), 1000):
-        if i:
-            out.write(b",")
-        out.write(encoder.encode(meeting_objects(table, i, min(i + 1000, len(table))))[1:-1])
-    out.write(b"]}\n")
-    out.flush()
 
 
 def command() -> NoReturn:
