@@ -184,20 +184,21 @@ def test_unix_seconds_read_in_blocks_are_the_microseconds_of_the_rules(
 @given(
     mixed_histories,
     st.integers(min_value=1, max_value=40),
-    st.one_of(st.none(), st.integers(min_value=1, max_value=10**7)),
+    st.one_of(st.none(), st.floats(min_value=1e-4, max_value=1.0)),
     st.randoms(),
 )
 def test_any_partitioning_writes_what_the_in_memory_path_writes(
-    events: list[PresenceEvent], limit: int, size: int | None, rnd: random.Random
+    events: list[PresenceEvent], limit: int, read: float | None, rnd: random.Random
 ) -> None:
-    # `limit` forces a tiny budget; `size`, the input's size as the command would know it
+    # `limit` forces a tiny budget; `read`, the part of a file read when the budget is full
     # (None: stdin), sets how many partitions the first split makes: from two, with splits
     # again, to thousands.
     now = 2_100 * MICROS
     shuffled = list(events)
     rnd.shuffle(shuffled)
     lines = [line(e) for e in shuffled]
-    outcome = sessionize_lines(lines, now, lambda n, m: None, RULES, size=size, limit=limit)
+    progress = None if read is None else (lambda: read)
+    outcome = sessionize_lines(lines, now, lambda n, m: None, RULES, progress=progress, limit=limit)
     whole = sessionize_lines(lines, now, lambda n, m: None, RULES)
     assert whole.partitions == 1
     assert outcome.partitions > 1 or len(events) <= limit

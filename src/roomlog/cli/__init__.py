@@ -7,7 +7,7 @@ import gc
 import os
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import IO, NoReturn
 
 from roomlog import __version__
@@ -113,9 +113,8 @@ def _sessionize(
     # collection finds nothing to free and costs a third of the run time.
     gc.disable()
     with source:
-        size = os.fstat(source.fileno()).st_size if source.seekable() else None
         outcome = sessionize_lines(
-            source, now, report, rules, args.project, memory=args.memory * MB, size=size
+            source, now, report, rules, args.project, args.memory * MB, _progress(source)
         )
     if outcome.invalid and not args.skip_invalid:
         print(
@@ -135,6 +134,16 @@ def _sessionize(
         sys.stderr.flush()
         os._exit(0)
     return 0
+
+
+def _progress(source: IO[bytes]) -> Callable[[], float] | None:
+    """The part of a regular file read so far; None for a pipe, whose length is unknown."""
+    if not source.seekable():
+        return None
+    size = os.fstat(source.fileno()).st_size
+    if not size:
+        return None
+    return lambda: min(1.0, max(source.tell(), 1) / size)
 
 
 def command() -> NoReturn:

@@ -23,11 +23,10 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable, Sequence
 from itertools import repeat
 from operator import add, itemgetter
-from typing import Final, NamedTuple, TypeVar
+from typing import TYPE_CHECKING, Final, NamedTuple, TypeVar
 
 import numpy as np
 
-from roomlog.domain.engine import Room, newest_first
 from roomlog.domain.events import JOINED, PresenceEvent
 from roomlog.domain.rules import DEFAULT_RULES, Rules
 from roomlog.domain.sessions import Attendance, MeetingSession, session_ids
@@ -43,6 +42,9 @@ from roomlog.domain.steps import (
     occupancy_changes,
     session_windows,
 )
+
+if TYPE_CHECKING:
+    from roomlog.domain.engine import Room
 
 __all__ = ["Ints", "Person", "SessionTable", "session_table", "sessionize", "who_in"]
 
@@ -225,6 +227,10 @@ def _replayed(
     stamps: Ints, rooms: list[str], who: Who, now: int, rules: Rules, tenant: str
 ) -> SessionTable:
     """The replay of the incremental face, for what is beyond `SAFE`."""
+    # The incremental face is imported here, for this rare case only: `roomlog sessionize`
+    # pays for each import at every start.
+    from roomlog.domain.engine import Room, newest_first  # noqa: PLC0415
+
     by_room: dict[str, Room] = {}
     for stamp, room, person in zip(
         stamps.tolist(), rooms, who(list(range(len(stamps)))), strict=True

@@ -3,14 +3,14 @@
 Events may come in any order. Every size takes the batch engine; only how the events reach
 it changes with the budget (`--memory`):
 - An input that fits (`events_within(memory)` events) is read into columns and run at once.
-- A longer one is spilled by room partition: a hash of each room picks one of `count`
-  partitions (`partitions.py`), each partition is read back and run through the batch engine
-  alone, and its meetings are encoded to a spool file; the body is written newest first
-  across the partitions at the end (`output.py`). A room never splits across partitions, so
-  each partition's sessions are those of the whole input.
+- A longer one is spilled by room partition (`spill.py`): a hash of each room picks one of
+  `count` partitions (`partitions.py`), each partition is read back and run through the
+  batch engine alone, and its meetings are encoded to a spool file; the body is written
+  newest first across the partitions at the end (`output.py`). A room never splits across
+  partitions, so each partition's sessions are those of the whole input.
 - `count` makes a partition hold about two thirds of the budget: from the file's size when
-  it is known (the bytes per event of the first part read), else as if the input were eight
-  times the budget (stdin). A partition that comes out bigger than the budget (rooms that hash
+  it is known (the events in the part of the file read first), else as if the input were
+  eight times the budget (stdin). A partition that comes out bigger than the budget (rooms that hash
   together, an input longer than guessed) is split again with another hash; one that holds a
   single room too big for the budget runs the incremental engine over sorted runs of that
   room (`runs.py`), whose memory is a run and the room's open presences.
@@ -18,17 +18,13 @@ it changes with the budget (`--memory`):
 
 from __future__ import annotations
 
-import tempfile
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import IO, Final
 
-from roomlog.domain.batch import SessionTable
 from roomlog.domain.rules import DEFAULT_RULES, Rules
 from roomlog.offline.output import InMemory, Spooled
-from roomlog.offline.partitions import FLUSH_EVENTS, Partitions, partitions_for
 from roomlog.offline.reading import Counts, Lines, Report, read_chunk
-from roomlog.offline.runs import incremental
 
 MB: Final = 1 << 20
 DEFAULT_MEMORY: Final = 512 * MB
@@ -37,10 +33,6 @@ DEFAULT_MEMORY: Final = 512 * MB
 # sessions): measured with `benchmarks/sessionize.py` (docs/PERFORMANCE.md).
 BASE_MEMORY: Final = 64 * MB
 EVENT_MEMORY: Final = 400
-# Events read at a time once the input is being spilled.
-SPILL_CHUNK: Final = 262_144
-# How many times a partition may be split again before its rooms run incrementally.
-MAX_SPLITS: Final = 3
 
 
 def events_within(memory: int) -> int:
@@ -80,11 +72,12 @@ def sessionize_lines(
     rules: Rules = DEFAULT_RULES,
     tenant: str = "default",
     memory: int = DEFAULT_MEMORY,
-    size: int | None = None,
+    progress: Callable[[], float] | None = None,
     limit: int | None = None,
 ) -> Outcome:
-    """Every room's sessions at `now` from NDJSON `lines` (`size` bytes, if known), within
-    `memory` bytes; `limit` sets the events held at once instead (tests force tiny ones)."""
+    """Every room's sessions at `now` from NDJSON `lines`, within `memory` bytes. `progress`
+    says which part of the input has been read, where that is known (a file); `limit` sets
+    the events held at once instead of `memory` (tests force tiny ones)."""
     limit = limit or events_within(memory)
     counts = Counts()
     source = Lines(lines)
@@ -92,50 +85,10 @@ def sessionize_lines(
     # A full chunk: look one line ahead before spilling.
     if done or source.at_end():
         return Outcome(counts, InMemory(first.table(now, rules, tenant)))
-    read = max(len(first), 1)
-    estimate = size * read // max(source.size, 1) if size else 8 * limit
-    # The meetings' spool outlives this call: the outcome writes from it (the file has no
-    # name, so nothing is left behind whenever the process ends).
-    output = Spooled(tempfile.TemporaryFile(prefix="roomlog-meetings-"))  # noqa: SIM115
-    with tempfile.TemporaryFile(prefix="roomlog-events-") as spool:
-        parts = Partitions(spool, partitions_for(estimate, limit))
-        parts.add(first)
-        del first
-        while not done:
-            chunk, done = read_chunk(source, min(limit, SPILL_CHUNK), now, report, counts)
-            parts.add(chunk)
-            del chunk
-        parts.flush()
-        for p in range(parts.count):
-            _run(parts, p, limit, now, rules, tenant, output, 0)
-    return Outcome(counts, output, parts.count)
+    # Spilling needs more modules than an input that fits: imported only then, since
+    # `roomlog sessionize` pays for each import at every start.
+    from roomlog.offline.spill import spilled  # noqa: PLC0415
 
-
-def _run(
-    parts: Partitions,
-    p: int,
-    limit: int,
-    now: int,
-    rules: Rules,
-    tenant: str,
-    output: Spooled,
-    splits: int,
-) -> None:
-    """Put partition `p`'s sessions in `output`."""
-    events = parts.events[p]
-    if not events:
-        return
-    if events <= limit:
-        for chunk in parts.pieces(p):
-            output.add(chunk.table(now, rules, tenant))
-        return
-    if parts.rooms[p] > 1 and splits < MAX_SPLITS:
-        split = Partitions(parts.spool, partitions_for(events, limit), salt=splits + 1)
-        for chunk in parts.pieces(p, most=FLUSH_EVENTS):
-            split.add(chunk)
-        split.flush()
-        for q in range(split.count):
-            _run(split, q, limit, now, rules, tenant, output, splits + 1)
-        return
-    sessions = incremental(parts.pieces(p, most=max(limit // 2, 1)), limit, now, rules, tenant)
-    output.add(SessionTable.of(sessions, now))
+    estimate = round(len(first) / progress()) if progress is not None else 8 * limit
+    output, partitions = spilled(first, source, estimate, limit, now, report, counts, rules, tenant)
+    return Outcome(counts, output, partitions)

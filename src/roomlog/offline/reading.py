@@ -99,14 +99,12 @@ class Lines:
     def __init__(self, lines: Iterable[bytes]) -> None:
         self.lines = iter(lines)
         self.taken = 0
-        self.size = 0  # bytes taken
 
     def block(self, most: int) -> tuple[int, list[bytes]]:
         """Up to `most` lines and the number of the first."""
         block = list(itertools.islice(self.lines, most))
         first = self.taken + 1
         self.taken += len(block)
-        self.size += sum(map(len, block))
         return first, block
 
     def at_end(self) -> bool:
