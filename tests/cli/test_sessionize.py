@@ -201,3 +201,46 @@ def test_runs_from_stdin_as_an_installed_command(command: list[str], events_file
     )
     assert done.returncode == 0, done.stderr
     assert without_ids(json.loads(done.stdout)) == without_ids(EXPECTED)
+
+
+def test_an_input_past_the_memory_budget_gives_the_same_body_from_a_file_and_from_stdin(
+    tmp_path: Path,
+) -> None:
+    # `--memory 128` holds about 167,000 events at once: 240,000 are spilled by room.
+    path = tmp_path / "long.ndjson"
+    with path.open("w") as out:
+        for n in range(60_000):
+            room, at = f"room-{n % 997}", n * 3
+            for kind, pid, when in (
+                ("joined", f"a{n}", at),
+                ("joined", f"b{n}", at + 1),
+                ("left", f"a{n}", at + 40),
+                ("left", f"b{n}", at + 45),
+            ):
+                event = {
+                    "id": f"{kind}-{pid}",
+                    "type": f"participant.{kind}",
+                    "room": room,
+                    "participant_id": pid,
+                    "at": when,
+                }
+                out.write(json.dumps(event) + "\n")
+    command = [sys.executable, "-m", "roomlog", "sessionize", "--now", "200000"]
+    spilled = subprocess.run(
+        [*command, "--memory", "128", str(path)], capture_output=True, check=True
+    )
+    piped = subprocess.run(
+        [*command, "--memory", "128", "-"], input=path.read_bytes(), capture_output=True, check=True
+    )
+    whole = subprocess.run([*command, str(path)], capture_output=True, check=True)
+    assert spilled.stdout == piped.stdout == whole.stdout
+    assert json.loads(whole.stdout)["total_count"] == 60_000
+
+
+def test_a_memory_budget_below_the_least_is_a_usage_error(
+    events_file: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    with pytest.raises(SystemExit) as exited:
+        main(["sessionize", str(events_file), "--memory", "64"])
+    assert exited.value.code == 2
+    assert "expected 128 MB or more" in capsys.readouterr().err
