@@ -67,6 +67,7 @@ def test_partitions_give_the_batch_result(
         lambda n, m: problems.append((n, m)),
         RULES,
         limit=chunk,
+        workers=1,
     )
     assert problems == []
     assert outcome.events == len(events)
@@ -93,7 +94,9 @@ def test_long_rooms_settle_as_the_stream_moves_on(monkeypatch: pytest.MonkeyPatc
 
     monkeypatch.setattr(Room, "settle", counting)
     now = 60_000 * MICROS
-    outcome = sessionize_lines([line(e) for e in events], now, lambda n, m: None, limit=700)
+    outcome = sessionize_lines(
+        [line(e) for e in events], now, lambda n, m: None, limit=700, workers=1
+    )
     assert written(outcome) == body(sessionize(events, now), now)
     assert len(outcome.result) == 1_000
     assert len(settled) >= 8
@@ -223,3 +226,21 @@ def test_a_room_bigger_than_the_budget_runs_incrementally_within_it() -> None:
     outcome = sessionize_lines([line(e) for e in events], now, lambda n, m: None, limit=200)
     assert outcome.partitions > 1
     assert written(outcome) == body(sessionize(events, now), now)
+
+
+def test_worker_processes_write_what_one_process_writes() -> None:
+    # The partitions of a spilled input run in forked workers (two on a machine of two cores
+    # or more); their meetings come back in any order and are written newest first.
+    rnd = random.Random(11)
+    events = []
+    for n in range(3_000):
+        room, at = f"room-{rnd.randrange(40)}", rnd.randrange(50_000)
+        events.append(PresenceEvent(f"j{n}", JOINED, room, f"p{n}", at * MICROS, f"u{n % 7}"))
+        events.append(PresenceEvent(f"l{n}", LEFT, room, f"p{n}", (at + 60) * MICROS))
+    rnd.shuffle(events)
+    lines = [line(e) for e in events]
+    now = 60_000 * MICROS
+    alone = sessionize_lines(lines, now, lambda n, m: None, limit=500, workers=1)
+    together = sessionize_lines(lines, now, lambda n, m: None, limit=500, workers=2)
+    assert together.partitions > 1
+    assert written(together) == written(alone) == body(sessionize(events, now), now)

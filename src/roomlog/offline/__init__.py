@@ -74,10 +74,13 @@ def sessionize_lines(
     memory: int = DEFAULT_MEMORY,
     progress: Callable[[], float] | None = None,
     limit: int | None = None,
+    workers: int | None = None,
 ) -> Outcome:
     """Every room's sessions at `now` from NDJSON `lines`, within `memory` bytes. `progress`
     says which part of the input has been read, where that is known (a file); `limit` sets
-    the events held at once instead of `memory` (tests force tiny ones)."""
+    the events held at once instead of `memory` (tests force tiny ones); `workers`, the
+    processes that run the partitions of a spilled input (default: one per core, at most
+    two)."""
     limit = limit or events_within(memory)
     counts = Counts()
     source = Lines(lines)
@@ -90,5 +93,11 @@ def sessionize_lines(
     from roomlog.offline.spill import spilled  # noqa: PLC0415
 
     estimate = round(len(first) / progress()) if progress is not None else 8 * limit
-    output, partitions = spilled(first, source, estimate, limit, now, report, counts, rules, tenant)
+    # Handed over in a list, which `spilled` empties: this frame must not keep the chunk
+    # alive while the rest of the input is spilled and run.
+    held = [first]
+    del first
+    output, partitions = spilled(
+        held, source, estimate, limit, now, report, counts, rules, tenant, workers
+    )
     return Outcome(counts, output, partitions)

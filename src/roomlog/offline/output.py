@@ -4,7 +4,8 @@ written from one table of sessions, or from meetings spooled partition by partit
 from __future__ import annotations
 
 import mmap
-from typing import IO, Final
+import re
+from typing import IO, Final, NamedTuple
 
 import msgspec
 import numpy as np
@@ -14,6 +15,9 @@ from roomlog.views.daily import meeting_objects
 
 # Meetings made and written at a time.
 _BATCH: Final = 1_000
+# Meetings written between two releases of the spool's pages (about 30 MB of them).
+_RELEASE: Final = 50 * _BATCH
+_NEXT: Final = re.compile(rb',\{"id":"')
 
 
 class InMemory:
@@ -38,6 +42,44 @@ class InMemory:
         out.flush()
 
 
+class Encoded(NamedTuple):
+    """A table's meetings as JSON, in batches, with each one's start, room and place in its
+    batch; made where the table is (a worker process), written to the spool by the parent."""
+
+    batches: list[bytes]
+    starts: Ints
+    rooms: list[str]
+    batch: Ints  # the batch of each meeting
+    begins: Ints  # where each begins in its batch
+    ends: Ints
+
+
+def encoded(table: SessionTable) -> Encoded:
+    """Each meeting of `table` as Daily's JSON."""
+    encode = msgspec.json.Encoder().encode
+    batches: list[bytes] = []
+    begins: list[Ints] = []
+    ends: list[Ints] = []
+    for i in range(0, len(table), _BATCH):
+        last = min(i + _BATCH, len(table))
+        # `[{"id":"…",…},{"id":"…",…}]`: a meeting begins at `{"id":"` after the bracket or
+        # a comma, which no string inside one can hold unescaped.
+        data = encode(meeting_objects(table, i, last))
+        starts = np.array([1, *(m.start() + 1 for m in _NEXT.finditer(data))], np.int64)
+        batches.append(data)
+        begins.append(starts)
+        ends.append(np.append(starts[1:] - 1, len(data) - 1))
+    sizes = [len(b) for b in begins]
+    return Encoded(
+        batches,
+        table.start,
+        table.rooms,
+        np.repeat(np.arange(len(batches), dtype=np.int64), sizes),
+        np.concatenate(begins) if begins else np.empty(0, np.int64),
+        np.concatenate(ends) if ends else np.empty(0, np.int64),
+    )
+
+
 class Spooled:
     """Meetings encoded as JSON table by table into a temporary file, with each one's start,
     room and place, and written newest first across the tables at the end. Memory holds four
@@ -53,18 +95,16 @@ class Spooled:
     def __len__(self) -> int:
         return len(self.rooms)
 
-    def add(self, table: SessionTable) -> None:
-        encode = msgspec.json.Encoder().encode
-        for i in range(0, len(table), _BATCH):
-            last = min(i + _BATCH, len(table))
-            encoded = list(map(encode, meeting_objects(table, i, last)))
-            lengths = np.fromiter(map(len, encoded), np.int64, len(encoded))
-            offset = self.spool.seek(0, 2)
-            self.spool.write(b"".join(encoded))
-            self._offsets.append(offset + np.cumsum(lengths) - lengths)
-            self._lengths.append(lengths)
-        self._starts.append(table.start)
-        self.rooms += table.rooms
+    def put(self, found: Encoded) -> None:
+        """Write the meetings of one table to the spool."""
+        first = self.spool.seek(0, 2)
+        sizes = np.fromiter(map(len, found.batches), np.int64, len(found.batches))
+        self.spool.write(b"".join(found.batches))
+        at = first + np.cumsum(sizes) - sizes
+        self._offsets.append(at[found.batch] + found.begins)
+        self._lengths.append(found.ends - found.begins)
+        self._starts.append(found.starts)
+        self.rooms += found.rooms
 
     def write(self, out: IO[bytes]) -> None:
         count = len(self)
@@ -82,6 +122,9 @@ class Spooled:
                 for i in range(0, count, _BATCH):
                     if i:
                         out.write(b",")
+                    if i % _RELEASE == 0:
+                        # The pages read so far stay in the page cache, not in this process.
+                        spooled.madvise(mmap.MADV_DONTNEED)
                     out.write(
                         b",".join(
                             spooled[o : o + n]

@@ -1,16 +1,18 @@
 """Events spilled by room partition: a hash of the room picks one of `count` partitions, so a
-room never splits across them, and each partition's events are written to one temporary
-file in a compact binary form (msgpack: the stamps as raw int64 bytes, the rooms as a list of
-distinct names and one code per event, then the participant ids, user ids and user names).
-A partition is read back whole, as columns, to run through the batch engine."""
+room never splits across them. Each partition's events are written, in pieces, to one
+temporary file in a compact binary form (msgpack: the stamps as raw int64 bytes, the rooms as
+int32 codes into the names kept in memory, then the participant ids, user ids and user
+names). A partition is read back whole, as columns, to run through the batch engine."""
 
 from __future__ import annotations
 
 import math
+import os
 import zlib
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from itertools import repeat
-from typing import IO, Final
+from operator import itemgetter
+from typing import IO, Final, TypeVar
 
 import msgspec
 import numpy as np
@@ -23,9 +25,12 @@ FLUSH_EVENTS: Final = 65_536
 # The most partitions one split makes.
 MOST: Final = 4_096
 
-Piece = tuple[bytes, list[str], bytes, list[str], list[str | None], list[str | None]]
+# A piece: the stamps (int64 bytes), the rooms' codes (int32 bytes, into `Partitions.names`),
+# then the participant ids, user ids and user names.
+Piece = tuple[bytes, bytes, list[str], list[str | None], list[str | None]]
 _piece: Final = msgspec.msgpack.Decoder(Piece)
 _encode: Final = msgspec.msgpack.Encoder().encode
+T = TypeVar("T")
 
 
 def partitions_for(events: int, limit: int) -> int:
@@ -43,17 +48,11 @@ class Partitions:
         self.salt = salt
         self.events = [0] * count
         self.rooms = [0] * count  # distinct rooms in each
+        self.names: list[str] = []  # the rooms by code
+        self._codes: dict[str, int] = {}
+        self._partition = np.empty(0, np.int64)  # by room code
         self._pieces: list[list[tuple[int, int]]] = [[] for _ in range(count)]
-        self._of: dict[str, int] = {}
         self._held = Chunk()
-
-    def of(self, room: str) -> int:
-        found = self._of.get(room)
-        if found is None:
-            data = room.encode("utf-8", "surrogatepass")
-            found = self._of[room] = zlib.crc32(data, self.salt) % self.count
-            self.rooms[found] += 1
-        return found
 
     def add(self, chunk: Chunk) -> None:
         """Take the events of `chunk` (it may be dropped afterwards)."""
@@ -75,29 +74,50 @@ class Partitions:
             held, self._held = self._held, Chunk()
             self._write(held)
 
+    def _room_codes(self, rooms: list[str]) -> Ints:
+        """Each room's code, placing rooms seen for the first time in their partitions."""
+        known = len(self._codes)
+        codes = _codes_in(rooms, self._codes)
+        if len(self._codes) > known:
+            new = list(self._codes)[known:]
+            self.names += new
+            placed = (
+                np.fromiter(
+                    (zlib.crc32(n.encode("utf-8", "surrogatepass"), self.salt) for n in new),
+                    np.int64,
+                    len(new),
+                )
+                % self.count
+            )
+            self._partition = np.concatenate([self._partition, placed])
+            for q in placed.tolist():
+                self.rooms[q] += 1
+        return codes
+
     def _write(self, chunk: Chunk) -> None:
         """Write `chunk`'s events, one piece per partition they fall in."""
-        stamps = chunk.stamp_column()
-        part = np.fromiter(map(self.of, chunk.rooms), np.int64, len(chunk))
+        codes = self._room_codes(chunk.rooms)
+        part = self._partition[codes]
         order = np.argsort(part, kind="stable")
         bounds = np.searchsorted(part[order], np.arange(self.count + 1)).tolist()
-        positions = order.tolist()
+        stamps = chunk.stamp_column()[order]
+        codes = codes[order].astype(np.int32)
+        # Each column in partition order at once, then cut: C loops, not a call per event.
+        pick = _picker(order.tolist())
+        participants = pick(chunk.participants)
+        user_ids = pick(chunk.user_ids)
+        user_names = pick(chunk.user_names)
         for p in range(self.count):
             lo, hi = bounds[p], bounds[p + 1]
             if lo == hi:
                 continue
-            taken = positions[lo:hi]
-            rooms = list(map(chunk.rooms.__getitem__, taken))
-            names: dict[str, int] = {}
-            codes = _room_codes(rooms, names)
             data = _encode(
                 (
-                    stamps[order[lo:hi]].tobytes(),
-                    list(names),
-                    codes.tobytes(),
-                    list(map(chunk.participants.__getitem__, taken)),
-                    list(map(chunk.user_ids.__getitem__, taken)),
-                    list(map(chunk.user_names.__getitem__, taken)),
+                    stamps[lo:hi].tobytes(),
+                    codes[lo:hi].tobytes(),
+                    participants[lo:hi],
+                    user_ids[lo:hi],
+                    user_names[lo:hi],
                 )
             )
             offset = self.spool.seek(0, 2)
@@ -108,10 +128,13 @@ class Partitions:
     def pieces(self, p: int, most: int = 0) -> Iterator[Chunk]:
         """Partition `p`'s events as chunks of about `most` events (0: all in one)."""
         chunk = Chunk()
+        names = self.names
+        self.spool.flush()
+        # Read by position: processes forked after the spill share the file's offset.
+        fd = self.spool.fileno()
         for offset, size in self._pieces[p]:
-            self.spool.seek(offset)
-            stamps, names, codes, participants, user_ids, user_names = _piece.decode(
-                self.spool.read(size)
+            stamps, codes, participants, user_ids, user_names = _piece.decode(
+                os.pread(fd, size, offset)
             )
             rooms = list(map(names.__getitem__, np.frombuffer(codes, np.int32).tolist()))
             chunk.extend(np.frombuffer(stamps, np.int64), rooms, participants, user_ids, user_names)
@@ -122,7 +145,14 @@ class Partitions:
             yield chunk
 
 
-def _room_codes(rooms: list[str], names: dict[str, int]) -> Ints:
-    """Each room's code (the rank of its first appearance), filling `names`."""
+def _picker(positions: list[int]) -> Callable[[list[T]], tuple[T, ...]]:
+    """Picks the items at `positions` of a list, in that order."""
+    if len(positions) == 1:
+        return lambda items: (items[positions[0]],)
+    return itemgetter(*positions)
+
+
+def _codes_in(rooms: list[str], names: dict[str, int]) -> Ints:
+    """Each room's code (the rank of its first appearance in `names`), filling `names`."""
     # `len(names)` is taken just before each `setdefault`: a new room gets the next code.
-    return np.fromiter(map(names.setdefault, rooms, map(len, repeat(names))), np.int32, len(rooms))
+    return np.fromiter(map(names.setdefault, rooms, map(len, repeat(names))), np.int64, len(rooms))

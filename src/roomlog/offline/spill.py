@@ -3,12 +3,15 @@ partition run through the batch engine alone (see `roomlog.offline`)."""
 
 from __future__ import annotations
 
+import multiprocessing
+import os
 import tempfile
+from dataclasses import dataclass
 from typing import Final
 
 from roomlog.domain.batch import SessionTable
 from roomlog.domain.rules import Rules
-from roomlog.offline.output import Spooled
+from roomlog.offline.output import Encoded, Spooled, encoded
 from roomlog.offline.partitions import FLUSH_EVENTS, Partitions, partitions_for
 from roomlog.offline.reading import Chunk, Counts, Lines, Report, read_chunk
 from roomlog.offline.runs import incremental
@@ -17,10 +20,12 @@ from roomlog.offline.runs import incremental
 SPILL_CHUNK: Final = 262_144
 # How many times a partition may be split again before its rooms run incrementally.
 MAX_SPLITS: Final = 3
+# The most worker processes that run partitions.
+WORKERS: Final = 2
 
 
 def spilled(
-    first: Chunk,
+    held: list[Chunk],
     source: Lines,
     estimate: int,
     limit: int,
@@ -29,52 +34,89 @@ def spilled(
     counts: Counts,
     rules: Rules,
     tenant: str,
+    workers: int | None = None,
 ) -> tuple[Spooled, int]:
-    """The sessions of `first` and the rest of `source` (about `estimate` events in all),
-    holding at most `limit` events at once; and the number of partitions first made."""
+    """The sessions of the chunk `held` (taken out of it) and the rest of `source` (about
+    `estimate` events in all), holding at most `limit` events at once; and the number of
+    partitions first made.
+
+    The partitions are run by `workers` processes (by default as many as there are cores, at
+    most `WORKERS`), each holding one partition at a time: a partition then holds at most
+    `limit` divided by the workers.
+    """
+    if workers is None:
+        workers = min(WORKERS, os.cpu_count() or 1)
+    workers = max(1, workers)
+    share = max(limit // workers, 1)
     # The meetings' spool outlives this call: the outcome writes from it (the file has no
     # name, so nothing is left behind whenever the process ends).
     output = Spooled(tempfile.TemporaryFile(prefix="roomlog-meetings-"))  # noqa: SIM115
     with tempfile.TemporaryFile(prefix="roomlog-events-") as spool:
-        parts = Partitions(spool, partitions_for(estimate, limit))
-        parts.add(first)
-        del first
+        parts = Partitions(spool, partitions_for(estimate, share))
+        parts.add(held.pop())
         done = False
         while not done:
             chunk, done = read_chunk(source, min(limit, SPILL_CHUNK), now, report, counts)
             parts.add(chunk)
             del chunk
         parts.flush()
-        for p in range(parts.count):
-            _run(parts, p, limit, now, rules, tenant, output, 0)
+        spool.flush()
+        job = _Job(parts, share, now, rules, tenant)
+        biggest_first = sorted(range(parts.count), key=lambda p: -parts.events[p])
+        if workers == 1:
+            for p in biggest_first:
+                for found in job.run(p):
+                    output.put(found)
+        else:
+            global _JOB  # noqa: PLW0603 - what the forked workers run, inherited at the fork
+            _JOB = job
+            context = multiprocessing.get_context("fork")
+            try:
+                with context.Pool(workers) as pool:
+                    for results in pool.imap_unordered(_work, biggest_first):
+                        for found in results:
+                            output.put(found)
+            finally:
+                _JOB = None
     return output, parts.count
 
 
-def _run(
-    parts: Partitions,
-    p: int,
-    limit: int,
-    now: int,
-    rules: Rules,
-    tenant: str,
-    output: Spooled,
-    splits: int,
-) -> None:
-    """Put partition `p`'s sessions in `output`."""
-    events = parts.events[p]
-    if not events:
-        return
-    if events <= limit:
-        for chunk in parts.pieces(p):
-            output.add(chunk.table(now, rules, tenant))
-        return
-    if parts.rooms[p] > 1 and splits < MAX_SPLITS:
-        split = Partitions(parts.spool, partitions_for(events, limit), salt=splits + 1)
-        for chunk in parts.pieces(p, most=FLUSH_EVENTS):
-            split.add(chunk)
-        split.flush()
-        for q in range(split.count):
-            _run(split, q, limit, now, rules, tenant, output, splits + 1)
-        return
-    sessions = incremental(parts.pieces(p, most=max(limit // 2, 1)), limit, now, rules, tenant)
-    output.add(SessionTable.of(sessions, now))
+@dataclass(frozen=True, slots=True)
+class _Job:
+    parts: Partitions
+    limit: int
+    now: int
+    rules: Rules
+    tenant: str
+
+    def run(self, p: int) -> list[Encoded]:
+        return self._run(self.parts, p, 0)
+
+    def _run(self, parts: Partitions, p: int, splits: int) -> list[Encoded]:
+        """Partition `p`'s meetings, encoded."""
+        events, limit = parts.events[p], self.limit
+        if not events:
+            return []
+        if events <= limit:
+            return [encoded(c.table(self.now, self.rules, self.tenant)) for c in parts.pieces(p)]
+        if parts.rooms[p] > 1 and splits < MAX_SPLITS:
+            with tempfile.TemporaryFile(prefix="roomlog-split-") as spool:
+                split = Partitions(spool, partitions_for(events, limit), salt=splits + 1)
+                for chunk in parts.pieces(p, most=FLUSH_EVENTS):
+                    split.add(chunk)
+                split.flush()
+                return [
+                    found for q in range(split.count) for found in self._run(split, q, splits + 1)
+                ]
+        pieces = parts.pieces(p, most=max(limit // 2, 1))
+        sessions = incremental(pieces, limit, self.now, self.rules, self.tenant)
+        return [encoded(SessionTable.of(sessions, self.now))]
+
+
+_JOB: _Job | None = None
+
+
+def _work(p: int) -> list[Encoded]:
+    """A worker's task: partition `p` of the job it inherited."""
+    assert _JOB is not None
+    return _JOB.run(p)
