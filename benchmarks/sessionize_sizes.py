@@ -22,6 +22,7 @@ import platform
 import random
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -95,22 +96,30 @@ def _pss(pids: list[int]) -> int:
 
 def run(argv: list[str], stdin: Path | None = None) -> tuple[float, int]:
     """Seconds, and the peak memory (bytes) of the process with its workers: their summed
-    proportional set size, sampled every 100 ms."""
+    proportional set size, sampled every 100 ms by a thread while this one waits."""
     source = stdin.open("rb") if stdin is not None else None
-    peak = 0
+    peak = [0]
     try:
         started = time.perf_counter()
         process = subprocess.Popen(argv, stdin=source, stdout=subprocess.DEVNULL)
-        while process.poll() is None:
-            peak = max(peak, _pss(_tree(process.pid)))
-            time.sleep(0.1)
+        done = threading.Event()
+
+        def sample() -> None:
+            while not done.wait(0.1):
+                peak[0] = max(peak[0], _pss(_tree(process.pid)))
+
+        sampler = threading.Thread(target=sample)
+        sampler.start()
+        process.wait()
         seconds = time.perf_counter() - started
+        done.set()
+        sampler.join()
     finally:
         if source is not None:
             source.close()
     if process.returncode:
         raise SystemExit(f"{argv} failed with {process.returncode}")
-    return seconds, peak
+    return seconds, peak[0]
 
 
 def best(repeat: int, argv: list[str], stdin: Path | None = None) -> tuple[float, int]:

@@ -244,3 +244,32 @@ def test_worker_processes_write_what_one_process_writes() -> None:
     together = sessionize_lines(lines, now, lambda n, m: None, limit=500, workers=2)
     assert together.partitions > 1
     assert written(together) == written(alone) == body(sessionize(events, now), now)
+
+
+def test_names_that_look_like_the_next_meeting_do_not_cut_one() -> None:
+    # Spooled meetings are cut where `,{"id":"` follows one: a name holding those characters
+    # is written escaped, so it cannot be taken for the start of the next meeting.
+    tricky = ['},{"id":"x', ',{"id":"', '\\",{\\"id\\":\\"', "plain"]
+    events = []
+    for n, name in enumerate(tricky * 30):
+        at = n * 100
+        user = PresenceEvent(f"j{n}", JOINED, f"room-{n % 9}", name, at * MICROS, name, name)
+        events += [user, PresenceEvent(f"l{n}", LEFT, f"room-{n % 9}", name, (at + 50) * MICROS)]
+    lines = [
+        json.dumps(
+            {
+                "id": e.id,
+                "type": e.type,
+                "room": e.room,
+                "participant_id": e.participant_id,
+                "at": e.at / MICROS,
+                "user_id": e.user_id,
+                "user_name": e.user_name,
+            }
+        ).encode()
+        for e in events
+    ]
+    now = 20_000 * MICROS
+    spilled = sessionize_lines(lines, now, lambda n, m: None, limit=40, workers=1)
+    assert spilled.partitions > 1
+    assert written(spilled) == body(sessionize(events, now), now)

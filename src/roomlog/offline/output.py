@@ -85,15 +85,18 @@ class Spooled:
     room and place, and written newest first across the tables at the end. Memory holds four
     numbers and a room name per session, not the sessions."""
 
-    def __init__(self, spool: IO[bytes]) -> None:
+    def __init__(self, spool: IO[bytes], names: dict[str, int]) -> None:
         self.spool = spool
-        self.rooms: list[str] = []
+        # Every room's code: each meeting keeps its room's code, not its own copy of the name.
+        self.names = names
+        self._rooms: list[Ints] = []
+        self._count = 0
         self._starts: list[Ints] = []
         self._offsets: list[Ints] = []
         self._lengths: list[Ints] = []
 
     def __len__(self) -> int:
-        return len(self.rooms)
+        return self._count
 
     def put(self, found: Encoded) -> None:
         """Write the meetings of one table to the spool."""
@@ -104,16 +107,22 @@ class Spooled:
         self._offsets.append(at[found.batch] + found.begins)
         self._lengths.append(found.ends - found.begins)
         self._starts.append(found.starts)
-        self.rooms += found.rooms
+        names = self.names
+        codes = np.fromiter(map(names.__getitem__, found.rooms), np.int64, len(found.rooms))
+        self._rooms.append(codes)
+        self._count += len(found.rooms)
 
     def write(self, out: IO[bytes]) -> None:
         count = len(self)
         out.write(b'{"total_count":%d,"data":[' % count)
         if count:
             self.spool.flush()
-            names = sorted(set(self.rooms))
-            rank = dict(zip(names, range(len(names)), strict=True))
-            ranks = np.fromiter(map(rank.__getitem__, self.rooms), np.int64, count)
+            # Each room code's rank among the names, in the order of Python's string compare.
+            by_name = sorted(self.names)
+            codes = np.fromiter(map(self.names.__getitem__, by_name), np.int64, len(by_name))
+            rank = np.empty(len(self.names), np.int64)
+            rank[codes] = np.arange(len(by_name))
+            ranks = rank[np.concatenate(self._rooms)]
             # Daily's order: latest start first, then room name, both descending.
             order = np.lexsort((ranks, np.concatenate(self._starts)))[::-1]
             offsets = np.concatenate(self._offsets)[order].tolist()

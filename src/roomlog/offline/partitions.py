@@ -49,7 +49,7 @@ class Partitions:
         self.events = [0] * count
         self.rooms = [0] * count  # distinct rooms in each
         self.names: list[str] = []  # the rooms by code
-        self._codes: dict[str, int] = {}
+        self.codes: dict[str, int] = {}  # each room's code
         self._partition = np.empty(0, np.int64)  # by room code
         self._pieces: list[list[tuple[int, int]]] = [[] for _ in range(count)]
         self._held = Chunk()
@@ -76,10 +76,10 @@ class Partitions:
 
     def _room_codes(self, rooms: list[str]) -> Ints:
         """Each room's code, placing rooms seen for the first time in their partitions."""
-        known = len(self._codes)
-        codes = _codes_in(rooms, self._codes)
-        if len(self._codes) > known:
-            new = list(self._codes)[known:]
+        known = len(self.codes)
+        codes = _codes_in(rooms, self.codes)
+        if len(self.codes) > known:
+            new = list(self.codes)[known:]
             self.names += new
             placed = (
                 np.fromiter(

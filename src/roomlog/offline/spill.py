@@ -42,17 +42,20 @@ def spilled(
 
     The partitions are run by `workers` processes (by default as many as there are cores, at
     most `WORKERS`), each holding one partition at a time: a partition then holds at most
-    `limit` divided by the workers.
+    `limit` divided by the workers and this process.
     """
     if workers is None:
         workers = min(WORKERS, os.cpu_count() or 1)
     workers = max(1, workers)
-    share = max(limit // workers, 1)
+    # This process holds a part too while they run: the spill's index and the meetings
+    # coming back.
+    share = max(limit // (workers + 1), 1)
     # The meetings' spool outlives this call: the outcome writes from it (the file has no
     # name, so nothing is left behind whenever the process ends).
-    output = Spooled(tempfile.TemporaryFile(prefix="roomlog-meetings-"))  # noqa: SIM115
+    meetings = tempfile.TemporaryFile(prefix="roomlog-meetings-")  # noqa: SIM115
     with tempfile.TemporaryFile(prefix="roomlog-events-") as spool:
         parts = Partitions(spool, partitions_for(estimate, share))
+        output = Spooled(meetings, parts.codes)
         parts.add(held.pop())
         done = False
         while not done:
