@@ -40,6 +40,7 @@ chromium:
 
 bench: $(STAMP)
 	$(BIN)/python benchmarks/sessionize.py
+	$(BIN)/python -m benchmarks.sessionize_sizes
 	$(BIN)/python benchmarks/ingest.py
 	$(BIN)/python benchmarks/reads.py
 	$(BIN)/python -m benchmarks.webhooks

@@ -8,12 +8,14 @@ it changes with the budget (`--memory`):
   batch engine alone, and its meetings are encoded to a spool file; the body is written
   newest first across the partitions at the end (`output.py`). A room never splits across
   partitions, so each partition's sessions are those of the whole input.
-- `count` makes a partition hold about two thirds of the budget: from the file's size when
-  it is known (the events in the part of the file read first), else as if the input were
-  eight times the budget (stdin). A partition that comes out bigger than the budget (rooms that hash
-  together, an input longer than guessed) is split again with another hash; one that holds a
-  single room too big for the budget runs the incremental engine over sorted runs of that
-  room (`runs.py`), whose memory is a run and the room's open presences.
+- The partitions run in worker processes, one per core (at most two), each holding one
+  partition at a time; `count` makes a partition hold about two thirds of the budget's share
+  of each holder (the workers and this process), counted from the part of a file read when
+  the budget was full, else as if the input were eight times the budget (stdin). A partition
+  that comes out bigger than its share (rooms that hash together, an input longer than
+  guessed) is split again with another hash; one that holds a single room too big runs the
+  incremental engine over sorted runs of that room (`runs.py`), whose memory is a run and the
+  room's open presences.
 """
 
 from __future__ import annotations
