@@ -86,20 +86,27 @@ def generate(count: int, seed: int, rooms_count: int = 0) -> tuple[list[str], in
         room = rnd.choice(rooms)
         events += meeting(rnd, room, clock[room], serial)
         clock[room] += rnd.expovariate(1 / 5400) + 3600
-    events = events[:count]
-    # Deliveries: roughly in time order, 5% late by up to two minutes, 2% delivered twice.
-    deliveries = []
-    for n, body in enumerate(events):
+    delivered = deliveries(rnd, events[:count], 0)
+    now = int(max(d[0] for d in delivered)) + 60
+    lines = [json.dumps(body, separators=(",", ":")) for _, body in delivered[:count]]
+    return lines, now
+
+
+def deliveries(
+    rnd: random.Random, events: list[dict[str, object]], first: int
+) -> list[tuple[float, dict[str, object]]]:
+    """`events` numbered from `first` and delivered roughly in time order: 5% late by up to
+    two minutes, 2% delivered twice; each with its arrival time."""
+    delivered: list[tuple[float, dict[str, object]]] = []
+    for n, body in enumerate(events, start=first):
         body["id"] = f"evt-{n:09d}"
         at = float(body["at"])  # type: ignore[arg-type]
         delay = rnd.uniform(0, 120) if rnd.random() < 0.05 else rnd.uniform(0, 1)
-        deliveries.append((at + delay, body))
+        delivered.append((at + delay, body))
         if rnd.random() < 0.02:
-            deliveries.append((at + rnd.uniform(1, 300), body))
-    deliveries.sort(key=lambda d: d[0])
-    now = int(max(d[0] for d in deliveries)) + 60
-    lines = [json.dumps(body, separators=(",", ":")) for _, body in deliveries[:count]]
-    return lines, now
+            delivered.append((at + rnd.uniform(1, 300), body))
+    delivered.sort(key=lambda d: d[0])
+    return delivered
 
 
 def best(seconds: list[float]) -> float:

@@ -26,7 +26,7 @@ import threading
 import time
 from pathlib import Path
 
-from benchmarks.sessionize import DATA, EPOCH, meeting
+from benchmarks.sessionize import DATA, EPOCH, deliveries, meeting
 
 FLOOR = "import json,sys\nfor line in open(sys.argv[1], 'rb'): json.loads(line)"
 # Events generated, sorted by delivery and written at a time.
@@ -52,19 +52,10 @@ def write_history(path: Path, count: int, seed: int) -> int:
                 events += meeting(rnd, room, clock[room], serial)
                 clock[room] += rnd.expovariate(1 / 5400) + 3600
             events = events[: count - written]
-            deliveries: list[tuple[float, dict[str, object]]] = []
-            for body in events:
-                body["id"] = f"evt-{written + len(deliveries):09d}"
-                at = float(body["at"])  # type: ignore[arg-type]
-                delay = rnd.uniform(0, 120) if rnd.random() < 0.05 else rnd.uniform(0, 1)
-                deliveries.append((at + delay, body))
-                if rnd.random() < 0.02:
-                    deliveries.append((at + rnd.uniform(1, 300), body))
-            deliveries.sort(key=lambda d: d[0])
-            deliveries = deliveries[: count - written]
-            out.writelines(json.dumps(b, separators=(",", ":")) + "\n" for _, b in deliveries)
-            written += len(deliveries)
-            latest = max(latest, deliveries[-1][0])
+            delivered = deliveries(rnd, events, written)[: count - written]
+            out.writelines(json.dumps(b, separators=(",", ":")) + "\n" for _, b in delivered)
+            written += len(delivered)
+            latest = max(latest, delivered[-1][0])
     return int(latest) + 60
 
 
