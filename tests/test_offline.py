@@ -5,6 +5,8 @@ from __future__ import annotations
 import io
 import json
 import random
+import tempfile
+from pathlib import Path
 
 import pytest
 from hypothesis import given
@@ -17,6 +19,7 @@ from roomlog.domain.rules import Rules
 from roomlog.domain.sessions import MeetingSession
 from roomlog.offline import Outcome, sessionize_lines
 from roomlog.offline.output import InMemory
+from roomlog.offline.reading import halves
 from tests.helpers import histories
 
 RULES = Rules.seconds(min_presence=2, solo_start=3, solo_reset=5)
@@ -273,3 +276,41 @@ def test_names_that_look_like_the_next_meeting_do_not_cut_one() -> None:
     spilled = sessionize_lines(lines, now, lambda n, m: None, limit=40, workers=1)
     assert spilled.partitions > 1
     assert written(spilled) == body(sessionize(events, now), now)
+
+
+@given(
+    st.lists(st.binary(min_size=0, max_size=30).map(lambda b: b.replace(b"\n", b"")), max_size=40),
+    st.integers(min_value=0, max_value=40),
+)
+def test_a_file_cut_in_halves_keeps_every_line_once(lines: list[bytes], read: int) -> None:
+    with tempfile.TemporaryFile() as file:
+        file.write(b"".join(line + b"\n" for line in lines))
+        file.seek(0)
+        taken = [next(file) for _ in range(min(read, len(lines)))]
+        first, second = halves(file, [b"ahead"])
+        assert [line.rstrip(b"\n") for line in taken] + [*first, *second][1:] == lines
+        assert next(iter(halves(file, [b"ahead"])[0])) == b"ahead"
+
+
+def test_a_file_read_in_two_halves_gives_what_one_reader_gives(tmp_path: Path) -> None:
+    rnd = random.Random(13)
+    events = []
+    for n in range(2_000):
+        room, at = f"room-{rnd.randrange(30)}", rnd.randrange(40_000)
+        events.append(PresenceEvent(f"j{n}", JOINED, room, f"p{n}", at * MICROS, f"u{n % 5}"))
+        events.append(PresenceEvent(f"l{n}", LEFT, room, f"p{n}", (at + 45) * MICROS))
+    rnd.shuffle(events)
+    path = tmp_path / "events.ndjson"
+    lines = [line(e) for e in events]
+    lines.insert(3_000, b"{not json")
+    path.write_bytes(b"\n".join(lines) + b"\n")
+    now = 50_000 * MICROS
+    problems: list[tuple[int, str]] = []
+    with path.open("rb") as file:
+        halved = sessionize_lines(
+            file, now, lambda n, m: problems.append((n, m)), limit=700, workers=2, file=file
+        )
+    assert halved.partitions > 1
+    assert [n for n, _ in problems] == [3_001]
+    assert (halved.events, halved.invalid) == (4_000, 1)
+    assert written(halved) == body(sessionize(events, now), now)

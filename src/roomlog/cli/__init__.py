@@ -113,8 +113,16 @@ def _sessionize(
     # collection finds nothing to free and costs a third of the run time.
     gc.disable()
     with source:
+        progress = _progress(source)
         outcome = sessionize_lines(
-            source, now, report, rules, args.project, args.memory * MB, _progress(source)
+            source,
+            now,
+            report,
+            rules,
+            args.project,
+            args.memory * MB,
+            progress,
+            file=source if progress is not None else None,
         )
     if outcome.invalid and not args.skip_invalid:
         print(

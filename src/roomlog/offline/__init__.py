@@ -26,7 +26,7 @@ from typing import IO, Final
 
 from roomlog.domain.rules import DEFAULT_RULES, Rules
 from roomlog.offline.output import InMemory, Spooled
-from roomlog.offline.reading import Counts, Lines, Report, read_chunk
+from roomlog.offline.reading import Counts, Lines, Report, halves, read_chunk
 
 MB: Final = 1 << 20
 DEFAULT_MEMORY: Final = 512 * MB
@@ -77,12 +77,14 @@ def sessionize_lines(
     progress: Callable[[], float] | None = None,
     limit: int | None = None,
     workers: int | None = None,
+    file: IO[bytes] | None = None,
 ) -> Outcome:
     """Every room's sessions at `now` from NDJSON `lines`, within `memory` bytes. `progress`
     says which part of the input has been read, where that is known (a file); `limit` sets
     the events held at once instead of `memory` (tests force tiny ones); `workers`, the
     processes that run the partitions of a spilled input (default: one per core, at most
-    two)."""
+    two). Where `lines` are those of `file`, a regular file, the part of it not yet read when
+    the budget is full is read in two halves at once."""
     limit = limit or events_within(memory)
     counts = Counts()
     source = Lines(lines)
@@ -99,7 +101,11 @@ def sessionize_lines(
     # alive while the rest of the input is spilled and run.
     held = [first]
     del first
+    second = None
+    if file is not None:
+        # The line looked at ahead is the first of the rest.
+        source.lines, second = halves(file, [next(source.lines)])
     output, partitions = spilled(
-        held, source, estimate, limit, now, report, counts, rules, tenant, workers
+        held, source, estimate, limit, now, report, counts, rules, tenant, workers, second
     )
     return Outcome(counts, output, partitions)

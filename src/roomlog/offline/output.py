@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import mmap
 import re
+from itertools import repeat
 from typing import IO, Final, NamedTuple
 
 import msgspec
@@ -85,10 +86,10 @@ class Spooled:
     room and place, and written newest first across the tables at the end. Memory holds four
     numbers and a room name per session, not the sessions."""
 
-    def __init__(self, spool: IO[bytes], names: dict[str, int]) -> None:
+    def __init__(self, spool: IO[bytes]) -> None:
         self.spool = spool
         # Every room's code: each meeting keeps its room's code, not its own copy of the name.
-        self.names = names
+        self.names: dict[str, int] = {}
         self._rooms: list[Ints] = []
         self._count = 0
         self._starts: list[Ints] = []
@@ -108,7 +109,10 @@ class Spooled:
         self._lengths.append(found.ends - found.begins)
         self._starts.append(found.starts)
         names = self.names
-        codes = np.fromiter(map(names.__getitem__, found.rooms), np.int64, len(found.rooms))
+        # `len(names)` is taken just before each `setdefault`: a new room gets the next code.
+        codes = np.fromiter(
+            map(names.setdefault, found.rooms, map(len, repeat(names))), np.int64, len(found.rooms)
+        )
         self._rooms.append(codes)
         self._count += len(found.rooms)
 

@@ -54,6 +54,27 @@ class Partitions:
         self._pieces: list[list[tuple[int, int]]] = [[] for _ in range(count)]
         self._held = Chunk()
 
+    def room_names(self, p: int) -> set[str]:
+        """The rooms of partition `p`."""
+        return {self.names[c] for c in np.flatnonzero(self._partition == p).tolist()}
+
+    def index(self) -> tuple[list[str], list[list[tuple[int, int]]], list[int]]:
+        """What another process needs to read these partitions: the rooms by code, the
+        pieces of each partition, the events in each."""
+        return self.names, self._pieces, self.events
+
+    @classmethod
+    def read_from(
+        cls,
+        spool: IO[bytes],
+        index: tuple[list[str], list[list[tuple[int, int]]], list[int]],
+    ) -> Partitions:
+        """The partitions another process wrote to `spool`, to be read."""
+        names, pieces, events = index
+        parts = cls(spool, len(pieces))
+        parts.names, parts._pieces, parts.events = names, pieces, events
+        return parts
+
     def add(self, chunk: Chunk) -> None:
         """Take the events of `chunk` (it may be dropped afterwards)."""
         if len(chunk) > FLUSH_EVENTS:
@@ -156,3 +177,33 @@ def _codes_in(rooms: list[str], names: dict[str, int]) -> Ints:
     """Each room's code (the rank of its first appearance in `names`), filling `names`."""
     # `len(names)` is taken just before each `setdefault`: a new room gets the next code.
     return np.fromiter(map(names.setdefault, rooms, map(len, repeat(names))), np.int64, len(rooms))
+
+
+class Spill:
+    """The partitions of one input written by several processes, each to its own spool with
+    the same hash: partition `p` is the union of their partitions `p`."""
+
+    def __init__(self, written: list[Partitions], rooms: list[int]) -> None:
+        self.written = written
+        self.count = written[0].count
+        self.events = [sum(w.events[p] for w in written) for p in range(self.count)]
+        self.rooms = rooms  # distinct rooms in each
+
+    def pieces(self, p: int, most: int = 0) -> Iterator[Chunk]:
+        """Partition `p`'s events as chunks of about `most` events (0: all in one)."""
+        if most:
+            for written in self.written:
+                yield from written.pieces(p, most)
+            return
+        whole = Chunk()
+        for written in self.written:
+            for chunk in written.pieces(p):
+                whole.extend(
+                    chunk.stamp_column(),
+                    chunk.rooms,
+                    chunk.participants,
+                    chunk.user_ids,
+                    chunk.user_names,
+                )
+        if len(whole):
+            yield whole

@@ -4,10 +4,11 @@ a block with an invalid line read again line by line to report it."""
 from __future__ import annotations
 
 import itertools
-from collections.abc import Callable, Iterable
+import os
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from operator import attrgetter
-from typing import Final
+from typing import IO, Final
 
 import msgspec
 import numpy as np
@@ -17,6 +18,8 @@ from roomlog.domain.events import JOINED, LATEST_AT, MICROS, InvalidTime, micros
 from roomlog.domain.rules import Rules
 from roomlog.ingest.native import NativeEvent, is_chat
 
+# Bytes read at a time from a half of a file.
+_READ: Final = 1 << 20
 # Lines decoded in one call; a block with an invalid line is read again line by line.
 _LINES: Final = 16_384
 _NUMBERS: Final = frozenset((int, float))
@@ -198,3 +201,34 @@ def _read_lines(
         events.append(raw)
     chunk.add(np.array(stamps, np.int64), events)
     outcome.events += len(events)
+
+
+def halves(file: IO[bytes], ahead: list[bytes]) -> tuple[Iterator[bytes], Iterator[bytes]]:
+    """The lines of `file` from where it has been read to, behind those `ahead`, cut in two
+    at a line's end; each half is read by position, so that two processes can read at once."""
+    fd = file.fileno()
+    start, end = file.tell(), os.fstat(fd).st_size
+    cut = start + (end - start) // 2
+    if start < cut:
+        tail = os.pread(fd, _READ, cut - 1)
+        while tail and b"\n" not in tail and cut < end:
+            cut += len(tail)
+            tail = os.pread(fd, _READ, cut - 1)
+        newline = tail.find(b"\n")
+        cut = end if newline < 0 else cut + newline
+    return itertools.chain(ahead, _between(fd, start, cut)), _between(fd, cut, end)
+
+
+def _between(fd: int, start: int, end: int) -> Iterator[bytes]:
+    """The lines of the file `fd` between two offsets, the first at a line's start."""
+    rest = b""
+    while start < end:
+        data = os.pread(fd, min(_READ, end - start), start)
+        if not data:
+            break
+        start += len(data)
+        lines = (rest + data).split(b"\n")
+        rest = lines.pop()
+        yield from lines
+    if rest:
+        yield rest

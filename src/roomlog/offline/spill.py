@@ -3,16 +3,19 @@ partition run through the batch engine alone (see `roomlog.offline`)."""
 
 from __future__ import annotations
 
+import itertools
 import multiprocessing
 import os
 import tempfile
+from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import Final
+from multiprocessing.connection import Connection
+from typing import IO, Final, NamedTuple
 
 from roomlog.domain.batch import SessionTable
 from roomlog.domain.rules import Rules
 from roomlog.offline.output import Encoded, Spooled, encoded
-from roomlog.offline.partitions import FLUSH_EVENTS, Partitions, partitions_for
+from roomlog.offline.partitions import FLUSH_EVENTS, Partitions, Spill, partitions_for
 from roomlog.offline.reading import Chunk, Counts, Lines, Report, read_chunk
 from roomlog.offline.runs import incremental
 
@@ -35,14 +38,16 @@ def spilled(
     rules: Rules,
     tenant: str,
     workers: int | None = None,
+    second: Iterator[bytes] | None = None,
 ) -> tuple[Spooled, int]:
-    """The sessions of the chunk `held` (taken out of it) and the rest of `source` (about
-    `estimate` events in all), holding at most `limit` events at once; and the number of
-    partitions first made.
+    """The sessions of the chunk `held` (taken out of it), the rest of `source` and the lines
+    of `second` (about `estimate` events in all), holding at most `limit` events at once; and
+    the number of partitions first made.
 
-    The partitions are run by `workers` processes (by default as many as there are cores, at
-    most `WORKERS`), each holding one partition at a time: a partition then holds at most
-    `limit` divided by the workers and this process.
+    `second`, the second half of a file, is read and spilled by a worker process while this
+    one reads the first. The partitions are then run by `workers` processes (by default as
+    many as there are cores, at most `WORKERS`), each holding one partition at a time: a
+    partition then holds at most `limit` divided by the workers and this process.
     """
     if workers is None:
         workers = min(WORKERS, os.cpu_count() or 1)
@@ -52,11 +57,19 @@ def spilled(
     share = max(limit // (workers + 1), 1)
     # The meetings' spool outlives this call: the outcome writes from it (the file has no
     # name, so nothing is left behind whenever the process ends).
-    meetings = tempfile.TemporaryFile(prefix="roomlog-meetings-")  # noqa: SIM115
-    with tempfile.TemporaryFile(prefix="roomlog-events-") as spool:
+    output = Spooled(tempfile.TemporaryFile(prefix="roomlog-meetings-"))  # noqa: SIM115
+    with (
+        tempfile.TemporaryFile(prefix="roomlog-events-") as spool,
+        tempfile.TemporaryFile(prefix="roomlog-events-") as other,
+    ):
         parts = Partitions(spool, partitions_for(estimate, share))
-        output = Spooled(meetings, parts.codes)
         parts.add(held.pop())
+        reader = None
+        if second is not None and workers > 1:
+            reader = _Reader(second, other, parts.count, now)
+        else:
+            # One process reads it all: the second half follows the first.
+            source.lines = itertools.chain(source.lines, second or ())
         done = False
         while not done:
             chunk, done = read_chunk(source, min(limit, SPILL_CHUNK), now, report, counts)
@@ -64,8 +77,15 @@ def spilled(
             del chunk
         parts.flush()
         spool.flush()
-        job = _Job(parts, share, now, rules, tenant)
-        biggest_first = sorted(range(parts.count), key=lambda p: -parts.events[p])
+        written = [parts]
+        rooms = [len(parts.room_names(p)) for p in range(parts.count)]
+        if reader is not None:
+            more = reader.finish(source.taken, report, counts)
+            written.append(more.partitions)
+            rooms = [len(parts.room_names(p) | names) for p, names in enumerate(more.room_names)]
+        spill = Spill(written, rooms)
+        job = _Job(spill, share, now, rules, tenant)
+        biggest_first = sorted(range(spill.count), key=lambda p: -spill.events[p])
         if workers == 1:
             for p in biggest_first:
                 for found in job.run(p):
@@ -81,12 +101,67 @@ def spilled(
                             output.put(found)
             finally:
                 _JOB = None
-    return output, parts.count
+    return output, spill.count
+
+
+class _Spilled(NamedTuple):
+    """What the second reader spilled, and what it found."""
+
+    partitions: Partitions
+    room_names: list[set[str]]
+
+
+class _Reader:
+    """A forked process that reads `lines` and spills them to `spool` in `count` partitions
+    hashed as this process hashes them."""
+
+    def __init__(self, lines: Iterator[bytes], spool: IO[bytes], count: int, now: int) -> None:
+        self.spool = spool
+        context = multiprocessing.get_context("fork")
+        self._answer, answer = context.Pipe(duplex=False)
+        self._process = context.Process(
+            target=_read_half, args=(lines, spool, count, now, answer), daemon=True
+        )
+        self._process.start()
+        answer.close()
+
+    def finish(self, before: int, report: Report, counts: Counts) -> _Spilled:
+        """Its partitions, once it is done; its invalid lines reported, numbered after the
+        `before` lines of the first half, and its counts added to `counts`."""
+        index, room_names, found, problems = self._answer.recv()
+        self._process.join()
+        for number, message in problems:
+            report(before + number, message)
+        counts.events += found.events
+        counts.invalid += found.invalid
+        counts.future += found.future
+        return _Spilled(Partitions.read_from(self.spool, index), room_names)
+
+
+def _read_half(
+    lines: Iterator[bytes], spool: IO[bytes], count: int, now: int, answer: Connection
+) -> None:
+    problems: list[tuple[int, str]] = []
+    found = Counts()
+    source = Lines(lines)
+    parts = Partitions(spool, count)
+    done = False
+    while not done:
+        chunk, done = read_chunk(
+            source, SPILL_CHUNK, now, lambda n, m: problems.append((n, m)), found
+        )
+        parts.add(chunk)
+        del chunk
+    parts.flush()
+    spool.flush()
+    room_names = [parts.room_names(p) for p in range(count)]
+    answer.send((parts.index(), room_names, found, problems))
+    answer.close()
 
 
 @dataclass(frozen=True, slots=True)
 class _Job:
-    parts: Partitions
+    parts: Spill
     limit: int
     now: int
     rules: Rules
@@ -95,7 +170,7 @@ class _Job:
     def run(self, p: int) -> list[Encoded]:
         return self._run(self.parts, p, 0)
 
-    def _run(self, parts: Partitions, p: int, splits: int) -> list[Encoded]:
+    def _run(self, parts: Spill | Partitions, p: int, splits: int) -> list[Encoded]:
         """Partition `p`'s meetings, encoded."""
         events, limit = parts.events[p], self.limit
         if not events:
