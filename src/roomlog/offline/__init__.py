@@ -7,7 +7,9 @@ it changes with the budget (`--memory`):
   `count` partitions (`partitions.py`), each partition is read back and run through the
   batch engine alone, and its meetings are encoded to a spool file; the body is written
   newest first across the partitions at the end (`output.py`). A room never splits across
-  partitions, so each partition's sessions are those of the whole input.
+  partitions, so each partition's sessions are those of the whole input. The rest of a file
+  (not of stdin) is read in two halves at once, the second by a worker process that spills
+  with the same hash.
 - The partitions run in worker processes, one per core (at most two), each holding one
   partition at a time; `count` makes a partition hold about two thirds of the budget's share
   of each holder (the workers and this process), counted from the part of a file read when
