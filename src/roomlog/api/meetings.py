@@ -23,6 +23,7 @@ from roomlog.domain.events import MICROS, rfc3339
 from roomlog.store import queries
 from roomlog.store.projects import Project
 from roomlog.views.daily import DailyMeeting, DailyParticipant, meeting_object, participant_objects
+from roomlog.views.people import PersonAttendance, attendance_objects
 
 
 class MeetingList(msgspec.Struct):
@@ -152,6 +153,35 @@ def get_meeting_participants(
     return ParticipantList(records[low:high][:limit])
 
 
+class AttendanceList(msgspec.Struct):
+    data: list[PersonAttendance]
+
+
+@get(
+    "/v1/meetings/{meeting:str}/attendance",
+    summary="Attendance per person in one meeting session",
+    description=(
+        "One record per person, earliest first join first: a person is the `user_id` the "
+        "joins carry, else the `participant_id` alone. `attended` is the union of their "
+        "presences in seconds (two devices at once count once; gaps count nothing), `share` "
+        "that time's part of the session's duration, and `intervals` the union's spans, "
+        "merged where presences touch or overlap. Integer unix seconds, as the meeting."
+    ),
+    sync_to_thread=False,
+    responses={**ERRORS, **NOT_FOUND_ERRORS},
+    tags=["meetings"],
+)
+def get_meeting_attendance(
+    project: NamedDependency[Project],
+    state: State,
+    request: Request[Any, Any, Any],
+    meeting: FromPath[str],
+) -> AttendanceList:
+    now = context.clock(request)
+    session = context.meeting(context.database(state), project.id, meeting)
+    return AttendanceList(attendance_objects(session, now))
+
+
 def _presence_item(present: queries.Present, now: int) -> PresenceItem:
     return PresenceItem(
         room=present.room,
@@ -217,6 +247,7 @@ ROUTES: Final = (
     list_meetings,
     get_meeting,
     get_meeting_participants,
+    get_meeting_attendance,
     get_presence,
     get_room_presence,
 )

@@ -1,0 +1,57 @@
+"""Attendance per person (`/v1/meetings/{id}/attendance`), in Daily's style: integer unix
+seconds (floored), as the meeting object gives them."""
+
+from __future__ import annotations
+
+import msgspec
+
+from roomlog.domain.events import MICROS
+from roomlog.domain.people import Person, PersonKey, people
+from roomlog.domain.sessions import MeetingSession
+
+
+class PresenceSpan(msgspec.Struct):
+    join_time: int
+    leave_time: int | None  # null while still present
+    duration: int  # seconds, up to now while still present
+
+
+class PersonAttendance(msgspec.Struct):
+    person: str
+    user_id: str | None
+    user_name: str | None
+    participant_ids: list[str]
+    first_join: int
+    last_leave: int | None
+    attended: int  # seconds present: the union of their presences
+    share: float  # of the session's duration, 0 to 1
+    intervals: list[PresenceSpan]
+
+
+def person_object(found: Person, session: MeetingSession, now: int) -> PersonAttendance:
+    length = session.duration(now)
+    return PersonAttendance(
+        person=found.person,
+        user_id=found.user_id,
+        user_name=found.user_name,
+        participant_ids=list(found.participant_ids),
+        first_join=found.first_join // MICROS,
+        last_leave=None if found.last_leave is None else found.last_leave // MICROS,
+        attended=found.attended // MICROS,
+        share=round(found.attended / length, 4) if length > 0 else 0.0,
+        intervals=[
+            PresenceSpan(
+                i.join // MICROS,
+                None if i.leave is None else i.leave // MICROS,
+                ((now if i.leave is None else i.leave) - i.join) // MICROS,
+            )
+            for i in found.intervals
+        ],
+    )
+
+
+def attendance_objects(
+    session: MeetingSession, now: int, by: PersonKey = "user_id"
+) -> list[PersonAttendance]:
+    """One record per person in `session`, earliest first join first."""
+    return [person_object(p, session, now) for p in people(session, now, by)]
