@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import json
+from typing import Any
 
 import msgspec
 
 from roomlog.domain.batch import sessionize
+from roomlog.domain.people import people
 from roomlog.ingest.native import parse_event
 from roomlog.views.people import attendance_objects
 from tests.api.test_meetings import history
@@ -59,3 +61,71 @@ def test_an_unknown_or_another_projects_meeting_is_404(api: Api) -> None:
     answer = api.client.get("/v1/meetings/nope/attendance", headers=api.headers)
     assert answer.status_code == 404
     assert answer.json()["error"] == "not-found"
+
+
+def test_people_over_many_sessions_sum_what_each_session_gives(api: Api) -> None:
+    bodies = history(seed=9, rooms=3, meetings=25)
+    api.clock.set(max(float(b["at"]) for b in bodies) + 60)
+    assert api.client.post("/v1/events", json=bodies, headers=api.headers).status_code == 200
+    api.tick()
+    events = [parse_event(json.dumps(b)) for b in bodies]
+    now = api.clock()
+    sessions = sessionize(events, now, RULES, tenant=api.project.name)
+    expected: dict[str, dict[str, int]] = {}
+    for session in sessions:
+        for person in attendance_objects(session, now):
+            seen = expected.setdefault(person.person, {"sessions": 0, "micros": 0})
+            seen["sessions"] += 1
+    for found in [p for s in sessions for p in people(s, now)]:
+        expected[found.person]["micros"] += found.attended
+    listed: list[dict[str, Any]] = []
+    query: dict[str, Any] = {"limit": 3, "detail": "true"}
+    while True:
+        answer = api.client.get("/v1/attendance", params=query, headers=api.headers)
+        assert answer.status_code == 200, answer.text
+        body = answer.json()
+        assert body["total_count"] == len(expected)
+        listed += body["data"]
+        if len(body["data"]) < 3:
+            break
+        query["starting_after"] = body["data"][-1]["person"]
+    assert [p["person"] for p in listed] == sorted(expected)
+    for record in listed:
+        want = expected[str(record["person"])]
+        assert record["sessions"] == want["sessions"] == len(record["detail"])
+        assert record["attended"] == want["micros"] // 1_000_000
+    one_room = api.client.get(
+        "/v1/attendance", params={"room": "room-0"}, headers=api.headers
+    ).json()
+    in_room = {p.person for s in sessions if s.room == "room-0" for p in people(s, now)}
+    assert {p["person"] for p in one_room["data"]} == in_room
+    someone = listed[0]["person"]
+    alone = api.client.get("/v1/attendance", params={"person": someone}, headers=api.headers)
+    assert [p["person"] for p in alone.json()["data"]] == [someone]
+    back = api.client.get(
+        "/v1/attendance",
+        params={"ending_before": listed[3]["person"], "limit": 2},
+        headers=api.headers,
+    ).json()
+    assert [p["person"] for p in back["data"]] == [p["person"] for p in listed[1:3]]
+
+
+def test_a_window_keeps_the_sessions_that_started_in_it(api: Api) -> None:
+    api.clock.set(T0 + 5_000)
+    bodies = [joined("a", 0, user="ann"), joined("b", 5, user="bo"), left("a", 100), left("b", 100)]
+    bodies += [joined("a2", 3_000, user="ann"), joined("c", 3_001), left("a2", 3_100)]
+    bodies += [left("c", 3_100)]
+    assert api.client.post("/v1/events", json=bodies, headers=api.headers).status_code == 200
+    later = api.client.get(
+        "/v1/attendance", params={"timeframe_start": int(T0) + 1_000}, headers=api.headers
+    ).json()
+    assert later["total_count"] == 2
+    assert [(p["person"], p["sessions"], p["attended"]) for p in later["data"]] == [
+        ("ann", 1, 100),
+        ("c", 1, 99),
+    ]
+    both = api.client.get("/v1/attendance", headers=api.headers).json()
+    ann = next(p for p in both["data"] if p["person"] == "ann")
+    assert (ann["sessions"], ann["attended"], ann["first_seen"]) == (2, 200, int(T0))
+    assert ann["last_seen"] == int(T0) + 3_100
+    assert "detail" not in ann

@@ -35,7 +35,7 @@ from litestar.types import (
 )
 
 from roomlog import __version__
-from roomlog.api import exports, meetings, receivers, videosdk, videosdk_v2, webhooks
+from roomlog.api import attendance, exports, meetings, receivers, videosdk, videosdk_v2, webhooks
 from roomlog.api.auth import Authenticator, bearer, daily_project, videosdk_project
 from roomlog.api.dashboard import routes as dashboard
 from roomlog.api.errors import (
@@ -180,6 +180,7 @@ def _routes() -> list[ControllerRouterHandler]:
     daily_routes = (
         post_events,
         *meetings.ROUTES,
+        *attendance.ROUTES,
         put_room_presence,
         *webhooks.ROUTES,
         *exports.ROUTES,

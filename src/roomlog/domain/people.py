@@ -80,3 +80,65 @@ def people(session: MeetingSession, now: int, by: PersonKey = "user_id") -> list
         )
     found.sort(key=lambda p: (p.first_join, p.person))
     return found
+
+
+class Totals(NamedTuple):
+    """One person's attendance over many sessions (µs)."""
+
+    person: str
+    user_id: str | None
+    user_name: str | None
+    sessions: int
+    attended: int
+    first_seen: int  # their earliest join
+    last_seen: int  # their latest leave, or `now` while still present
+    each: list[tuple[MeetingSession, Person]]  # with `detail`, oldest session first
+
+
+class Roll:
+    """Attendance per person, summed session by session."""
+
+    def __init__(self, now: int, by: PersonKey = "user_id", detail: bool = False) -> None:
+        self.now = now
+        self.by = by
+        self.detail = detail
+        self._found: dict[str, Totals] = {}
+
+    def add(self, session: MeetingSession, only: str | None = None) -> None:
+        """Count `session` (or only person `only` in it)."""
+        for found in people(session, self.now, self.by):
+            if only is not None and found.person != only:
+                continue
+            last = self.now if found.last_leave is None else found.last_leave
+            seen = self._found.get(found.person)
+            if seen is None:
+                self._found[found.person] = Totals(
+                    found.person,
+                    found.user_id,
+                    found.user_name,
+                    1,
+                    found.attended,
+                    found.first_join,
+                    last,
+                    [],
+                )
+            else:
+                self._found[found.person] = Totals(
+                    found.person,
+                    seen.user_id or found.user_id,
+                    seen.user_name or found.user_name,
+                    seen.sessions + 1,
+                    seen.attended + found.attended,
+                    min(seen.first_seen, found.first_join),
+                    max(seen.last_seen, last),
+                    seen.each,
+                )
+            if self.detail:
+                self._found[found.person].each.append((session, found))
+
+    def totals(self) -> list[Totals]:
+        """Everyone counted, by their key; each one's sessions oldest first."""
+        found = sorted(self._found.values(), key=lambda t: t.person)
+        for t in found:
+            t.each.sort(key=lambda e: (e[0].start, e[0].room))
+        return found

@@ -6,7 +6,7 @@ from __future__ import annotations
 import msgspec
 
 from roomlog.domain.events import MICROS
-from roomlog.domain.people import Person, PersonKey, people
+from roomlog.domain.people import Person, PersonKey, Totals, people
 from roomlog.domain.sessions import MeetingSession
 
 
@@ -55,3 +55,49 @@ def attendance_objects(
 ) -> list[PersonAttendance]:
     """One record per person in `session`, earliest first join first."""
     return [person_object(p, session, now) for p in people(session, now, by)]
+
+
+class SessionAttended(msgspec.Struct):
+    id: str
+    room: str
+    start_time: int
+    attended: int
+    share: float
+
+
+class PersonTotals(msgspec.Struct, omit_defaults=True):
+    person: str
+    user_id: str | None
+    user_name: str | None
+    sessions: int
+    attended: int  # seconds, summed over the sessions
+    first_seen: int
+    last_seen: int
+    detail: list[SessionAttended] | None = None
+
+
+def totals_object(found: Totals, now: int, detail: bool) -> PersonTotals:
+    sessions = None
+    if detail:
+        sessions = []
+        for session, person in found.each:
+            length = session.duration(now)
+            sessions.append(
+                SessionAttended(
+                    session.id,
+                    session.room,
+                    session.start // MICROS,
+                    person.attended // MICROS,
+                    round(person.attended / length, 4) if length > 0 else 0.0,
+                )
+            )
+    return PersonTotals(
+        person=found.person,
+        user_id=found.user_id,
+        user_name=found.user_name,
+        sessions=found.sessions,
+        attended=found.attended // MICROS,
+        first_seen=found.first_seen // MICROS,
+        last_seen=found.last_seen // MICROS,
+        detail=sessions,
+    )
