@@ -2,7 +2,12 @@
 
 from __future__ import annotations
 
+import csv
+import io
 import json
+import subprocess
+import sys
+from pathlib import Path
 from typing import Any
 
 import msgspec
@@ -10,6 +15,7 @@ import msgspec
 from roomlog.domain.batch import sessionize
 from roomlog.domain.people import people
 from roomlog.ingest.native import parse_event
+from roomlog.views.exports import PEOPLE_COLUMNS
 from roomlog.views.people import attendance_objects
 from tests.api.test_meetings import history
 from tests.bodies import joined, left
@@ -129,3 +135,42 @@ def test_a_window_keeps_the_sessions_that_started_in_it(api: Api) -> None:
     assert (ann["sessions"], ann["attended"], ann["first_seen"]) == (2, 200, int(T0))
     assert ann["last_seen"] == int(T0) + 3_100
     assert "detail" not in ann
+
+
+def test_the_csv_and_roomlog_export_people_give_the_records_of_the_api(
+    api: Api, database_url: str, tmp_path: Path
+) -> None:
+    bodies = history(seed=10, rooms=2, meetings=12)
+    api.clock.set(max(float(b["at"]) for b in bodies) + 3_600)
+    assert api.client.post("/v1/events", json=bodies, headers=api.headers).status_code == 200
+    api.tick()
+    listed = api.client.get("/v1/attendance", params={"room": "room-1"}, headers=api.headers)
+    served = api.client.get("/v1/attendance.csv", params={"room": "room-1"}, headers=api.headers)
+    assert served.status_code == 200, served.text
+    assert served.headers["content-type"].startswith("text/csv")
+    table = list(csv.DictReader(io.StringIO(served.text)))
+    assert list(table[0]) == list(PEOPLE_COLUMNS)
+    assert [(r["person"], int(r["sessions"]), int(r["attended"])) for r in table] == [
+        (p["person"], p["sessions"], p["attended"]) for p in listed.json()["data"]
+    ]
+    out = tmp_path / "people.csv"
+    done = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "roomlog",
+            "export",
+            "people",
+            "--room",
+            "room-1",
+            "-o",
+            str(out),
+            "--database-url",
+            database_url,
+        ],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    assert out.read_bytes() == served.content

@@ -34,9 +34,11 @@ from roomlog.store.projects import Project, project_by_public_id
 from roomlog.views.exports import (
     ATTENDANCE_COLUMNS,
     CHAT_COLUMNS,
+    PEOPLE_COLUMNS,
     SESSION_COLUMNS,
     attendance_rows,
     chat_rows,
+    people_csv,
     render,
     sessions_csv,
 )
@@ -159,6 +161,33 @@ def meetings_csv(
 
 
 @get(
+    "/v1/attendance.csv",
+    summary="Attendance per person over many sessions as CSV",
+    description=(
+        "The records of `GET /v1/attendance` (the same `room`, `timeframe_start`, "
+        "`timeframe_end` and `person`), one row per person by person key: `"
+        + ",".join(PEOPLE_COLUMNS)
+        + "`. `attended` is whole seconds; times are RFC 3339."
+    ),
+    sync_to_thread=True,
+    responses=_ERRORS,
+    tags=["exports"],
+)
+def people_attendance_csv(
+    project: NamedDependency[Project],
+    state: State,
+    request: Request[Any, Any, Any],
+    room: FromQuery[str | None] = None,
+    timeframe_start: UnixTime = None,
+    timeframe_end: UnixTime = None,
+    person: FromQuery[str | None] = None,
+) -> Stream:
+    where = meeting_filter(room, timeframe_start, timeframe_end, None)
+    pages = queries.meeting_pages(context.database(state), project.id, where)
+    return csv_response(people_csv(pages, context.clock(request), person), "attendance.csv")
+
+
+@get(
     "/v1/meetings/{meeting:str}/attendance.csv",
     summary="One meeting session's attendance as CSV",
     description=(
@@ -213,5 +242,5 @@ async def session_chat_csv(
     return csv_response(text, f"chat-{session.id}.csv")
 
 
-ROUTES: Final = (meetings_csv, meeting_attendance_csv)
+ROUTES: Final = (meetings_csv, people_attendance_csv, meeting_attendance_csv)
 OPEN_ROUTES: Final = (session_chat_csv,)

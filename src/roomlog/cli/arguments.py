@@ -147,9 +147,10 @@ def add_commands(commands: argparse._SubParsersAction[argparse.ArgumentParser]) 
     database_option(rebuild)
 
     export = commands.add_parser(
-        "export", help="write sessions or attendance as CSV, as the API's downloads do"
+        "export",
+        help="write sessions, attendance or people as CSV, as the API's downloads do",
     )
-    export.add_argument("what", choices=("sessions", "attendance"))
+    export.add_argument("what", choices=("sessions", "attendance", "people"))
     export.add_argument("--project", default=DEFAULT_PROJECT, metavar="NAME")
     export.add_argument("--room", metavar="NAME", help="only this room's sessions")
     export.add_argument(

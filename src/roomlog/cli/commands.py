@@ -34,7 +34,7 @@ from roomlog.store.providers import list_credentials, masked, set_credentials
 from roomlog.store.queries import MeetingFilter, meeting_pages
 from roomlog.store.store import Store
 from roomlog.store.writes import IngestResult, Settings, Submission
-from roomlog.views.exports import attendance_csv, sessions_csv
+from roomlog.views.exports import attendance_csv, people_csv, sessions_csv
 
 IMPORT_CHUNK: Final = 5_000
 EXIT_INVALID: Final = 2
@@ -262,8 +262,12 @@ def _export(args: argparse.Namespace, database: Database) -> int:
         start_before=args.timeframe_end,
         ongoing=None if args.ongoing is None else args.ongoing == "true",
     )
-    write = sessions_csv if args.what == "sessions" else attendance_csv
-    chunks = write(meeting_pages(database, project.id, where), _micros())
+    pages = meeting_pages(database, project.id, where)
+    if args.what == "people":
+        chunks = people_csv(pages, _micros())
+    else:
+        write = sessions_csv if args.what == "sessions" else attendance_csv
+        chunks = write(pages, _micros())
     try:
         if args.output in (None, "-"):
             sys.stdout.writelines(chunks)

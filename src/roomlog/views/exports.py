@@ -15,6 +15,7 @@ from typing import Final
 
 from roomlog.domain.attendance import attendees, share
 from roomlog.domain.events import MICROS, ChatMessage, rfc3339
+from roomlog.domain.people import Roll
 from roomlog.domain.sessions import MeetingSession
 
 SESSION_COLUMNS: Final = (
@@ -40,6 +41,15 @@ ATTENDANCE_COLUMNS: Final = (
     "presences",
 )
 CHAT_COLUMNS: Final = ("timestamp", "participant", "name", "text")
+PEOPLE_COLUMNS: Final = (
+    "person",
+    "user_id",
+    "user_name",
+    "sessions",
+    "attended",
+    "first_seen",
+    "last_seen",
+)
 
 Cell = str | int | None
 _FORMULA: Final = ("=", "+", "-", "@", "\t", "\r")
@@ -119,3 +129,27 @@ def attendance_csv(pages: Iterable[Sequence[MeetingSession]], now: int) -> Itera
     yield render([ATTENDANCE_COLUMNS])
     for page in pages:
         yield render(row for session in page for row in attendance_rows(session, now))
+
+
+def people_csv(
+    pages: Iterable[Sequence[MeetingSession]], now: int, person: str | None = None
+) -> Iterator[str]:
+    """Attendance per person over the sessions of `pages` (or of `person` alone), by person
+    key, as CSV chunks (header first); `attended` is in whole seconds."""
+    roll = Roll(now)
+    for page in pages:
+        for session in page:
+            roll.add(session, person)
+    yield render([PEOPLE_COLUMNS])
+    yield render(
+        [
+            _safe(t.person),
+            _safe(t.user_id),
+            _safe(t.user_name),
+            t.sessions,
+            t.attended // MICROS,
+            rfc3339(t.first_seen),
+            rfc3339(t.last_seen),
+        ]
+        for t in roll.totals()
+    )
