@@ -19,7 +19,7 @@ from roomlog.views.exports import PEOPLE_COLUMNS
 from roomlog.views.people import attendance_objects
 from tests.api.test_meetings import history
 from tests.bodies import joined, left
-from tests.fixtures import RULES, T0, Api
+from tests.fixtures import RULES, T0, Api, make_project
 
 
 def test_a_reconnect_and_a_second_device_make_one_line(api: Api) -> None:
@@ -174,3 +174,56 @@ def test_the_csv_and_roomlog_export_people_give_the_records_of_the_api(
     )
     assert done.returncode == 0, done.stderr
     assert out.read_bytes() == served.content
+
+
+def test_a_project_keyed_by_user_name_groups_the_joins_that_carry_only_a_name(
+    api: Api, database_url: str
+) -> None:
+    api.clock.set(T0 + 400)
+    named = [
+        {**joined("phone", 0), "user_name": "Dee"},
+        {**joined("laptop", 30), "user_name": "Dee"},
+        joined("other", 10),
+        left("phone", 60),
+    ]
+    assert api.client.post("/v1/events", json=named, headers=api.headers).status_code == 200
+    [meeting] = api.client.get("/v1/meetings", headers=api.headers).json()["data"]
+    path = f"/v1/meetings/{meeting['id']}/attendance"
+    by_id = api.client.get(path, headers=api.headers).json()["data"]
+    assert [p["person"] for p in by_id] == ["phone", "other", "laptop"]
+    done = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "roomlog",
+            "projects",
+            "set",
+            "--person-key",
+            "user_name",
+            "--database-url",
+            database_url,
+        ],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    assert "keyed by user_name" in done.stdout
+    shown = subprocess.run(
+        [sys.executable, "-m", "roomlog", "projects", "show", "--database-url", database_url],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    assert "person key (who a person is in attendance): user_name" in shown.stdout
+    # A new key reads the project afresh (keys are remembered for a few seconds).
+    _, key = make_project(api.database, "default")
+    by_name = api.client.get(path, headers={"Authorization": f"Bearer {key}"}).json()["data"]
+    assert [(p["person"], p["participant_ids"], p["attended"]) for p in by_name] == [
+        ("Dee", ["phone", "laptop"], 400),
+        ("other", ["other"], 390),
+    ]
+    people_csv = api.client.get(
+        "/v1/attendance.csv", headers={"Authorization": f"Bearer {key}"}
+    ).text
+    assert people_csv.splitlines()[1].startswith("Dee,")

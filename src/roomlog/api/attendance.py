@@ -60,7 +60,7 @@ def list_attendance(
 ) -> PeopleList:
     now = context.clock(request)
     where = meeting_filter(room, timeframe_start, timeframe_end, None)
-    roll = Roll(now, detail=detail)
+    roll = Roll(now, project.person_key, detail)
     # The sessions the filter selects, a page at a time: the cost is theirs, not the history's.
     for sessions in queries.meeting_pages(context.database(state), project.id, where):
         for session in sessions:

@@ -184,7 +184,8 @@ def people_attendance_csv(
 ) -> Stream:
     where = meeting_filter(room, timeframe_start, timeframe_end, None)
     pages = queries.meeting_pages(context.database(state), project.id, where)
-    return csv_response(people_csv(pages, context.clock(request), person), "attendance.csv")
+    chunks = people_csv(pages, context.clock(request), person, project.person_key)
+    return csv_response(chunks, "attendance.csv")
 
 
 @get(

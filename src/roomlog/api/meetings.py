@@ -162,7 +162,8 @@ class AttendanceList(msgspec.Struct):
     summary="Attendance per person in one meeting session",
     description=(
         "One record per person, earliest first join first: a person is the `user_id` the "
-        "joins carry, else the `participant_id` alone. `attended` is the union of their "
+        "joins carry (or the `user_name`, if the project's person key says so), else the "
+        "`participant_id` alone. `attended` is the union of their "
         "presences in seconds (two devices at once count once; gaps count nothing), `share` "
         "that time's part of the session's duration, and `intervals` the union's spans, "
         "merged where presences touch or overlap. Integer unix seconds, as the meeting."
@@ -179,7 +180,7 @@ def get_meeting_attendance(
 ) -> AttendanceList:
     now = context.clock(request)
     session = context.meeting(context.database(state), project.id, meeting)
-    return AttendanceList(attendance_objects(session, now))
+    return AttendanceList(attendance_objects(session, now, project.person_key))
 
 
 def _presence_item(present: queries.Present, now: int) -> PresenceItem:

@@ -111,13 +111,25 @@ def add_commands(commands: argparse._SubParsersAction[argparse.ArgumentParser]) 
     revoke.add_argument("key_id", metavar="KEY_ID")
     database_option(revoke)
 
-    projects = commands.add_parser("projects", help="show a project's VideoSDK credentials")
+    projects = commands.add_parser(
+        "projects", help="show a project's VideoSDK credentials, or change its settings"
+    )
     project_commands = projects.add_subparsers(
         dest="projects_command", required=True, metavar="ACTION"
     )
     show = project_commands.add_parser("show", help="public id (JWT `apikey`) and secret")
     show.add_argument("--project", default=DEFAULT_PROJECT, metavar="NAME")
     database_option(show)
+    change = project_commands.add_parser("set", help="change a project's settings")
+    change.add_argument("--project", default=DEFAULT_PROJECT, metavar="NAME")
+    change.add_argument(
+        "--person-key",
+        required=True,
+        choices=("user_id", "user_name"),
+        help="who a person is in attendance reports: the joins' user_id (the default), or "
+        "their user_name for providers that send no user id; else the participant_id",
+    )
+    database_option(change)
 
     providers = commands.add_parser("providers", help="set and list media-server credentials")
     provider_commands = providers.add_subparsers(

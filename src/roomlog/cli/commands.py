@@ -29,6 +29,7 @@ from roomlog.store.projects import (
     list_keys,
     project_count,
     revoke_key,
+    set_person_key,
 )
 from roomlog.store.providers import list_credentials, masked, set_credentials
 from roomlog.store.queries import MeetingFilter, meeting_pages
@@ -144,12 +145,18 @@ def _existing_project(database: Database, name: str, command: str) -> Project | 
 
 
 def _projects(args: argparse.Namespace, database: Database) -> int:
-    project = _existing_project(database, args.project, "projects show")
+    project = _existing_project(database, args.project, f"projects {args.projects_command}")
     if project is None:
         return 1
+    if args.projects_command == "set":
+        with database.engine.begin() as connection:
+            project = set_person_key(connection, project, args.person_key)
+        print(f"project {project.name!r}: a person is now keyed by {project.person_key}")
+        return 0
     print(f"project: {project.name}")
     print(f"apikey (the JWT claim for VideoSDK-style tokens): {project.public_id}")
     print(f"secret (signs those tokens, HS256): {project.secret}")
+    print(f"person key (who a person is in attendance): {project.person_key}")
     return 0
 
 
@@ -264,7 +271,7 @@ def _export(args: argparse.Namespace, database: Database) -> int:
     )
     pages = meeting_pages(database, project.id, where)
     if args.what == "people":
-        chunks = people_csv(pages, _micros())
+        chunks = people_csv(pages, _micros(), by=project.person_key)
     else:
         write = sessions_csv if args.what == "sessions" else attendance_csv
         chunks = write(pages, _micros())

@@ -14,6 +14,7 @@ from typing import Literal, NamedTuple
 from roomlog.domain.sessions import Attendance, MeetingSession
 
 PersonKey = Literal["user_id", "user_name"]
+PERSON_KEYS: tuple[PersonKey, ...] = ("user_id", "user_name")
 
 
 class Interval(NamedTuple):

@@ -15,6 +15,7 @@ from typing import Final, NamedTuple
 
 from sqlalchemy import ColumnElement, Connection, insert, select, update
 
+from roomlog.domain.people import PERSON_KEYS, PersonKey
 from roomlog.store.defaults import DEFAULT_PROJECT
 from roomlog.store.schema import api_keys, projects
 
@@ -28,6 +29,7 @@ class Project(NamedTuple):
     name: str
     public_id: str
     secret: str
+    person_key: PersonKey = "user_id"
 
 
 class KeyInfo(NamedTuple):
@@ -54,7 +56,13 @@ def _hash(secret: str) -> str:
 
 
 def _project(connection: Connection, where: ColumnElement[bool]) -> Project | None:
-    columns = (projects.c.id, projects.c.name, projects.c.public_id, projects.c.secret)
+    columns = (
+        projects.c.id,
+        projects.c.name,
+        projects.c.public_id,
+        projects.c.secret,
+        projects.c.person_key,
+    )
     row = connection.execute(select(*columns).where(where)).first()
     return None if row is None else Project(*row)
 
@@ -144,3 +152,11 @@ def authenticate(connection: Connection, key: str) -> Project | None:
     if row is None or not hmac.compare_digest(row.secret_hash, _hash(parts[2])):
         return None
     return project_by_id(connection, row.project_id)
+
+
+def set_person_key(connection: Connection, project: Project, key: PersonKey) -> Project:
+    """Make `key` the person key of `project`; the project as it now is."""
+    if key not in PERSON_KEYS:
+        raise ValueError(f"a person key is one of {', '.join(PERSON_KEYS)}, not {key!r}")
+    connection.execute(update(projects).where(projects.c.id == project.id).values(person_key=key))
+    return project._replace(person_key=key)

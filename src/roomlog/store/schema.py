@@ -31,6 +31,9 @@ projects = Table(
     Column("public_id", String(64), nullable=False, unique=True),
     Column("secret", String(128), nullable=False),
     Column("created_at", BigInteger, nullable=False),
+    # Who a person is in attendance reports: `user_id` (else the participant id), or
+    # `user_name` first, for providers that send no user id.
+    Column("person_key", String(16), nullable=False, server_default="user_id"),
 )
 
 api_keys = Table(

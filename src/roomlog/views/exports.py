@@ -15,7 +15,7 @@ from typing import Final
 
 from roomlog.domain.attendance import attendees, share
 from roomlog.domain.events import MICROS, ChatMessage, rfc3339
-from roomlog.domain.people import Roll
+from roomlog.domain.people import PersonKey, Roll
 from roomlog.domain.sessions import MeetingSession
 
 SESSION_COLUMNS: Final = (
@@ -132,11 +132,15 @@ def attendance_csv(pages: Iterable[Sequence[MeetingSession]], now: int) -> Itera
 
 
 def people_csv(
-    pages: Iterable[Sequence[MeetingSession]], now: int, person: str | None = None
+    pages: Iterable[Sequence[MeetingSession]],
+    now: int,
+    person: str | None = None,
+    by: PersonKey = "user_id",
 ) -> Iterator[str]:
-    """Attendance per person over the sessions of `pages` (or of `person` alone), by person
-    key, as CSV chunks (header first); `attended` is in whole seconds."""
-    roll = Roll(now)
+    """Attendance per person (`by` says who is one) over the sessions of `pages` (or of
+    `person` alone), by person key, as CSV chunks (header first); `attended` is in whole
+    seconds."""
+    roll = Roll(now, by)
     for page in pages:
         for session in page:
             roll.add(session, person)
