@@ -9,6 +9,7 @@ from sqlalchemy import select
 from roomlog.domain.events import MICROS
 from roomlog.domain.sessions import Attendance, MeetingSession
 from roomlog.store.db import Database, migrate, open_database
+from roomlog.store.projects import find_project
 from roomlog.store.rooms import encode_participants
 from roomlog.store.schema import rooms, sessions
 
@@ -70,3 +71,18 @@ def test_upgrading_from_0003_gives_each_room_a_version_and_keeps_its_state(
         row = connection.execute(select(rooms.c.version, rooms.c.session_count)).one()
     database.dispose()
     assert tuple(row) == (0, 3)
+
+
+def test_upgrading_from_0004_keys_every_project_by_user_id(database_url: str) -> None:
+    database = upgraded_to(database_url, "0004")
+    with database.engine.begin() as connection:
+        connection.exec_driver_sql(
+            "INSERT INTO projects (name, public_id, secret, created_at)"
+            " VALUES ('old', 'pk_old', 'secret', 0)"
+        )
+    migrate(database)
+    with database.engine.connect() as connection:
+        project = find_project(connection, "old")
+    database.dispose()
+    assert project is not None
+    assert (project.name, project.person_key) == ("old", "user_id")
