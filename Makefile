@@ -41,6 +41,7 @@ chromium:
 bench: $(STAMP)
 	$(BIN)/python benchmarks/sessionize.py
 	$(BIN)/python -m benchmarks.sessionize_sizes
+	$(BIN)/python -m benchmarks.attendance
 	$(BIN)/python benchmarks/ingest.py
 	$(BIN)/python benchmarks/reads.py
 	$(BIN)/python -m benchmarks.webhooks
