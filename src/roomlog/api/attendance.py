@@ -13,7 +13,7 @@ from litestar.params import FromQuery, QueryParameter
 from roomlog.api import context
 from roomlog.api.errors import ERRORS
 from roomlog.api.params import UnixTime, meeting_filter
-from roomlog.domain.people import Roll
+from roomlog.domain.people import totals
 from roomlog.store import queries
 from roomlog.store.projects import Project
 from roomlog.views.people import PersonTotals, totals_object
@@ -60,12 +60,9 @@ def list_attendance(
 ) -> PeopleList:
     now = context.clock(request)
     where = meeting_filter(room, timeframe_start, timeframe_end, None)
-    roll = Roll(now, project.person_key, detail)
     # The sessions the filter selects, a page at a time: the cost is theirs, not the history's.
-    for sessions in queries.meeting_pages(context.database(state), project.id, where):
-        for session in sessions:
-            roll.add(session, person)
-    everyone = roll.totals()
+    pages = queries.meeting_pages(context.database(state), project.id, where)
+    everyone = totals(pages, now, project.person_key, person, detail)
     chosen = [
         t
         for t in everyone

@@ -1,7 +1,8 @@
 """CSV downloads (sessions, attendance, a session's chat) and the signed links to a chat.
 
 Exports stream: rows are read and written a page of sessions at a time, so a download of
-the whole history holds one page in memory. The chat link of VideoSDK's `chatLink` works for
+the whole history holds one page in memory (attendance per person holds one line per person,
+summed as the pages go by). The chat link of VideoSDK's `chatLink` works for
 whoever holds it until it expires, like VideoSDK's CDN links: it carries an HS256 token
 signed with the project's secret, naming the session, with `exp`; the token's `kid` header
 is the project's public id, which says whose secret verifies it.

@@ -9,6 +9,7 @@ key before the participant id, for providers that send no user id.
 from __future__ import annotations
 
 from collections.abc import Iterable
+from dataclasses import dataclass
 from typing import Literal, NamedTuple
 
 from roomlog.domain.sessions import Attendance, MeetingSession
@@ -83,8 +84,9 @@ def people(session: MeetingSession, now: int, by: PersonKey = "user_id") -> list
     return found
 
 
-class Totals(NamedTuple):
-    """One person's attendance over many sessions (µs)."""
+@dataclass(slots=True)
+class Totals:
+    """One person's attendance over many sessions (µs), summed as sessions are added."""
 
     person: str
     user_id: str | None
@@ -96,50 +98,36 @@ class Totals(NamedTuple):
     each: list[tuple[MeetingSession, Person]]  # with `detail`, oldest session first
 
 
-class Roll:
-    """Attendance per person, summed session by session."""
-
-    def __init__(self, now: int, by: PersonKey = "user_id", detail: bool = False) -> None:
-        self.now = now
-        self.by = by
-        self.detail = detail
-        self._found: dict[str, Totals] = {}
-
-    def add(self, session: MeetingSession, only: str | None = None) -> None:
-        """Count `session` (or only person `only` in it)."""
-        for found in people(session, self.now, self.by):
-            if only is not None and found.person != only:
-                continue
-            last = self.now if found.last_leave is None else found.last_leave
-            seen = self._found.get(found.person)
-            if seen is None:
-                self._found[found.person] = Totals(
-                    found.person,
-                    found.user_id,
-                    found.user_name,
-                    1,
-                    found.attended,
-                    found.first_join,
-                    last,
-                    [],
-                )
-            else:
-                self._found[found.person] = Totals(
-                    found.person,
-                    seen.user_id or found.user_id,
-                    seen.user_name or found.user_name,
-                    seen.sessions + 1,
-                    seen.attended + found.attended,
-                    min(seen.first_seen, found.first_join),
-                    max(seen.last_seen, last),
-                    seen.each,
-                )
-            if self.detail:
-                self._found[found.person].each.append((session, found))
-
-    def totals(self) -> list[Totals]:
-        """Everyone counted, by their key; each one's sessions oldest first."""
-        found = sorted(self._found.values(), key=lambda t: t.person)
-        for t in found:
-            t.each.sort(key=lambda e: (e[0].start, e[0].room))
-        return found
+def totals(
+    pages: Iterable[Iterable[MeetingSession]],
+    now: int,
+    by: PersonKey = "user_id",
+    only: str | None = None,
+    detail: bool = False,
+) -> list[Totals]:
+    """Attendance per person (or of person `only`) over the sessions of `pages`, by person
+    key; with `detail`, each person's sessions too, oldest first."""
+    found: dict[str, Totals] = {}
+    for page in pages:
+        for session in page:
+            for person in people(session, now, by):
+                if only is not None and person.person != only:
+                    continue
+                last = now if person.last_leave is None else person.last_leave
+                seen = found.get(person.person)
+                if seen is None:
+                    seen = found[person.person] = Totals(
+                        person.person, None, None, 0, 0, person.first_join, last, []
+                    )
+                seen.user_id = seen.user_id or person.user_id
+                seen.user_name = seen.user_name or person.user_name
+                seen.sessions += 1
+                seen.attended += person.attended
+                seen.first_seen = min(seen.first_seen, person.first_join)
+                seen.last_seen = max(seen.last_seen, last)
+                if detail:
+                    seen.each.append((session, person))
+    everyone = sorted(found.values(), key=lambda t: t.person)
+    for t in everyone:
+        t.each.sort(key=lambda e: (e[0].start, e[0].room))
+    return everyone

@@ -15,7 +15,7 @@ from typing import Final
 
 from roomlog.domain.attendance import attendees, share
 from roomlog.domain.events import MICROS, ChatMessage, rfc3339
-from roomlog.domain.people import PersonKey, Roll
+from roomlog.domain.people import PersonKey, totals
 from roomlog.domain.sessions import MeetingSession
 
 SESSION_COLUMNS: Final = (
@@ -140,10 +140,6 @@ def people_csv(
     """Attendance per person (`by` says who is one) over the sessions of `pages` (or of
     `person` alone), by person key, as CSV chunks (header first); `attended` is in whole
     seconds."""
-    roll = Roll(now, by)
-    for page in pages:
-        for session in page:
-            roll.add(session, person)
     yield render([PEOPLE_COLUMNS])
     yield render(
         [
@@ -155,5 +151,5 @@ def people_csv(
             rfc3339(t.first_seen),
             rfc3339(t.last_seen),
         ]
-        for t in roll.totals()
+        for t in totals(pages, now, by, person)
     )

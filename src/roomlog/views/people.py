@@ -28,8 +28,13 @@ class PersonAttendance(msgspec.Struct):
     intervals: list[PresenceSpan]
 
 
-def person_object(found: Person, session: MeetingSession, now: int) -> PersonAttendance:
+def _share(attended: int, session: MeetingSession, now: int) -> float:
+    """`attended` (µs) as a part of the session's duration, to four decimals."""
     length = session.duration(now)
+    return round(attended / length, 4) if length > 0 else 0.0
+
+
+def person_object(found: Person, session: MeetingSession, now: int) -> PersonAttendance:
     return PersonAttendance(
         person=found.person,
         user_id=found.user_id,
@@ -38,7 +43,7 @@ def person_object(found: Person, session: MeetingSession, now: int) -> PersonAtt
         first_join=found.first_join // MICROS,
         last_leave=None if found.last_leave is None else found.last_leave // MICROS,
         attended=found.attended // MICROS,
-        share=round(found.attended / length, 4) if length > 0 else 0.0,
+        share=_share(found.attended, session, now),
         intervals=[
             PresenceSpan(
                 i.join // MICROS,
@@ -79,18 +84,16 @@ class PersonTotals(msgspec.Struct, omit_defaults=True):
 def totals_object(found: Totals, now: int, detail: bool) -> PersonTotals:
     sessions = None
     if detail:
-        sessions = []
-        for session, person in found.each:
-            length = session.duration(now)
-            sessions.append(
-                SessionAttended(
-                    session.id,
-                    session.room,
-                    session.start // MICROS,
-                    person.attended // MICROS,
-                    round(person.attended / length, 4) if length > 0 else 0.0,
-                )
+        sessions = [
+            SessionAttended(
+                session.id,
+                session.room,
+                session.start // MICROS,
+                person.attended // MICROS,
+                _share(person.attended, session, now),
             )
+            for session, person in found.each
+        ]
     return PersonTotals(
         person=found.person,
         user_id=found.user_id,
