@@ -12,7 +12,7 @@ import zlib
 from collections.abc import Callable, Iterator
 from itertools import repeat
 from operator import itemgetter
-from typing import IO, Final, TypeVar
+from typing import IO, Final, NamedTuple, TypeVar
 
 import msgspec
 import numpy as np
@@ -38,6 +38,16 @@ def partitions_for(events: int, limit: int) -> int:
     return max(2, min(MOST, math.ceil(events * 1.5 / limit)))
 
 
+class Index(NamedTuple):
+    """Partitions as another process needs them to read them: the rooms by code, each room
+    code's partition, the pieces of each partition, the events in each."""
+
+    names: list[str]
+    partition: Ints
+    pieces: list[list[tuple[int, int]]]
+    events: list[int]
+
+
 class Partitions:
     """`count` partitions of events in one spool file; `salt` makes a split of a partition
     hash its rooms differently from the split that made it."""
@@ -47,32 +57,31 @@ class Partitions:
         self.count = count
         self.salt = salt
         self.events = [0] * count
-        self.rooms = [0] * count  # distinct rooms in each
         self.names: list[str] = []  # the rooms by code
         self.codes: dict[str, int] = {}  # each room's code
         self._partition = np.empty(0, np.int64)  # by room code
         self._pieces: list[list[tuple[int, int]]] = [[] for _ in range(count)]
         self._held = Chunk()
 
+    @property
+    def rooms(self) -> list[int]:
+        """How many distinct rooms each partition holds."""
+        return [int(n) for n in np.bincount(self._partition, minlength=self.count)]
+
     def room_names(self, p: int) -> set[str]:
         """The rooms of partition `p`."""
         return {self.names[c] for c in np.flatnonzero(self._partition == p).tolist()}
 
-    def index(self) -> tuple[list[str], list[list[tuple[int, int]]], list[int]]:
-        """What another process needs to read these partitions: the rooms by code, the
-        pieces of each partition, the events in each."""
-        return self.names, self._pieces, self.events
+    def index(self) -> Index:
+        """What another process needs to read these partitions."""
+        return Index(self.names, self._partition, self._pieces, self.events)
 
     @classmethod
-    def read_from(
-        cls,
-        spool: IO[bytes],
-        index: tuple[list[str], list[list[tuple[int, int]]], list[int]],
-    ) -> Partitions:
+    def read_from(cls, spool: IO[bytes], index: Index) -> Partitions:
         """The partitions another process wrote to `spool`, to be read."""
-        names, pieces, events = index
-        parts = cls(spool, len(pieces))
-        parts.names, parts._pieces, parts.events = names, pieces, events
+        parts = cls(spool, len(index.pieces))
+        parts.names, parts._partition = index.names, index.partition
+        parts._pieces, parts.events = index.pieces, index.events
         return parts
 
     def add(self, chunk: Chunk) -> None:
@@ -111,8 +120,6 @@ class Partitions:
                 % self.count
             )
             self._partition = np.concatenate([self._partition, placed])
-            for q in placed.tolist():
-                self.rooms[q] += 1
         return codes
 
     def _write(self, chunk: Chunk) -> None:
@@ -183,11 +190,17 @@ class Spill:
     """The partitions of one input written by several processes, each to its own spool with
     the same hash: partition `p` is the union of their partitions `p`."""
 
-    def __init__(self, written: list[Partitions], rooms: list[int]) -> None:
+    def __init__(self, written: list[Partitions]) -> None:
         self.written = written
         self.count = written[0].count
         self.events = [sum(w.events[p] for w in written) for p in range(self.count)]
-        self.rooms = rooms  # distinct rooms in each
+        # Distinct rooms in each: a room may have been written by more than one process.
+        if len(written) == 1:
+            self.rooms = written[0].rooms
+        else:
+            self.rooms = [
+                len(set().union(*(w.room_names(p) for w in written))) for p in range(self.count)
+            ]
 
     def pieces(self, p: int, most: int = 0) -> Iterator[Chunk]:
         """Partition `p`'s events as chunks of about `most` events (0: all in one)."""

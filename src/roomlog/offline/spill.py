@@ -10,7 +10,7 @@ import tempfile
 from collections.abc import Iterator
 from dataclasses import dataclass
 from multiprocessing.connection import Connection
-from typing import IO, Final, NamedTuple
+from typing import IO, Final
 
 from roomlog.domain.batch import SessionTable
 from roomlog.domain.rules import Rules
@@ -78,12 +78,9 @@ def spilled(
         parts.flush()
         spool.flush()
         written = [parts]
-        rooms = [len(parts.room_names(p)) for p in range(parts.count)]
         if reader is not None:
-            more = reader.finish(source.taken, report, counts)
-            written.append(more.partitions)
-            rooms = [len(parts.room_names(p) | names) for p, names in enumerate(more.room_names)]
-        spill = Spill(written, rooms)
+            written.append(reader.finish(source.taken, report, counts))
+        spill = Spill(written)
         job = _Job(spill, share, now, rules, tenant)
         biggest_first = sorted(range(spill.count), key=lambda p: -spill.events[p])
         if workers == 1:
@@ -104,13 +101,6 @@ def spilled(
     return output, spill.count
 
 
-class _Spilled(NamedTuple):
-    """What the second reader spilled, and what it found."""
-
-    partitions: Partitions
-    room_names: list[set[str]]
-
-
 class _Reader:
     """A forked process that reads `lines` and spills them to `spool` in `count` partitions
     hashed as this process hashes them."""
@@ -125,17 +115,17 @@ class _Reader:
         self._process.start()
         answer.close()
 
-    def finish(self, before: int, report: Report, counts: Counts) -> _Spilled:
+    def finish(self, before: int, report: Report, counts: Counts) -> Partitions:
         """Its partitions, once it is done; its invalid lines reported, numbered after the
         `before` lines of the first half, and its counts added to `counts`."""
-        index, room_names, found, problems = self._answer.recv()
+        index, found, problems = self._answer.recv()
         self._process.join()
         for number, message in problems:
             report(before + number, message)
         counts.events += found.events
         counts.invalid += found.invalid
         counts.future += found.future
-        return _Spilled(Partitions.read_from(self.spool, index), room_names)
+        return Partitions.read_from(self.spool, index)
 
 
 def _read_half(
@@ -154,8 +144,7 @@ def _read_half(
         del chunk
     parts.flush()
     spool.flush()
-    room_names = [parts.room_names(p) for p in range(count)]
-    answer.send((parts.index(), room_names, found, problems))
+    answer.send((parts.index(), found, problems))
     answer.close()
 
 
