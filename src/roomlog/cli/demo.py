@@ -1,5 +1,7 @@
-"""A small generated history for `roomlog serve --demo`: a few rooms over the last days,
-with rejoins, short visits, a 10-minute split, chat, and one meeting still going on."""
+"""A small generated history for `roomlog serve --demo`: a few rooms over the last days, as
+real ones look: one-to-ones of the same two people, stand-ups of one team, all-hands of
+everyone, dropped connections and rejoins, someone on a laptop and a phone at once, a
+10-minute split, chat, and one meeting still going on."""
 
 from __future__ import annotations
 
@@ -7,8 +9,30 @@ import random
 
 from roomlog.domain.events import JOINED, LEFT, MICROS, ChatMessage, EventType, PresenceEvent
 
-ROOMS = ("standup", "design-review", "all-hands", "office-hours", "1-1-ana-ben")
-PEOPLE = ("ana", "ben", "chen", "dara", "eli", "fatima", "gus", "hana")
+NAMES = {
+    "ana": "Ana Silva",
+    "ben": "Ben Okafor",
+    "chen": "Chen Wei",
+    "dara": "Dara Murphy",
+    "eli": "Eli Cohen",
+    "fatima": "Fatima Haddad",
+    "gus": "Gus Lindqvist",
+    "hana": "Hana Sato",
+    "ivan": "Ivan Petrov",
+    "jo": "Jo Mensah",
+    "kai": "Kai Nakamura",
+    "lena": "Lena Fischer",
+}
+PEOPLE = tuple(NAMES)
+# Each room: who may come, and how many of them come to one session.
+ROOMS: dict[str, tuple[tuple[str, ...], int, int]] = {
+    "standup": (PEOPLE[:6], 3, 6),
+    "design-review": (("ana", "ben", "dara", "hana", "kai"), 2, 5),
+    "all-hands": (PEOPLE, 8, 12),
+    "office-hours": (PEOPLE, 1, 3),
+    "1-1-ana-ben": (("ana", "ben"), 2, 2),
+    "1-1-chen-dara": (("chen", "dara"), 2, 2),
+}
 LINES = (
     "Can everyone see my screen?",
     "You're on mute",
@@ -36,15 +60,15 @@ def history(now: int, days: int = 7, seed: int = 11) -> list[PresenceEvent]:
                 pid,
                 int(at * MICROS),
                 person,
-                person.title(),
+                NAMES[person],
             )
         )
 
     start = now / MICROS - days * 86_400
-    for room in ROOMS:
+    for room, (invited, fewest, most) in ROOMS.items():
         clock = start + rnd.uniform(0, 7200)
         while clock < now / MICROS - 7200:
-            attendees = rnd.sample(PEOPLE, rnd.randint(1, 6))
+            attendees = rnd.sample(invited, rnd.randint(fewest, most))
             length = rnd.uniform(300, 3600)
             for n, person in enumerate(attendees):
                 joined = clock + (0 if n == 0 else rnd.uniform(0, 120))
@@ -56,6 +80,11 @@ def history(now: int, days: int = 7, seed: int = 11) -> list[PresenceEvent]:
                     joined = drop + rnd.uniform(2, 20)
                 add(JOINED, room, f"{person}-{int(joined)}", joined, person)
                 add(LEFT, room, f"{person}-{int(joined)}", max(left, joined + 15), person)
+                if room == "all-hands" and rnd.random() < 0.15:  # a phone beside the laptop
+                    on = rnd.uniform(joined, left - 60)
+                    off = rnd.uniform(on + 30, left)
+                    add(JOINED, room, f"{person}-phone-{int(on)}", on, person)
+                    add(LEFT, room, f"{person}-phone-{int(on)}", off, person)
             clock += length + rnd.uniform(3 * 3600, 30 * 3600)
     # A design review that one person stays on after the others leave: after 10 minutes
     # alone, the session splits.

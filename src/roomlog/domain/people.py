@@ -131,3 +131,33 @@ def totals(
     for t in everyone:
         t.each.sort(key=lambda e: (e[0].start, e[0].room))
     return everyone
+
+
+@dataclass(slots=True)
+class RoomTotals:
+    """One room's sessions over a span: how many, who came, and their attendance (µs)."""
+
+    room: str
+    sessions: int
+    people: set[str]
+    attended: int  # each person's union per session, summed
+    latest: int  # the start of its latest session
+
+
+def room_totals(
+    pages: Iterable[Iterable[MeetingSession]], now: int, by: PersonKey = "user_id"
+) -> list[RoomTotals]:
+    """Per room, the sessions of `pages`: their count, the people who came and the time they
+    attended; the most recently active room first."""
+    found: dict[str, RoomTotals] = {}
+    for page in pages:
+        for session in page:
+            room = found.get(session.room)
+            if room is None:
+                room = found[session.room] = RoomTotals(session.room, 0, set(), 0, session.start)
+            room.sessions += 1
+            room.latest = max(room.latest, session.start)
+            for person in people(session, now, by):
+                room.people.add(person.person)
+                room.attended += person.attended
+    return sorted(found.values(), key=lambda r: (-r.latest, r.room))

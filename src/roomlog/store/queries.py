@@ -20,7 +20,7 @@ from roomlog.store.db import Database
 from roomlog.store.rooms import decode_participants, decode_presence
 from roomlog.store.schema import chat_messages, events, rooms, sessions
 
-DAY: Final = 86_400 * MICROS
+QUARTER: Final = 900 * MICROS
 
 # How many sessions an export reads at a time.
 EXPORT_PAGE: Final = 500
@@ -36,11 +36,17 @@ class MeetingFilter:
     start_from: int | None = None  # µs, inclusive
     start_before: int | None = None  # µs, exclusive
     ongoing: bool | None = None
+    room_contains: str | None = None  # part of the room's name, in any case
 
     @property
     def plain(self) -> bool:
         """No filter other than the room: the count comes from the rooms' counters."""
-        return self.start_from is None and self.start_before is None and self.ongoing is None
+        return (
+            self.start_from is None
+            and self.start_before is None
+            and self.ongoing is None
+            and self.room_contains is None
+        )
 
 
 _COLUMNS = (
@@ -61,6 +67,8 @@ def _where(project_id: int, where: MeetingFilter) -> list[Any]:
     clauses: list[Any] = [sessions.c.project_id == project_id]
     if where.room is not None:
         clauses.append(sessions.c.room == where.room)
+    if where.room_contains:
+        clauses.append(sessions.c.room.icontains(where.room_contains, autoescape=True))
     if where.start_from is not None:
         clauses.append(sessions.c.start_at >= where.start_from)
     if where.start_before is not None:
@@ -202,42 +210,51 @@ def with_chat(connection: Connection, project_id: int, found: Sequence[MeetingSe
     return {row[0] for row in connection.execute(union_all(*probes))}
 
 
+class Neighbour(NamedTuple):
+    id: str
+    at: int  # the end of the session before, or the start of the session after
+
+
 def neighbours(
     connection: Connection, project_id: int, session: MeetingSession
-) -> tuple[int | None, int | None]:
-    """The end of the room's session before `session` and the start of the one after it."""
+) -> tuple[Neighbour | None, Neighbour | None]:
+    """The room's session before `session` with its end, and the one after with its start."""
     same_room = (sessions.c.project_id == project_id, sessions.c.room == session.room)
     before = connection.execute(
-        select(sessions.c.end_at)
+        select(sessions.c.id, sessions.c.end_at)
         .where(*same_room, sessions.c.start_at < session.start)
         .order_by(sessions.c.start_at.desc())
         .limit(1)
     ).first()
     after = connection.execute(
-        select(sessions.c.start_at)
+        select(sessions.c.id, sessions.c.start_at)
         .where(*same_room, sessions.c.start_at > session.start)
         .order_by(sessions.c.start_at.asc())
         .limit(1)
     ).first()
-    return (None if before is None else before[0]), (None if after is None else after[0])
+    return (
+        None if before is None or before[1] is None else Neighbour(before[0], before[1]),
+        None if after is None else Neighbour(after[0], after[1]),
+    )
 
 
 class Activity(NamedTuple):
-    """The sessions of one room that started on one day, and their participant time (µs)."""
+    """The sessions of one room that started in one quarter of an hour, and their participant
+    time (µs). Quarters, not days, so that a viewer's days can be counted in any time zone."""
 
-    day: int  # days since the first day asked for
+    quarter: int  # quarters of an hour since the instant asked for
     room: str
     sessions: int
     attended: int
 
 
 def activity(connection: Connection, project_id: int, since: int, now: int) -> list[Activity]:
-    """Per day since `since` (µs, a day's start) and room: sessions started, participant time.
+    """Per quarter of an hour since `since` (µs) and room: sessions started, participant time.
 
     Ended sessions are summed by the database from their `attended` column; only the ongoing
     ones, whose open presences grow with time, are read and summed up to `now`.
     """
-    day = ((sessions.c.start_at - since) // DAY).label("day")
+    day = ((sessions.c.start_at - since) // QUARTER).label("quarter")
     ended = (
         select(day, sessions.c.room, func.count(), func.sum(sessions.c.attended))
         .where(
@@ -255,7 +272,7 @@ def activity(connection: Connection, project_id: int, since: int, now: int) -> l
     )
     for start, room, blob in connection.execute(ongoing):
         time = sum(r.duration(now) for r in decode_participants(blob))
-        found.append(Activity((start - since) // DAY, room, 1, time))
+        found.append(Activity((start - since) // QUARTER, room, 1, time))
     return found
 
 

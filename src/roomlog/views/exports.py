@@ -15,7 +15,7 @@ from typing import Final
 
 from roomlog.domain.attendance import attendees, share
 from roomlog.domain.events import MICROS, ChatMessage, rfc3339
-from roomlog.domain.people import PersonKey, totals
+from roomlog.domain.people import PersonKey, RoomTotals, Totals, people, totals
 from roomlog.domain.sessions import MeetingSession
 
 SESSION_COLUMNS: Final = (
@@ -40,6 +40,29 @@ ATTENDANCE_COLUMNS: Final = (
     "share_percent",
     "presences",
 )
+PERSON_ATTENDANCE_COLUMNS: Final = (
+    "session_id",
+    "room",
+    "person",
+    "user_id",
+    "user_name",
+    "participant_ids",
+    "first_join",
+    "last_leave",
+    "attended",
+    "share_percent",
+    "intervals",
+)
+PERSON_SESSION_COLUMNS: Final = (
+    "session_id",
+    "room",
+    "start_time",
+    "end_time",
+    "attended",
+    "share_percent",
+    "participant_ids",
+)
+ROOM_COLUMNS: Final = ("room", "sessions", "people", "attended", "latest_start")
 CHAT_COLUMNS: Final = ("timestamp", "participant", "name", "text")
 PEOPLE_COLUMNS: Final = (
     "person",
@@ -141,7 +164,12 @@ def people_csv(
     `person` alone), by person key, as CSV chunks (header first); `attended` is in whole
     seconds."""
     yield render([PEOPLE_COLUMNS])
-    yield render(
+    yield render(people_rows(totals(pages, now, by, person)))
+
+
+def people_rows(found: Iterable[Totals]) -> list[list[Cell]]:
+    """One row per person of `found`; `attended` in whole seconds."""
+    return [
         [
             _safe(t.person),
             _safe(t.user_id),
@@ -151,5 +179,51 @@ def people_csv(
             rfc3339(t.first_seen),
             rfc3339(t.last_seen),
         ]
-        for t in totals(pages, now, by, person)
-    )
+        for t in found
+    ]
+
+
+def person_session_rows(found: Totals, now: int) -> list[list[Cell]]:
+    """One row per session of `found` (counted with `detail`), oldest first."""
+    return [
+        [
+            session.id,
+            _safe(session.room),
+            rfc3339(session.start),
+            _time(session.end),
+            one.attended // MICROS,
+            f"{100 * one.attended / max(session.duration(now), 1):.1f}",
+            _safe(" ".join(one.participant_ids)),
+        ]
+        for session, one in found.each
+    ]
+
+
+def room_rows(found: Iterable[RoomTotals]) -> list[list[Cell]]:
+    return [
+        [_safe(r.room), r.sessions, len(r.people), r.attended // MICROS, rfc3339(r.latest)]
+        for r in found
+    ]
+
+
+def session_people_rows(
+    session: MeetingSession, now: int, by: PersonKey = "user_id"
+) -> list[list[Cell]]:
+    """One row per person in `session` (their presences united), earliest first join first."""
+    length = max(session.duration(now), 1)
+    return [
+        [
+            session.id,
+            _safe(session.room),
+            _safe(p.person),
+            _safe(p.user_id),
+            _safe(p.user_name),
+            _safe(" ".join(p.participant_ids)),
+            rfc3339(p.first_join),
+            _time(p.last_leave),
+            p.attended // MICROS,
+            f"{100 * p.attended / length:.1f}",
+            len(p.intervals),
+        ]
+        for p in people(session, now, by)
+    ]

@@ -1,15 +1,16 @@
-"""What the overview shows, computed from sessions: activity per day and the busiest rooms."""
+"""What the overview shows, computed from sessions: activity per day of the viewer's time
+zone and the busiest rooms."""
 
 from __future__ import annotations
 
 from collections.abc import Iterable
-from datetime import UTC, date, datetime, timedelta
+from datetime import UTC, date, timedelta, tzinfo
 from typing import NamedTuple
 
+from roomlog.api.dashboard.render import day_start, local, today
 from roomlog.domain.events import MICROS
-from roomlog.store.queries import Activity
+from roomlog.store.queries import QUARTER, Activity
 
-DAY = 86_400 * MICROS
 MINUTE = 60 * MICROS
 
 
@@ -25,29 +26,31 @@ class BusyRoom(NamedTuple):
     minutes: int
 
 
-def first_day(now: int, days: int) -> int:
-    """The start (µs) of the first UTC day of the `days` days that end with today."""
-    return (now // DAY - days + 1) * DAY
+def first_day(now: int, days: int, zone: tzinfo = UTC) -> int:
+    """The start (µs) of the first day, in `zone`, of the `days` days that end with today."""
+    return day_start(today(now, zone) - timedelta(days=days - 1), zone)
 
 
 def activity(
-    groups: Iterable[Activity], now: int, days: int = 30, busiest: int = 5
+    groups: Iterable[Activity], now: int, days: int = 30, busiest: int = 5, zone: tzinfo = UTC
 ) -> tuple[list[Day], list[BusyRoom]]:
-    """Sessions and participant-minutes per UTC day (by the day a session started) over the
-    last `days` days, and the `busiest` rooms of that time by participant-minutes, from the
-    per-day, per-room sums of `queries.activity`."""
+    """Sessions and participant-minutes per day of `zone` (by the day a session started) over
+    the last `days` days, and the `busiest` rooms of that time by participant-minutes, from
+    the per-quarter-hour, per-room sums of `queries.activity` since `first_day`."""
+    since = first_day(now, days, zone)
+    start = local(since, zone).date()
     counts = [0] * days
     attended = [0] * days
     rooms: dict[str, list[int]] = {}
     for group in groups:
-        if not 0 <= group.day < days:
+        n = (local(since + group.quarter * QUARTER, zone).date() - start).days
+        if not 0 <= n < days:
             continue
-        counts[group.day] += group.sessions
-        attended[group.day] += group.attended
+        counts[n] += group.sessions
+        attended[n] += group.attended
         room = rooms.setdefault(group.room, [0, 0])
         room[0] += group.sessions
         room[1] += group.attended
-    start = datetime.fromtimestamp(first_day(now, days) // MICROS, tz=UTC).date()
     per_day = [
         Day(start + timedelta(days=n), counts[n], attended[n] // MINUTE) for n in range(days)
     ]

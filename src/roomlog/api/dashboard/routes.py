@@ -8,10 +8,10 @@ signed-in project, as the API's are. Forms that change something are POSTs, and 
 
 from __future__ import annotations
 
-from datetime import UTC, date, datetime, timedelta
+from datetime import tzinfo
 from pathlib import Path
 from typing import Any, Final
-from urllib.parse import quote, urlencode
+from urllib.parse import quote
 
 from anyio import to_thread
 from litestar import Request, Response, Router, get
@@ -19,19 +19,26 @@ from litestar.params import FromPath, FromQuery
 from litestar.response import File, Stream
 
 from roomlog.api import context, exports
-from roomlog.api.dashboard import signin
+from roomlog.api.dashboard import hooks, signin
+from roomlog.api.dashboard import people as people_pages
+from roomlog.api.dashboard.filters import Range, date_range, link, quick_ranges
 from roomlog.api.dashboard.overview import activity, bars, first_day
-from roomlog.api.dashboard.render import clock_time, html_page
+from roomlog.api.dashboard.render import clock_time, html_page, zone_name, zone_of
 from roomlog.api.dashboard.signin import SignInRequired, on_sign_in_required, viewer
-from roomlog.domain.attendance import attendees, share
 from roomlog.domain.events import MICROS
+from roomlog.domain.people import PersonKey, people, person_of
 from roomlog.domain.sessions import MeetingSession
 from roomlog.domain.timeline import began, ended, span
 from roomlog.store import queries
 from roomlog.store.db import Database
 from roomlog.store.projects import Project
 from roomlog.store.store import Store
-from roomlog.views.exports import ATTENDANCE_COLUMNS, attendance_rows, render
+from roomlog.views.exports import (
+    PERSON_ATTENDANCE_COLUMNS,
+    render,
+    session_people_rows,
+    sessions_csv,
+)
 from roomlog.views.videosdk import active_duration
 
 PAGE_SIZE: Final = 25
@@ -67,9 +74,10 @@ def _live(database: Database, project: Project, now: int) -> list[dict[str, Any]
                 "since": person.join,
             },
         )
-        room["people"].append(person.user_name or person.participant_id)
+        room["people"].append(person.user_name or person.user_id or person.participant_id)
         room["since"] = min(room["since"], person.join)
     for room in rooms.values():
+        room["people"] = list(dict.fromkeys(room["people"]))  # two devices: one person
         room["for"] = span(now - room["since"])
     return sorted(rooms.values(), key=lambda r: (-len(r["people"]), r["name"]))
 
@@ -79,21 +87,23 @@ async def overview(request: Request[Any, Any, Any]) -> Response[str]:
     project = await viewer(request)
     database = context.database(request.app.state)
     now = context.clock(request)
+    zone = zone_of(request)
 
-    cache: dict[int, tuple[int, list[queries.Activity]]] = request.app.state.setdefault(
+    cache: dict[tuple[int, str], tuple[int, list[queries.Activity]]] = request.app.state.setdefault(
         "overview_cache", {}
     )
 
     def gather() -> dict[str, Any]:
-        since = first_day(now, DAYS)
-        kept = cache.get(project.id)
+        since = first_day(now, DAYS, zone)
+        key = (project.id, zone_name(zone))
+        kept = cache.get(key)
         if kept is not None and since <= kept[0] <= now < kept[0] + FIGURES_FOR:
             groups = kept[1]
         else:
             with database.engine.connect() as connection:
                 groups = queries.activity(connection, project.id, since, now)
-            cache[project.id] = (now, groups)
-        per_day, busiest = activity(groups, now, DAYS)
+            cache[key] = (now, groups)
+        per_day, busiest = activity(groups, now, DAYS, zone=zone)
         return {
             "live": _live(database, project, now),
             "days": per_day,
@@ -107,7 +117,9 @@ async def overview(request: Request[Any, Any, Any]) -> Response[str]:
         }
 
     gathered = await to_thread.run_sync(gather)
-    return html_page("overview.html", project=project, now=now, section="overview", **gathered)
+    return html_page(
+        "overview.html", project=project, now=now, zone=zone, section="overview", **gathered
+    )
 
 
 @get("/live", include_in_schema=False)
@@ -122,23 +134,14 @@ async def live(request: Request[Any, Any, Any]) -> Response[str]:
 # -- sessions -----------------------------------------------------------------------------
 
 
-def _day(value: str | None, name: str, problems: list[str]) -> date | None:
-    if not value:
-        return None
-    try:
-        return date.fromisoformat(value)
-    except ValueError:
-        problems.append(f"{name}: {value!r} is not a date (YYYY-MM-DD)")
-        return None
-
-
-def _micros(day: date) -> int:
-    return int(datetime(day.year, day.month, day.day, tzinfo=UTC).timestamp()) * MICROS
+def _persons(session: MeetingSession, by: PersonKey) -> int:
+    return len({person_of(r, by) for r in session.participants})
 
 
 @get("/sessions", include_in_schema=False)
 async def sessions_page(
     request: Request[Any, Any, Any],
+    q: FromQuery[str | None] = None,
     room: FromQuery[str | None] = None,
     start: FromQuery[str | None] = None,
     end: FromQuery[str | None] = None,
@@ -149,17 +152,13 @@ async def sessions_page(
     project = await viewer(request)
     database = context.database(request.app.state)
     now = context.clock(request)
-    problems: list[str] = []
-    first = _day(start, "From", problems)
-    last = _day(end, "To", problems)
+    zone = zone_of(request)
+    chosen = date_range(start, end, zone)
+    problems = chosen.problems
     if status not in (None, "", "ongoing", "ended"):
         problems.append(f"Status: {status!r} is not one of any, ongoing, ended")
-    where = queries.MeetingFilter(
-        room=room or None,
-        start_from=None if first is None else _micros(first),
-        start_before=None if last is None else _micros(last + timedelta(days=1)),
-        ongoing={"ongoing": True, "ended": False}.get(status or ""),
-    )
+    search = (q or "").strip()
+    where = _sessions_filter(chosen, room, search, status)
 
     def gather() -> dict[str, Any]:
         with database.engine.connect() as connection:
@@ -186,22 +185,29 @@ async def sessions_page(
         if not problems
         else {"page": [], "total": 0, "rooms": [], "newer": False, "older": False}
     )
-    filters = {"room": room or "", "start": start or "", "end": end or "", "status": status or ""}
-    kept = {k: v for k, v in filters.items() if v}
+    filters = {
+        "q": search,
+        "room": room or "",
+        "start": chosen.start,
+        "end": chosen.end,
+        "status": status or "",
+    }
     page: list[MeetingSession] = gathered["page"]
     links = {
-        "newer": f"/sessions?{urlencode({**kept, 'before': page[0].id})}"
+        "newer": link("/sessions", {**filters, "before": page[0].id})
         if page and gathered["newer"]
         else None,
-        "older": f"/sessions?{urlencode({**kept, 'after': page[-1].id})}"
+        "older": link("/sessions", {**filters, "after": page[-1].id})
         if page and gathered["older"]
         else None,
+        "csv": link("/sessions.csv", filters),
+        "without_room": link("/sessions", {**filters, "room": ""}),
     }
     rows = [
         {
             "session": s,
             "duration": span(s.duration(now)),
-            "people": len({r.participant_id for r in s.participants}),
+            "people": _persons(s, project.person_key),
         }
         for s in page
     ]
@@ -209,13 +215,44 @@ async def sessions_page(
         "sessions.html",
         project=project,
         section="sessions",
+        zone=zone,
+        now=now,
         rows=rows,
         total=gathered["total"],
         rooms=gathered["rooms"],
         filters=filters,
+        ranges=quick_ranges("/sessions", filters, chosen, now, zone),
         links=links,
         problems=problems,
     )
+
+
+def _sessions_filter(
+    chosen: Range, room: str | None, search: str, status: str | None
+) -> queries.MeetingFilter:
+    return queries.MeetingFilter(
+        room=room or None,
+        room_contains=search or None,
+        start_from=chosen.start_from,
+        start_before=chosen.start_before,
+        ongoing={"ongoing": True, "ended": False}.get(status or ""),
+    )
+
+
+@get("/sessions.csv", include_in_schema=False)
+async def sessions_csv_page(
+    request: Request[Any, Any, Any],
+    q: FromQuery[str | None] = None,
+    room: FromQuery[str | None] = None,
+    start: FromQuery[str | None] = None,
+    end: FromQuery[str | None] = None,
+    status: FromQuery[str | None] = None,
+) -> Stream:
+    project = await viewer(request)
+    chosen = date_range(start, end, zone_of(request))
+    where = _sessions_filter(chosen, room, (q or "").strip(), status)
+    pages = queries.meeting_pages(context.database(request.app.state), project.id, where)
+    return exports.csv_response(sessions_csv(pages, context.clock(request)), "sessions.csv")
 
 
 def _session(database: Database, project: Project, session_id: FromPath[str]) -> MeetingSession:
@@ -230,52 +267,76 @@ def _percent(part: int, whole: int) -> float:
     return round(100 * part / whole, 3) if whole > 0 else 0.0
 
 
+def _tracks(session: MeetingSession, now: int, by: PersonKey, zone: tzinfo) -> list[Any]:
+    """One row per person: their presences as bars, in lanes where two overlap (two devices)."""
+    length = max((now if session.end is None else session.end) - session.start, 1)
+    tracks = []
+    for person in people(session, now, by):
+        own = sorted(
+            (r for r in session.participants if person_of(r, by) == person.person),
+            key=lambda r: (r.join, r.participant_id),
+        )
+        lanes: list[int] = []  # where each lane's last bar ends
+        bars = []
+        for r in own:
+            finish = now if r.leave is None else r.leave
+            lane = next((n for n, e in enumerate(lanes) if e <= r.join), len(lanes))
+            if lane == len(lanes):
+                lanes.append(finish)
+            else:
+                lanes[lane] = finish
+            until = "still here" if r.leave is None else clock_time(r.leave, zone)
+            tip = f"{clock_time(r.join, zone)} → {until} ({span(finish - r.join)})"
+            bars.append(
+                {
+                    "left": _percent(r.join - session.start, length),
+                    "width": max(_percent(finish - r.join, length), 0.4),
+                    "lane": lane,
+                    "open": r.leave is None,
+                    "tip": f"{tip} · {r.participant_id}",
+                }
+            )
+        tracks.append(
+            {
+                "who": person.user_name or person.person,
+                "person": person.person,
+                "lanes": len(lanes),
+                "bars": bars,
+            }
+        )
+    return tracks
+
+
 @get("/sessions/{session_id:str}", include_in_schema=False)
 async def session_page(request: Request[Any, Any, Any], session_id: FromPath[str]) -> Response[str]:
     project = await viewer(request)
     database = context.database(request.app.state)
     now = context.clock(request)
+    zone = zone_of(request)
     store: Store = request.app.state.store
     rules = store.settings.rules
 
     def gather() -> dict[str, Any]:
         session = _session(database, project, session_id)
         with database.engine.connect() as connection:
-            previous_end, next_start = queries.neighbours(connection, project.id, session)
-            chatty = queries.with_chat(connection, project.id, [session])
+            previous, following = queries.neighbours(connection, project.id, session)
+            messages = queries.chat(connection, project.id, session)
         return {
             "session": session,
-            "began": began(session, rules, previous_end),
-            "ended": ended(session, rules, next_start),
-            "chatty": chatty,
+            "previous": previous,
+            "following": following,
+            "began": began(session, rules, None if previous is None else previous.at),
+            "ended": ended(session, rules, None if following is None else following.at),
+            "messages": messages,
         }
 
     gathered = await to_thread.run_sync(gather)
     session: MeetingSession = gathered["session"]
-    finish = now if session.end is None else session.end
-    length = max(finish - session.start, 1)
-    people = attendees(session, now)
-    tracks = []
-    for person in people:
-        records = [r for r in session.participants if r.participant_id == person.participant_id]
-        tracks.append(
-            {
-                "who": person.user_name or person.participant_id,
-                "participant_id": person.participant_id,
-                "bars": [
-                    {
-                        "left": _percent(r.join - session.start, length),
-                        "width": max(_percent(r.duration(now), length), 0.4),
-                        "join": r.join,
-                        "leave": r.leave,
-                        "length": r.duration(now),
-                    }
-                    for r in sorted(records, key=lambda r: r.join)
-                ],
-            }
-        )
+    previous: queries.Neighbour | None = gathered["previous"]
+    following: queries.Neighbour | None = gathered["following"]
+    length = max((now if session.end is None else session.end) - session.start, 1)
     ticks = [
-        {"left": 100 * n / 4, "label": clock_time(session.start + length * n // 4)}
+        {"left": 100 * n / 4, "label": clock_time(session.start + length * n // 4, zone)}
         for n in range(5)
     ]
     markers = [
@@ -283,21 +344,35 @@ async def session_page(request: Request[Any, Any, Any], session_id: FromPath[str
         for label, moment in (("began", gathered["began"]), ("ended", gathered["ended"]))
         if moment is not None
     ]
-    chat_link = exports.chat_links(request, project, gathered["chatty"], now).get(session.id)
+    everyone = people(session, now, project.person_key)
+    names = {r.participant_id: r.user_name for r in session.participants}
+    chat_link = None
+    if gathered["messages"]:
+        chat_link = exports.chat_links(request, project, {session.id}, now).get(session.id)
     return html_page(
         "session.html",
         project=project,
         section="sessions",
+        zone=zone,
         session=session,
         now=now,
         duration=session.duration(now),
         active=active_duration(session.participants, now) * MICROS,
         began=gathered["began"],
         ended=gathered["ended"],
-        tracks=tracks,
+        split_from=previous if previous is not None and previous.at == session.start else None,
+        split_into=following if following is not None and following.at == session.end else None,
+        previous=previous,
+        following=following,
+        tracks=_tracks(session, now, project.person_key, zone),
         ticks=ticks,
         markers=markers,
-        attendance=[{"a": a, "share": round(100 * share(a, session, now), 1)} for a in people],
+        attendance=[
+            {"p": p, "share": round(100 * p.attended / max(session.duration(now), 1), 1)}
+            for p in everyone
+        ],
+        connections=len({r.participant_id for r in session.participants}),
+        messages=[(m, m.user_name or names.get(m.participant_id)) for m in gathered["messages"]],
         chat_link=chat_link,
         attendance_link=f"/sessions/{quote(session.id, safe='')}/attendance.csv",
     )
@@ -311,18 +386,20 @@ async def session_attendance_csv(
     session = await to_thread.run_sync(
         _session, context.database(request.app.state), project, session_id
     )
-    rows = attendance_rows(session, context.clock(request))
-    return exports.csv_response(render([ATTENDANCE_COLUMNS, *rows]), f"attendance-{session.id}.csv")
+    rows = session_people_rows(session, context.clock(request), project.person_key)
+    return exports.csv_response(
+        render([PERSON_ATTENDANCE_COLUMNS, *rows]), f"attendance-{session.id}.csv"
+    )
 
 
 _ASSETS: Final = {
     "style.css": "text/css; charset=utf-8",
     "app.js": "text/javascript; charset=utf-8",
+    "icon.svg": "image/svg+xml",
 }
 
 
-@get("/assets/{name:str}", include_in_schema=False, sync_to_thread=False)
-def asset(name: FromPath[str]) -> File:
+def _file(name: str) -> File:
     if name not in _ASSETS:
         raise PageNotFound(f"No asset {name!r}.")
     return File(
@@ -333,6 +410,17 @@ def asset(name: FromPath[str]) -> File:
     )
 
 
+@get("/assets/{name:str}", include_in_schema=False, sync_to_thread=False)
+def asset(name: FromPath[str]) -> File:
+    return _file(name)
+
+
+@get("/favicon.ico", include_in_schema=False, sync_to_thread=False)
+def favicon() -> File:
+    """Browsers ask for `/favicon.ico` whatever the page says: the same icon, as SVG."""
+    return _file("icon.svg")
+
+
 def router() -> Router:
     return Router(
         path="/",
@@ -341,9 +429,13 @@ def router() -> Router:
             live,
             *signin.ROUTES,
             sessions_page,
+            sessions_csv_page,
             session_page,
             session_attendance_csv,
+            *people_pages.ROUTES,
+            *hooks.ROUTES,
             asset,
+            favicon,
         ],
         exception_handlers={
             SignInRequired: on_sign_in_required,
