@@ -6,7 +6,7 @@ from __future__ import annotations
 from hypothesis import given
 from hypothesis import strategies as st
 
-from roomlog.domain.people import Interval, people, person_of, united
+from roomlog.domain.people import Interval, people, person_of, room_totals, united
 from roomlog.domain.sessions import Attendance, MeetingSession
 
 NOW = 200
@@ -92,3 +92,35 @@ def test_the_union_merges_touching_and_overlapping_presences() -> None:
         Interval(0, 9),
         Interval(20, None),
     ]
+
+
+@given(st.lists(st.tuples(st.sampled_from(["r1", "r2", "r3"]), records()), max_size=6))
+def test_a_rooms_totals_are_its_sessions_and_their_peoples_attendance(
+    drawn: list[tuple[str, list[Attendance]]],
+) -> None:
+    sessions = [
+        MeetingSession(f"s{n}", room, min(r.join for r in of), None, len(of), tuple(of))
+        for n, (room, of) in enumerate(drawn)
+    ]
+    found = room_totals([sessions[:2], sessions[2:]], NOW)
+    assert [r.room for r in found] == sorted(
+        {s.room for s in sessions},
+        key=lambda room: (-max(s.start for s in sessions if s.room == room), room),
+    )
+    for room in found:
+        own = [s for s in sessions if s.room == room.room]
+        assert room.sessions == len(own)
+        assert room.people == {person_of(r) for s in own for r in s.participants}
+        # Each session's people, their instants counted one by one.
+        assert room.attended == sum(
+            len(
+                {
+                    t
+                    for r in s.participants
+                    if person_of(r) == key
+                    for t in range(r.join, NOW if r.leave is None else r.leave)
+                }
+            )
+            for s in own
+            for key in {person_of(r) for r in s.participants}
+        )

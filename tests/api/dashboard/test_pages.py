@@ -2,15 +2,19 @@
 
 from __future__ import annotations
 
+import csv
+import io
 import re
 from collections.abc import Iterator
+from datetime import UTC, datetime
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import pytest
 from litestar.testing import TestClient
 
 from roomlog.api.app import create_app
-from roomlog.api.dashboard.render import when
+from roomlog.api.dashboard.render import ZONE_COOKIE, when, zone_name
 from roomlog.api.dashboard.signin import COOKIE
 from roomlog.domain.events import MICROS
 from roomlog.store.db import Database
@@ -114,12 +118,27 @@ def test_no_page_shows_another_projects_data(browser: Browser, database: Databas
     theirs = browser.client.get("/v1/meetings", headers={"Authorization": f"Bearer {other_key}"})
     [meeting] = theirs.json()["data"]
     browser.sign_in()
-    for path in ("/", "/sessions", "/sessions?room=secret-room", "/live"):
+    asked = ("/sessions?room=secret-room", "/sessions?q=secret", "/rooms?q=secret")
+    for path in (
+        "/",
+        "/live",
+        "/sessions",
+        *asked,
+        "/sessions.csv",
+        "/people",
+        "/people?q=secret&start=",
+        "/people.csv?start=",
+        "/rooms",
+        "/rooms.csv?start=",
+        "/webhooks",
+    ):
         page = browser.client.get(path)
-        assert page.status_code == 200
-        assert "secret-person" not in page.text
-        assert meeting["id"] not in page.text
-        assert path == "/sessions?room=secret-room" or "secret-room" not in page.text
+        assert page.status_code == 200, path
+        assert "secret-person" not in page.text, path
+        assert meeting["id"] not in page.text, path
+        assert path in asked or "secret-room" not in page.text, path
+    alone = browser.client.get("/person", params={"person": "secret-person", "start": ""})
+    assert "attended no session" in alone.text and meeting["id"] not in alone.text
     assert browser.client.get(f"/sessions/{meeting['id']}").status_code == 404
     assert browser.client.get(f"/sessions/{meeting['id']}/attendance.csv").status_code == 404
 
@@ -186,20 +205,27 @@ def test_a_sessions_page_has_one_bar_per_presence_and_says_why(browser: Browser)
     second, first = browser.client.get("/v1/meetings", headers=browser.headers).json()["data"]
     html = browser.client.get(f"/sessions/{first['id']}").text
     assert html.count('class="bar') == len(first["participants"]) == 3
-    assert 'data-participant="A"' in html and 'data-participant="B"' in html
-    for record in first["participants"]:
-        assert when(record["join_time"] * MICROS)[:19] in html
+    assert html.count('class="track"') == 2  # one row per person
+    assert 'data-person="ana"' in html and 'data-person="ben"' in html
+    people = browser.client.get(
+        f"/v1/meetings/{first['id']}/attendance", headers=browser.headers
+    ).json()["data"]
+    for person in people:
+        assert when(person["first_join"] * MICROS) in html
     assert "one participant was present for 30 s" in html
     assert "one participant was alone for 10 min" in html
     later = browser.client.get(f"/sessions/{second['id']}").text
     assert "split from the previous session" in later
     assert "the last participant left" in later
     assert browser.client.get("/sessions/not-a-session").status_code == 404
-    csv_text = browser.client.get(f"/sessions/{first['id']}/attendance.csv").text
-    api_csv = browser.client.get(
-        f"/v1/meetings/{first['id']}/attendance.csv", headers=browser.headers
-    ).text
-    assert csv_text == api_csv
+    rows = list(
+        csv.DictReader(
+            io.StringIO(browser.client.get(f"/sessions/{first['id']}/attendance.csv").text)
+        )
+    )
+    assert [(r["person"], int(r["attended"]), int(r["intervals"])) for r in rows] == [
+        (p["person"], p["attended"], len(p["intervals"])) for p in people
+    ]
 
 
 def test_the_overview_counts_what_the_api_lists(browser: Browser) -> None:
@@ -230,3 +256,99 @@ def test_the_overviews_figures_are_at_most_five_seconds_old(browser: Browser) ->
     assert "<strong>0</strong> sessions" in browser.client.get("/").text
     browser.clock.set(browser.clock() / MICROS + 5)
     assert "<strong>1</strong> sessions" in browser.client.get("/").text
+
+
+def test_pages_show_times_in_the_zone_the_browser_names(browser: Browser) -> None:
+    post(
+        browser,
+        [joined("A", 0, user="ana"), joined("B", 5, user="ben"), left("B", 100), left("A", 150)],
+    )
+    browser.sign_in()
+    [meeting] = browser.client.get("/v1/meetings", headers=browser.headers).json()["data"]
+    start = meeting["start_time"] * MICROS
+    new_york = ZoneInfo("America/New_York")
+    for cookie, zone in (
+        ("America/New_York", new_york),
+        ("Etc/UTC", UTC),
+        ("Not/AZone", UTC),
+        ("", UTC),
+    ):
+        browser.client.cookies.set(ZONE_COOKIE, cookie)
+        html = browser.client.get(f"/sessions/{meeting['id']}").text
+        assert f">{when(start, zone)}</time>" in html, cookie
+        assert f'data-zone="{zone_name(zone)}"' in html
+    assert when(start, new_york) != when(start, UTC)
+
+
+def test_the_overview_counts_the_viewers_days(browser: Browser) -> None:
+    now = browser.clock()
+    new_york = ZoneInfo("America/New_York")
+    # Sessions that started at 01:00 UTC on each of the last five days: in New York, each
+    # started the evening before.
+    bodies = []
+    for n in range(1, 6):
+        at = (now // MICROS // 86_400 - n) * 86_400 + 3600 - T0
+        bodies += [joined(f"p{n}", at), joined(f"q{n}", at + 1), left(f"q{n}", at + 120)]
+        bodies.append(left(f"p{n}", at + 120))
+    post(browser, bodies)
+    browser.sign_in()
+    started = [
+        m["start_time"]
+        for m in browser.client.get("/v1/meetings", headers=browser.headers).json()["data"]
+    ]
+    for cookie, zone in (("America/New_York", new_york), ("UTC", UTC)):
+        browser.client.cookies.set(ZONE_COOKIE, cookie)
+        browser.clock.set(browser.clock() / MICROS + 6)  # past the overview's 5 s figures
+        html = browser.client.get("/").text
+        days = dict(
+            re.findall(
+                r'<td data-label="Day">([\d-]+)</td><td class="num" data-label="Sessions">(\d+)',
+                html,
+            )
+        )
+        expected: dict[str, int] = {}
+        for at in started:
+            day = datetime.fromtimestamp(at, tz=UTC).astimezone(zone).date().isoformat()
+            expected[day] = expected.get(day, 0) + 1
+        assert {d: int(n) for d, n in days.items() if n != "0"} == expected, cookie
+
+
+def test_lists_search_part_of_a_name_and_download_what_they_show(browser: Browser) -> None:
+    post(browser, history(13, rooms=3, meetings=20))
+    browser.sign_in()
+    html = browser.client.get("/sessions", params={"q": "OOM-1"}).text
+    api = browser.client.get(
+        "/v1/meetings", params={"room": "room-1", "limit": 100}, headers=browser.headers
+    ).json()
+    assert session_links(html) == [m["id"] for m in api["data"]][:25]
+    ours = browser.client.get("/sessions.csv", params={"q": "oom-1"}).text
+    theirs = browser.client.get(
+        "/v1/meetings.csv", params={"room": "room-1"}, headers=browser.headers
+    ).text
+    assert ours == theirs and ours.count("\n") == api["total_count"] + 1
+    # People and rooms over all time equal the API's attendance.
+    people = browser.client.get("/v1/attendance", headers=browser.headers).json()
+    rows = list(csv.DictReader(io.StringIO(browser.client.get("/people.csv?start=").text)))
+    assert [(r["person"], int(r["attended"]), int(r["sessions"])) for r in rows] == [
+        (p["person"], p["attended"], p["sessions"]) for p in people["data"]
+    ]
+    rooms = list(csv.DictReader(io.StringIO(browser.client.get("/rooms.csv?start=").text)))
+    for room in rooms:
+        listed = browser.client.get(
+            "/v1/meetings", params={"room": room["room"]}, headers=browser.headers
+        ).json()
+        assert int(room["sessions"]) == listed["total_count"]
+    assert sum(int(r["attended"]) for r in rooms) >= sum(p["attended"] for p in people["data"])
+    page = browser.client.get("/people", params={"q": "USER-1", "start": ""}).text
+    assert "user-1" in page and "user-2" not in page
+    # Quick ranges link to the viewer's last days.
+    ranges = re.findall(r'<a href="(/sessions\?[^"]*)"[^>]*>(Today|Last 7 days)', html)
+    assert [label for _, label in ranges] == ["Today", "Last 7 days"]
+
+
+def test_the_favicon_and_the_webhooks_page(browser: Browser) -> None:
+    icon = browser.client.get("/favicon.ico")
+    assert icon.status_code == 200 and icon.headers["content-type"].startswith("image/svg+xml")
+    assert browser.client.get("/webhooks", follow_redirects=False).status_code in (302, 303, 307)
+    browser.sign_in()
+    assert "No webhooks yet" in browser.client.get("/webhooks").text
