@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import random
 import uuid
+from datetime import UTC, datetime, timedelta, timezone
 from typing import Any
 
 import msgspec
@@ -205,6 +206,11 @@ def test_filters(api: Api) -> None:
         m["id"] for m in everything if m["start_time"] >= middle
     ]
     assert listed(timeframe_end=middle) == [m["id"] for m in everything if m["start_time"] < middle]
+    # RFC 3339 (any offset) selects what unix seconds do.
+    as_text = datetime.fromtimestamp(middle, tz=timezone(timedelta(hours=-5))).isoformat()
+    assert listed(timeframe_start=as_text) == listed(timeframe_start=middle)
+    zulu = datetime.fromtimestamp(middle, tz=UTC).isoformat().replace("+00:00", "Z")
+    assert listed(timeframe_end=zulu) == listed(timeframe_end=middle)
     assert listed(ongoing="true") == [m["id"] for m in everything if m["ongoing"]]
     assert len(listed(ongoing="true")) == 1
     assert listed(ongoing="false") == [m["id"] for m in everything if not m["ongoing"]]
@@ -227,6 +233,8 @@ def test_filters(api: Api) -> None:
         ({"limit": "ten"}, "limit"),
         ({"timeframe_start": "monday"}, "timeframe_start"),
         ({"timeframe_end": 1.5}, "timeframe_end"),
+        ({"timeframe_end": "2024-01-01T00:00:00"}, "timeframe_end"),  # no offset
+        ({"timeframe_start": "-5"}, "timeframe_start"),
         ({"starting_after": "no-such-meeting"}, "starting_after"),
         ({"ending_before": "no-such-meeting"}, "ending_before"),
         ({"ongoing": "maybe"}, "ongoing"),

@@ -34,8 +34,9 @@ class PeopleList(msgspec.Struct):
     description=(
         "One record per person (the `user_id` the joins carry, else the `participant_id`) "
         "over the sessions that `room`, `timeframe_start` and `timeframe_end` select (unix "
-        "seconds; sessions that started in the range), by person key. `person` keeps one "
-        "person; `starting_after` and `ending_before` take a person key from a previous page. "
+        "seconds or RFC 3339; sessions that started in the range), by person key. `person` "
+        "keeps one person; `starting_after` and `ending_before` take a person key from a "
+        "previous page. "
         "Each record counts the sessions, the seconds attended (each session's union of "
         "presences, summed), when the person was first and last seen; with `detail=true`, "
         "each session with its seconds and share. `total_count` counts every person that "

@@ -58,8 +58,9 @@ def _cursor_error(name: str, value: str) -> ApiError:
     "/v1/meetings",
     summary="List meeting sessions, newest first",
     description=(
-        "Daily's `/meetings`. `timeframe_start` and `timeframe_end` (unix seconds) keep the "
-        "sessions that started at or after the one and before the other. `starting_after` "
+        "Daily's `/meetings`. `timeframe_start` and `timeframe_end` (unix seconds, or RFC "
+        "3339) keep the sessions that started at or after the one and before the other. "
+        "`starting_after` "
         "and `ending_before` take a session id from a previous page. `total_count` counts "
         "every session that matches the filters, whatever the cursor."
     ),
