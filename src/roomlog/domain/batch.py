@@ -20,14 +20,15 @@ The result is the same as the incremental face's, which the property tests check
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Sequence
+from collections import defaultdict
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from itertools import repeat
 from operator import add, itemgetter
 from typing import TYPE_CHECKING, Final, NamedTuple, TypeVar
 
 import numpy as np
 
-from roomlog.domain.events import JOINED, PresenceEvent
+from roomlog.domain.events import JOINED, ROOM_ENDED, PresenceEvent, RoomEvent
 from roomlog.domain.rules import DEFAULT_RULES, Rules
 from roomlog.domain.sessions import Attendance, MeetingSession, session_ids
 from roomlog.domain.steps import (
@@ -45,6 +46,11 @@ from roomlog.domain.steps import (
 
 if TYPE_CHECKING:
     from roomlog.domain.engine import Room
+
+# A room-wide event (SESSION-RULES step 1b) as the engines sort it: (at, kind, id, people),
+# kind 0 for a room end and 1 for a snapshot. See `roomlog.domain.replay.Wide`.
+Wide = tuple[int, int, str, tuple[tuple[str, str | None, str | None], ...]]
+RoomWide = Mapping[str, Sequence[Wide]]
 
 __all__ = ["Ints", "Person", "SessionTable", "session_table", "sessionize", "who_in"]
 
@@ -156,13 +162,23 @@ class SessionTable(NamedTuple):
         )
 
 
+def room_wide_of(events: Iterable[RoomEvent]) -> dict[str, list[Wide]]:
+    """Room ends and snapshots per room, each once, in the engines' form and order."""
+    found: defaultdict[str, dict[tuple[int, str], Wide]] = defaultdict(dict)
+    for e in events:
+        found[e.room][(e.at, e.id)] = (e.at, 0 if e.type == ROOM_ENDED else 1, e.id, e.people)
+    return {room: sorted(held.values(), key=itemgetter(0, 1, 2)) for room, held in found.items()}
+
+
 def sessionize(
     events: Sequence[PresenceEvent],
     now: int,
     rules: Rules = DEFAULT_RULES,
     tenant: str = "default",
+    room_events: Iterable[RoomEvent] = (),
 ) -> list[MeetingSession]:
-    """Every room's sessions at `now` from a set of events, newest first."""
+    """Every room's sessions at `now` from a set of events (room ends and snapshots among
+    them), newest first."""
     count = len(events)
     at = np.fromiter(map(_at, events), np.int64, count)
     joined = np.fromiter(map(JOINED.__eq__, map(_type, events)), np.bool_, count)
@@ -171,7 +187,14 @@ def sessionize(
         return list(map(_person, map(events.__getitem__, positions)))
 
     table = session_table(
-        at * 2 + joined, map(_room, events), map(_participant, events), who, now, rules, tenant
+        at * 2 + joined,
+        map(_room, events),
+        map(_participant, events),
+        who,
+        now,
+        rules,
+        tenant,
+        room_wide_of(room_events),
     )
     return table.meetings()
 
@@ -202,10 +225,15 @@ def session_table(
     now: int,
     rules: Rules = DEFAULT_RULES,
     tenant: str = "default",
+    room_wide: RoomWide | None = None,
 ) -> SessionTable:
     """Every room's sessions at `now` from events given as columns: `stamps` as
     `roomlog.domain.engine.stamp` makes them, each event's room and participant id, and
-    `who` for the rest."""
+    `who` for the rest; `room_wide` holds each room's room ends and snapshots, sorted."""
+    if room_wide:
+        stamps, rooms, participants, who = _expanded(
+            stamps, list(rooms), list(participants), who, room_wide
+        )
     count = len(stamps)
     if max(now, rules.min_presence, rules.solo_start, rules.solo_reset) >= SAFE:
         return _replayed(stamps, list(rooms), who, now, rules, tenant)
@@ -221,6 +249,53 @@ def session_table(
     if not len(sessions.start):
         return SessionTable.of([], now)
     return _table(kept, changes, sessions, episode_of, room_names, who, tenant)
+
+
+def _expanded(
+    stamps: Ints, rooms: list[str], participants: list[str], who: Who, room_wide: RoomWide
+) -> tuple[Ints, list[str], list[str], Who]:
+    """The events of the rooms with room ends or snapshots replaced by the joins and leaves
+    of each presence that SESSION-RULES steps 1 and 1b find in them: the same presences,
+    which the rest of this face then takes as it takes any room's."""
+    from roomlog.domain.replay import by_stamp, walk  # noqa: PLC0415 - only for step 1b
+
+    positions: defaultdict[str, list[int]] = defaultdict(list)
+    keep: list[int] = []
+    for n, room in enumerate(rooms):
+        if room in room_wide:
+            positions[room].append(n)
+        else:
+            keep.append(n)
+    new_stamps: list[int] = []
+    new_rooms: list[str] = []
+    new_people: list[Person] = []
+    for room, wides in room_wide.items():
+        own = positions.get(room, [])
+        events = sorted(
+            ((int(stamps[n]), *person) for n, person in zip(own, who(own), strict=True)),
+            key=by_stamp,
+        )
+        for start, end, pid, user_id, user_name in walk({}, events, wides):
+            person = (pid, user_id, user_name)
+            new_stamps.append(start * 2 + 1)
+            new_rooms.append(room)
+            new_people.append(person)
+            if end is not None:
+                new_stamps.append(end * 2)
+                new_rooms.append(room)
+                new_people.append(person)
+    kept = len(keep)
+
+    def expanded_who(chosen: list[int]) -> list[Person]:
+        old = iter(who([keep[n] for n in chosen if n < kept]))
+        return [next(old) if n < kept else new_people[n - kept] for n in chosen]
+
+    return (
+        np.concatenate((stamps[keep], np.asarray(new_stamps, np.int64))),
+        [rooms[n] for n in keep] + new_rooms,
+        [participants[n] for n in keep] + [p[0] for p in new_people],
+        expanded_who,
+    )
 
 
 def _replayed(

@@ -25,13 +25,14 @@ from collections.abc import Iterable
 from operator import itemgetter
 from typing import Any
 
-from roomlog.domain.events import PresenceEvent
+from roomlog.domain.events import PresenceEvent, RoomEvent
 from roomlog.domain.replay import (
     Checkpoint,
     Interval,
     LateEvent,
     Presence,
     Stamped,
+    Wide,
     by_stamp,
     presence_changes,
     replay,
@@ -39,12 +40,23 @@ from roomlog.domain.replay import (
     stamp,
     unsettled,
     walk,
+    wide,
 )
 from roomlog.domain.rules import DEFAULT_RULES, Rules
 from roomlog.domain.sessions import MeetingSession
 
 # The engine's forms of events and checkpoints, for its callers.
-__all__ = ["Checkpoint", "LateEvent", "Presence", "Room", "Stamped", "newest_first", "stamp"]
+__all__ = [
+    "Checkpoint",
+    "LateEvent",
+    "Presence",
+    "Room",
+    "Stamped",
+    "Wide",
+    "newest_first",
+    "stamp",
+    "wide",
+]
 
 
 def newest_first(sessions: Iterable[MeetingSession]) -> list[MeetingSession]:
@@ -74,6 +86,7 @@ class Room:
         tenant: str = "default",
         checkpoint: Checkpoint | None = None,
         events: Iterable[Stamped] = (),
+        room_wide: Iterable[Wide] = (),
     ) -> None:
         self.name = name
         self.rules = rules
@@ -91,7 +104,10 @@ class Room:
         # After a read at `now`: the next instant at which time alone changes the sessions.
         self.due: int | None = None
         self._present: tuple[int, list[Presence]] | None = None
+        # Room ends and snapshots since the checkpoint (SESSION-RULES step 1b), sorted.
+        self._wide: list[Wide] = []
         self.extend(events)
+        self.extend_wide(room_wide)
 
     def add(self, event: PresenceEvent) -> None:
         if event.room != self.name:
@@ -117,6 +133,31 @@ class Room:
         if earliest is not None and (self._dirty is None or earliest < self._dirty):
             self._dirty = earliest
 
+    def add_room_event(self, event: RoomEvent) -> None:
+        if event.room != self.name:
+            raise ValueError(f"event for room {event.room!r} added to room {self.name!r}")
+        self.extend_wide((wide(event),))
+
+    def extend_wide(self, events: Iterable[Wide]) -> None:
+        """Add room ends and snapshots in the engine's form; see `wide`. One already held
+        (the same id at the same instant) is not added again."""
+        floor = self.checkpoint.at
+        held = {(w[0], w[2]) for w in self._wide}
+        earliest: int | None = None
+        for event in events:
+            if floor is not None and event[0] < floor:
+                raise LateEvent(event[0], floor)
+            if (event[0], event[2]) in held:
+                continue
+            held.add((event[0], event[2]))
+            self._wide.append(event)
+            if earliest is None or event[0] < earliest:
+                earliest = event[0]
+        if earliest is not None:
+            self._wide.sort(key=_wide_order)
+            if self._dirty is None or earliest < self._dirty:
+                self._dirty = earliest
+
     def _ordered(self) -> list[Stamped]:
         if not self._sorted:
             self._events.sort(key=by_stamp)
@@ -138,7 +179,17 @@ class Room:
                 kept_closed, kept_marks = closed_before, i + 1
                 break
         offset = 0 if start.at is None else bisect_left(events, start.at * 2, key=by_stamp)
-        outcome, raw = replay(start, events[offset:], now, True, self.rules, self.tenant, self.name)
+        since = 0 if start.at is None else bisect_left(self._wide, start.at, key=by_stamp)
+        outcome, raw = replay(
+            start,
+            events[offset:],
+            now,
+            True,
+            self.rules,
+            self.tenant,
+            self.name,
+            self._wide[since:],
+        )
         new = outcome.sessions
         if new and new[-1].end is None:
             newly_closed, ongoing = new[:-1], new[-1:]
@@ -163,7 +214,9 @@ class Room:
             return sorted(self._present[1], key=itemgetter(1, 0))
         events = self._ordered()
         upto = bisect_right(events, now * 2 + 1, key=by_stamp)
-        open_ = [i for i in walk(self.checkpoint.present, events[:upto]) if i[1] is None]
+        room_wide = self._wide[: bisect_right(self._wide, now, key=by_stamp)]
+        walked = walk(self.checkpoint.present, events[:upto], room_wide)
+        open_ = [i for i in walked if i[1] is None]
         return sorted(((i[2], i[0], i[3], i[4]) for i in open_), key=itemgetter(1, 0))
 
     def _place_marks(self) -> None:
@@ -196,11 +249,12 @@ class Room:
             return []
         events = self._ordered()
         outcome, _ = replay(
-            self.checkpoint, events, until, False, self.rules, self.tenant, self.name
+            self.checkpoint, events, until, False, self.rules, self.tenant, self.name, self._wide
         )
         cut = outcome.checkpoint.at
         assert cut is not None
         del events[: bisect_left(events, cut * 2, key=by_stamp)]
+        del self._wide[: bisect_left(self._wide, cut, key=by_stamp)]
         self.checkpoint = outcome.checkpoint
         self._closed, self._marks, self._dirty, self._unmarked = [], [], None, None
         self._present = None
@@ -209,21 +263,27 @@ class Room:
     @property
     def latest(self) -> int | None:
         """The instant of the newest event known (the checkpoint's when none is held)."""
-        if not self._events:
-            return self.checkpoint.at
-        return self._ordered()[-1][0] >> 1
+        found = [self._ordered()[-1][0] >> 1] if self._events else []
+        if self._wide:
+            found.append(self._wide[-1][0])
+        return max(found) if found else self.checkpoint.at
 
     @property
     def pending_events(self) -> int:
         """How many events the state holds since its checkpoint."""
-        return len(self._events)
+        return len(self._events) + len(self._wide)
 
     def to_dict(self) -> dict[str, Any]:
-        return {
+        found: dict[str, Any] = {
             "room": self.name,
             "checkpoint": self.checkpoint.to_dict(),
             "events": list(self._ordered()),
         }
+        if self._wide:
+            found["wide"] = [
+                [at, kind, eid, [list(p) for p in people]] for at, kind, eid, people in self._wide
+            ]
+        return found
 
     @classmethod
     def from_dict(
@@ -235,4 +295,12 @@ class Room:
             tenant,
             Checkpoint.from_dict(data["checkpoint"]),
             ((e[0], e[1], e[2], e[3]) for e in data["events"]),
+            (
+                (w[0], w[1], w[2], tuple((p[0], p[1], p[2]) for p in w[3]))
+                for w in data.get("wide", ())
+            ),
         )
+
+
+def _wide_order(event: Wide) -> tuple[int, int, str]:
+    return event[0], event[1], event[2]

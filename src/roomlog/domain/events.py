@@ -32,6 +32,28 @@ class PresenceEvent(NamedTuple):
     user_name: str | None = None
 
 
+ROOM_ENDED: Final = "room.ended"
+ROOM_SNAPSHOT: Final = "room.snapshot"
+RoomEventType = Literal["room.ended", "room.snapshot"]
+# Who a snapshot lists: (participant_id, user_id, user_name).
+Listed = tuple[str, str | None, str | None]
+
+
+class RoomEvent(NamedTuple):
+    """A room-wide event (SESSION-RULES step 1b) at one instant (`at`, in microseconds).
+
+    A room end closes every presence open at `at`; a snapshot closes those it does not list
+    (`people`) and opens those it lists that are absent. Both take effect after the joins and
+    leaves stamped at `at`, whenever they arrive.
+    """
+
+    id: str
+    type: RoomEventType
+    room: str
+    at: int
+    people: tuple[Listed, ...] = ()  # a snapshot's, sorted by participant id
+
+
 class ChatMessage(NamedTuple):
     """One chat message sent in one room at one instant (`at`, in microseconds)."""
 

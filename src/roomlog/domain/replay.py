@@ -16,7 +16,7 @@ from enum import IntEnum
 from operator import itemgetter
 from typing import Any, NamedTuple
 
-from roomlog.domain.events import JOINED, PresenceEvent
+from roomlog.domain.events import JOINED, ROOM_ENDED, PresenceEvent, RoomEvent
 from roomlog.domain.rules import Rules
 from roomlog.domain.sessions import Attendance, MeetingSession, session_id
 
@@ -26,6 +26,10 @@ from roomlog.domain.sessions import Attendance, MeetingSession, session_id
 Stamped = tuple[int, str, str | None, str | None]
 # Who opened a presence: (start, user_id, user_name).
 Opening = tuple[int, str | None, str | None]
+# A room-wide event as the engine sorts it: (at, kind, id, people), kind 0 for a room end and 1
+# for a snapshot; sorting puts room ends before snapshots at one instant, then by id
+# (SESSION-RULES step 1b).
+Wide = tuple[int, int, str, tuple[tuple[str, str | None, str | None], ...]]
 
 by_stamp = itemgetter(0)
 _attendance = tuple.__new__  # builds an Attendance without its slower Python-level __new__
@@ -40,6 +44,11 @@ def stamp(event: PresenceEvent) -> Stamped:
         event.user_id,
         event.user_name,
     )
+
+
+def wide(event: RoomEvent) -> Wide:
+    """The engine's form of a room-wide event."""
+    return (event.at, 0 if event.type == ROOM_ENDED else 1, event.id, event.people)
 
 
 # One participant's presence `[start, end)`, `end` None while open:
@@ -114,14 +123,34 @@ def _user_order(user_id: str | None, user_name: str | None) -> tuple[bool, str, 
     return (user_id is not None, user_id or "", user_name is not None, user_name or "")
 
 
-def walk(present: dict[str, Opening], events: Iterable[Stamped]) -> list[Interval]:
-    """SESSION-RULES step 1 over events sorted by stamp, continuing from who is `present`.
+def _room_wide(present: dict[str, Opening], event: Wide, append: Any) -> None:
+    """SESSION-RULES step 1b: a room end or a snapshot at its instant, after that instant's
+    joins and leaves. A presence it closes at the instant it opened is empty: no interval."""
+    at, kind, _, people = event
+    listed = {} if kind == 0 else {p[0]: p for p in people}
+    for pid in sorted(present):
+        if pid not in listed:
+            start, user_id, user_name = present.pop(pid)
+            if start < at:
+                append((start, at, pid, user_id, user_name))
+    for pid, user_id, user_name in listed.values():
+        if pid not in present:
+            present[pid] = (at, user_id, user_name)
+
+
+def walk(
+    present: dict[str, Opening], events: Iterable[Stamped], room_wide: Sequence[Wide] = ()
+) -> list[Interval]:
+    """SESSION-RULES steps 1 and 1b over events sorted by stamp and room-wide events sorted
+    as `Wide`, continuing from who is `present`.
 
     Returns every presence, kept or not, closed ones first; `present` is not modified.
     """
     present = dict(present)
     intervals: list[Interval] = []
     append = intervals.append
+    if room_wide:
+        events = _merged(present, events, room_wide, append)
     for stamp_, pid, user_id, user_name in events:
         if stamp_ & 1:
             opening = present.get(pid)
@@ -139,6 +168,26 @@ def walk(present: dict[str, Opening], events: Iterable[Stamped]) -> list[Interva
     for pid, (start, user_id, user_name) in present.items():
         append((start, None, pid, user_id, user_name))
     return intervals
+
+
+def _merged(
+    present: dict[str, Opening], events: Iterable[Stamped], room_wide: Sequence[Wide], append: Any
+) -> list[Stamped]:
+    """Walk `events` and `room_wide` together up to the last room-wide event; the events after
+    it are returned for the caller's walk to go on with."""
+    ordered = events if isinstance(events, list) else list(events)
+    done = 0
+    for event in room_wide:
+        upto = bisect_right(ordered, event[0] * 2 + 1, lo=done, key=by_stamp)
+        for interval in walk(present, ordered[done:upto]):
+            if interval[1] is None:
+                present[interval[2]] = (interval[0], interval[3], interval[4])
+            else:
+                present.pop(interval[2], None)
+                append(interval)
+        done = upto
+        _room_wide(present, event, append)
+    return ordered[done:]
 
 
 def unsettled(intervals: Iterable[Interval], min_presence: int) -> list[tuple[int, int]]:
@@ -343,8 +392,10 @@ def replay(
     rules: Rules,
     tenant: str,
     room: str,
+    room_wide: Sequence[Wide] = (),
 ) -> tuple[_Outcome, list[Interval]]:
-    """Run one room from `checkpoint` over `events` (sorted, none before it) up to `until`.
+    """Run one room from `checkpoint` over `events` and `room_wide` (sorted, none before it)
+    up to `until`.
 
     Inclusive: a read at `now = until` (events after it are ignored): the closed sessions and
     the ongoing one, if any. Not inclusive: the closed sessions before the latest settled
@@ -356,7 +407,12 @@ def replay(
         if cut < len(events):
             following = events[cut][0] >> 1  # an event already known, stamped after `until`
         events = events[:cut]
-    raw = walk(checkpoint.present, events)
+        if room_wide:
+            cut = bisect_right(room_wide, until, key=by_stamp)
+            if cut < len(room_wide) and (following is None or room_wide[cut][0] < following):
+                following = room_wide[cut][0]
+            room_wide = room_wide[:cut]
+    raw = walk(checkpoint.present, events, room_wide)
     min_presence = rules.min_presence
     if inclusive:
         kept = [i for i in raw if (until if i[1] is None else i[1]) - i[0] >= min_presence]
