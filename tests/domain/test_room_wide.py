@@ -18,6 +18,7 @@ from roomlog.domain.events import (
     ROOM_SNAPSHOT,
     PresenceEvent,
     RoomEvent,
+    RoomEventType,
 )
 from tests.domain.test_engine_properties import RULES, reference
 from tests.helpers import Shape, histories, shape
@@ -29,7 +30,7 @@ PEOPLE = "ABCDE"
 def room_events(draw: st.DrawFn, rooms: tuple[str, ...] = ("r",)) -> list[RoomEvent]:
     found = []
     for n in range(draw(st.integers(min_value=0, max_value=4))):
-        kind = draw(st.sampled_from([ROOM_ENDED, ROOM_SNAPSHOT]))
+        kind: RoomEventType = draw(st.sampled_from([ROOM_ENDED, ROOM_SNAPSHOT]))
         listed: tuple[tuple[str, str | None, str | None], ...] = ()
         if kind == ROOM_SNAPSHOT:
             chosen = draw(st.sets(st.sampled_from(PEOPLE), max_size=3))
@@ -140,7 +141,8 @@ def test_a_join_that_arrives_after_the_room_end_that_closes_it_is_closed() -> No
     end = RoomEvent("end", ROOM_ENDED, "r", 100 * MICROS)
     a = PresenceEvent("a", JOINED, "r", "A", 0)
     b = PresenceEvent("b", JOINED, "r", "B", 10 * MICROS)
-    for order in ([a, b, end], [end, a, b], [a, end, b]):
+    orders: list[list[PresenceEvent | RoomEvent]] = [[a, b, end], [end, a, b], [a, end, b]]
+    for order in orders:
         state = Room("r", RULES)
         for item in order:
             if isinstance(item, RoomEvent):
