@@ -14,7 +14,16 @@ from hypothesis import strategies as st
 
 from roomlog.domain.batch import SessionTable, sessionize
 from roomlog.domain.engine import Room
-from roomlog.domain.events import JOINED, LEFT, MICROS, PresenceEvent, micros_from_unix
+from roomlog.domain.events import (
+    JOINED,
+    LEFT,
+    MICROS,
+    ROOM_ENDED,
+    ROOM_SNAPSHOT,
+    PresenceEvent,
+    RoomEvent,
+    micros_from_unix,
+)
 from roomlog.domain.rules import Rules
 from roomlog.domain.sessions import MeetingSession
 from roomlog.offline import Outcome, sessionize_lines
@@ -314,3 +323,62 @@ def test_a_file_read_in_two_halves_gives_what_one_reader_gives(tmp_path: Path) -
     assert [n for n, _ in problems] == [3_001]
     assert (halved.events, halved.invalid) == (4_000, 1)
     assert written(halved) == body(sessionize(events, now), now)
+
+
+def room_line(event: RoomEvent) -> bytes:
+    body: dict[str, object] = {
+        "id": event.id,
+        "type": event.type,
+        "room": event.room,
+        "at": event.at / MICROS,
+    }
+    if event.type == ROOM_SNAPSHOT:
+        body["participants"] = [{"participant_id": p, "user_id": u} for p, u, _ in event.people]
+    return json.dumps(body).encode()
+
+
+@st.composite
+def room_events(draw: st.DrawFn) -> list[RoomEvent]:
+    found = []
+    for n in range(draw(st.integers(min_value=0, max_value=6))):
+        room = draw(st.sampled_from(["r", "s", "t", "only-snapshots"]))
+        at = draw(st.integers(min_value=0, max_value=2_000)) * MICROS
+        if draw(st.booleans()):
+            found.append(RoomEvent(f"end{n}", ROOM_ENDED, room, at))
+        else:
+            chosen = sorted(draw(st.sets(st.sampled_from("ABCD"), max_size=3)))
+            people = tuple((p, None, None) for p in chosen)
+            found.append(RoomEvent(f"snap{n}", ROOM_SNAPSHOT, room, at, people))
+    return found
+
+
+@given(
+    mixed_histories,
+    room_events(),
+    st.sampled_from([None, 5, 40]),
+    st.randoms(),
+)
+def test_room_ends_and_snapshots_give_the_batch_result_in_memory_and_spilled(
+    events: list[PresenceEvent], room: list[RoomEvent], limit: int | None, rnd: random.Random
+) -> None:
+    now = 2_100 * MICROS
+    lines = [line(e) for e in events] + [room_line(e) for e in room]
+    rnd.shuffle(lines)
+    problems: list[tuple[int, str]] = []
+    outcome = sessionize_lines(
+        lines, now, lambda n, m: problems.append((n, m)), RULES, limit=limit, workers=1
+    )
+    assert problems == []
+    assert outcome.events == len(events) + len(room)
+    expected = sessionize(events, now, RULES, room_events=room)
+    assert written(outcome) == body(expected, now)
+
+
+def test_a_room_end_in_a_room_bigger_than_the_budget_closes_it() -> None:
+    events = [PresenceEvent(f"j{n}", JOINED, "huge", f"p{n}", n * MICROS) for n in range(300)]
+    end = RoomEvent("end", ROOM_ENDED, "huge", 500 * MICROS)
+    lines = [line(e) for e in events] + [room_line(end)]
+    outcome = sessionize_lines(lines, 1_000 * MICROS, lambda n, m: None, limit=50, workers=1)
+    [session] = sessionize(events, 1_000 * MICROS, room_events=[end])
+    assert session.end == 500 * MICROS
+    assert written(outcome) == body([session], 1_000 * MICROS)

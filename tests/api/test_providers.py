@@ -284,12 +284,13 @@ def test_a_finished_livekit_room_closes_every_open_presence(served: Served) -> N
             == 200
         )
     finished = livekit_request("room_finished", "EV_end", room, start + 300)
-    assert send(served, finished).json()["accepted"] == 3
+    assert send(served, finished).json()["changed"] == 3  # one room end, closing three
     assert send(served, finished).json() == {
         "accepted": 0,
-        "duplicates": 3,
+        "duplicates": 1,
         "rejected": [],
         "ignored": None,
+        "changed": 0,
     }
     (meeting,) = [m for m in listed(served.url, served.key) if m["room"] == room]
     assert (meeting["start_time"], meeting["duration"], meeting["ongoing"]) == (
@@ -318,7 +319,7 @@ def test_a_twilio_room_end_and_a_jitsi_room_destroyed_close_presences(served: Se
         "SequenceNumber": "9",
         "Timestamp": rfc3339(start + 120),
     }
-    assert send(served, twilio_request(served.url, ended)).json()["accepted"] == 2
+    assert send(served, twilio_request(served.url, ended)).json()["changed"] == 2
     destroyed = {
         "event_name": "muc-room-destroyed",
         "room_name": "twilio-ended",
@@ -330,7 +331,7 @@ def test_a_twilio_room_end_and_a_jitsi_room_destroyed_close_presences(served: Se
         json=destroyed,
         headers=headers,
     )
-    assert answer.json()["accepted"] == 2  # an earlier end: the presences close there
+    assert answer.json()["changed"] == 2  # an earlier end: the presences close there
     (meeting,) = [m for m in listed(served.url, served.key) if m["room"] == "twilio-ended"]
     assert (meeting["duration"], meeting["max_participants"]) == (60, 2)
 
@@ -357,20 +358,25 @@ def test_videosdk_webhooks_stamp_arrival_and_session_ended_closes(served: Served
         assert send(served, request).json()["accepted"] == 1
         assert send(served, request).json()["duplicates"] == 1
     ended = videosdk_request("session-ended", {"meetingId": room, "sessionId": "s1"})
-    assert send(served, ended).json()["accepted"] == 2
+    assert send(served, ended).json()["changed"] == 2
     with served.database.engine.connect() as connection:
         rows = connection.execute(
             select(events.c.joined, events.c.participant_id, events.c.user_name, events.c.at)
             .where(events.c.room == room)
             .order_by(events.c.at, events.c.joined.desc(), events.c.participant_id)
         ).all()
+    # The joins, then the session's end: a room end (2) in the log, which closes them both.
     assert [(r.joined, r.participant_id, r.user_name) for r in rows] == [
         (1, "a", "A"),
         (1, "b", "B"),
-        (0, "a", "A"),
-        (0, "b", "B"),
+        (2, "", None),
     ]
     assert abs(rows[0].at / 1e6 - time.time()) < 600  # stamped on arrival
+    present = httpx.get(
+        f"{served.url}/v1/rooms/{room}/presence",
+        headers={"Authorization": f"Bearer {served.key}"},
+    ).json()
+    assert present["total_count"] == 0
 
 
 # -- refusals --------------------------------------------------------------------------------

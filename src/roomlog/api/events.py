@@ -23,7 +23,7 @@ from roomlog.api.errors import (
     ApiError,
     ErrorBody,
 )
-from roomlog.domain.events import ChatMessage, PresenceEvent
+from roomlog.domain.events import ChatMessage, PresenceEvent, RoomEvent
 from roomlog.ingest.native import InvalidEvent, NativeEvent, parse_item, to_presence
 from roomlog.store.projects import Project
 from roomlog.store.writes import IngestResult, Rejected, Submission
@@ -82,7 +82,36 @@ _CHAT_SCHEMA = Schema(
         ),
     },
 )
-_ITEM_SCHEMA = Schema(one_of=[_EVENT_SCHEMA, _CHAT_SCHEMA])
+_NULLABLE_TEXT = Schema(one_of=[Schema(type=OpenAPIType.STRING), Schema(type=OpenAPIType.NULL)])
+_ROOM_EVENT_SCHEMA = Schema(
+    type=OpenAPIType.OBJECT,
+    required=["id", "type", "room", "at"],
+    description=(
+        "A room end (every presence open at `at` ends there) or a snapshot (those present "
+        "and not in `participants` leave at `at`, those listed and absent join): events of "
+        "the room's history, whatever order they arrive in (SESSION-RULES step 1b)"
+    ),
+    properties={
+        "id": Schema(type=OpenAPIType.STRING, min_length=1, max_length=256),
+        "type": Schema(type=OpenAPIType.STRING, enum=["room.ended", "room.snapshot"]),
+        "room": Schema(type=OpenAPIType.STRING, min_length=1, max_length=256),
+        "at": _AT,
+        "participants": Schema(
+            type=OpenAPIType.ARRAY,
+            description="`room.snapshot` only: everyone in the room at `at`",
+            items=Schema(
+                type=OpenAPIType.OBJECT,
+                required=["participant_id"],
+                properties={
+                    "participant_id": Schema(type=OpenAPIType.STRING, min_length=1),
+                    "user_id": _NULLABLE_TEXT,
+                    "user_name": _NULLABLE_TEXT,
+                },
+            ),
+        ),
+    },
+)
+_ITEM_SCHEMA = Schema(one_of=[_EVENT_SCHEMA, _CHAT_SCHEMA, _ROOM_EVENT_SCHEMA])
 
 
 @dataclass
@@ -115,10 +144,11 @@ class ParsedBody(NamedTuple):
     events: list[tuple[int, PresenceEvent]]
     chats: list[tuple[int, ChatMessage]]
     rejected: list[Rejected]
+    room_events: list[tuple[int, RoomEvent]]
 
 
 def _parse_body(body: bytes, ndjson: bool) -> ParsedBody:
-    parsed = ParsedBody([], [], [])
+    parsed = ParsedBody([], [], [], [])
 
     def take(index: int, document: bytes | msgspec.Raw) -> None:
         try:
@@ -128,6 +158,8 @@ def _parse_body(body: bytes, ndjson: bool) -> ParsedBody:
             return
         if isinstance(item, ChatMessage):
             parsed.chats.append((index, item))
+        elif isinstance(item, RoomEvent):
+            parsed.room_events.append((index, item))
         else:
             parsed.events.append((index, item))
 
@@ -164,7 +196,8 @@ def _parse_body(body: bytes, ndjson: bool) -> ParsedBody:
                 info = f"the body is not valid JSON: {exc}"
                 raise ApiError(400, INVALID_REQUEST, info) from None
             raise ApiError(400, INVALID_REQUEST, parsed.rejected[0].reason)
-    if len(parsed.events) + len(parsed.chats) + len(parsed.rejected) > MAX_EVENTS:
+    taken = len(parsed.events) + len(parsed.chats) + len(parsed.room_events)
+    if taken + len(parsed.rejected) > MAX_EVENTS:
         raise ApiError(
             413, "request-too-large", f"at most {MAX_EVENTS} events per request; split the batch"
         )
@@ -175,8 +208,8 @@ def _parse_body(body: bytes, ndjson: bool) -> ParsedBody:
     "/v1/events",
     summary="Store presence events",
     description=(
-        "One native event (a JSON object: a presence event or a `chat.message`), a JSON "
-        "array of them, or NDJSON "
+        "One native event (a JSON object: a presence event, a `chat.message`, a room end "
+        "`room.ended` or a snapshot `room.snapshot`), a JSON array of them, or NDJSON "
         "(`Content-Type: application/x-ndjson`), at most 5 MiB and 10,000 events. Each event "
         "is committed to the event log before the answer. A repeated `id` with the same "
         "content is counted as a duplicate and changes nothing; the same `id` with other "
@@ -203,8 +236,10 @@ async def receive_events(
     media_type = content_type.split(";", maxsplit=1)[0].strip().lower()
     parsed = _parse_body(body, media_type in ("application/x-ndjson", "text/plain"))
     result = IngestResult(0, 0, [])
-    if parsed.events or parsed.chats:
-        result = await writer.submit(Submission(project, parsed.events, chats=parsed.chats))
+    if parsed.events or parsed.chats or parsed.room_events:
+        result = await writer.submit(
+            Submission(project, parsed.events, chats=parsed.chats, room_events=parsed.room_events)
+        )
     rejected = sorted(parsed.rejected + result.rejected, key=lambda r: r.index)
     if rejected and not result.accepted and not result.duplicates:
         first = rejected[0]

@@ -44,6 +44,7 @@ class ProviderReport(msgspec.Struct):
     duplicates: int
     rejected: list[Rejected]
     ignored: str | None = None
+    changed: int = 0  # the joins and leaves a room end made, as the room stood
 
 
 class Receivers:
@@ -132,7 +133,7 @@ async def _store(
     )
     for rejected in result.rejected:
         log.info("a provider event for project %r was refused: %s", project.name, rejected.reason)
-    return ProviderReport(result.accepted, result.duplicates, result.rejected)
+    return ProviderReport(result.accepted, result.duplicates, result.rejected, None, result.changed)
 
 
 _DESCRIPTION: Final = (
@@ -211,8 +212,9 @@ class RoomSnapshot(msgspec.Struct, forbid_unknown_fields=True):
 
 
 class SnapshotReport(msgspec.Struct):
-    accepted: int
+    accepted: int  # 1: a new snapshot; 0: this snapshot was already stored
     duplicates: int
+    changed: int  # how many joins and leaves it made, as the room stood
 
 
 @put(
@@ -220,8 +222,11 @@ class SnapshotReport(msgspec.Struct):
     summary="Set who is in a room now (a snapshot from the media server)",
     description=(
         "Presences not in `participants` end at `at` (default: now); participants missing "
-        "from roomlog's presence begin then. Everyone listed counts as seen at `at` for the "
-        "stale-presence timeout. `accepted` counts the joins and leaves this made."
+        "from roomlog's presence begin then. The snapshot is an event of the room's history "
+        "(SESSION-RULES step 1b): a join stamped before `at` that arrives later is closed by "
+        "it all the same. Everyone listed counts as seen at `at` for the stale-presence "
+        "timeout. `accepted` is 1 for a new snapshot (`duplicates` 1 for one already stored); "
+        "`changed` counts the joins and leaves it made."
     ),
     status_code=200,
     responses={400: ResponseSpec(ErrorBody, description="An invalid snapshot")},
@@ -253,7 +258,7 @@ async def put_room_presence(
     )
     if result.rejected:
         raise ApiError(400, INVALID_REQUEST, result.rejected[0].reason)
-    return SnapshotReport(result.accepted, result.duplicates)
+    return SnapshotReport(result.accepted, result.duplicates, result.changed)
 
 
 # The provider webhooks: each verified with its provider's credentials, not an API key.

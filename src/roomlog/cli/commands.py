@@ -14,7 +14,7 @@ import uvicorn
 
 from roomlog.cli import demo
 from roomlog.cli.arguments import PROVIDER_OPTIONS
-from roomlog.domain.events import MICROS, ChatMessage, PresenceEvent
+from roomlog.domain.events import MICROS, ChatMessage, PresenceEvent, RoomEvent
 from roomlog.ingest.native import InvalidEvent, parse_item
 from roomlog.ingest.videosdk import public_key
 from roomlog.store.db import BadDatabaseUrl, Database, migrate, open_database
@@ -211,12 +211,14 @@ def _import(args: argparse.Namespace, database: Database) -> int:
     bad = 0
     chunk: list[tuple[int, PresenceEvent]] = []
     chats: list[tuple[int, ChatMessage]] = []
+    room_events: list[tuple[int, RoomEvent]] = []
 
     def flush() -> None:
         nonlocal bad
-        if not chunk and not chats:
+        if not chunk and not chats and not room_events:
             return
-        result = store.ingest([Submission(project, chunk, chats=chats)], _micros())
+        submission = Submission(project, chunk, chats=chats, room_events=room_events)
+        result = store.ingest([submission], _micros())
         total.accepted += result[0].accepted
         total.duplicates += result[0].duplicates
         for rejected in result[0].rejected:
@@ -224,6 +226,7 @@ def _import(args: argparse.Namespace, database: Database) -> int:
             bad += 1
         chunk.clear()
         chats.clear()
+        room_events.clear()
 
     try:
         for number, line in _lines(args.file):
@@ -235,9 +238,11 @@ def _import(args: argparse.Namespace, database: Database) -> int:
                 continue
             if isinstance(item, ChatMessage):
                 chats.append((number, item))
+            elif isinstance(item, RoomEvent):
+                room_events.append((number, item))
             else:
                 chunk.append((number, item))
-            if len(chunk) + len(chats) >= IMPORT_CHUNK:
+            if len(chunk) + len(chats) + len(room_events) >= IMPORT_CHUNK:
                 flush()
         flush()
     except OSError as exc:

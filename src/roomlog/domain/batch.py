@@ -52,7 +52,16 @@ if TYPE_CHECKING:
 Wide = tuple[int, int, str, tuple[tuple[str, str | None, str | None], ...]]
 RoomWide = Mapping[str, Sequence[Wide]]
 
-__all__ = ["Ints", "Person", "SessionTable", "session_table", "sessionize", "who_in"]
+__all__ = [
+    "Ints",
+    "Person",
+    "RoomWide",
+    "SessionTable",
+    "room_wide_of",
+    "session_table",
+    "sessionize",
+    "who_in",
+]
 
 T = TypeVar("T")
 

@@ -11,13 +11,23 @@ from typing import Annotated, Final, Literal
 
 import msgspec
 
-from roomlog.domain.events import ChatMessage, InvalidTime, PresenceEvent, micros_from_at
+from roomlog.domain.events import (
+    ROOM_ENDED,
+    ROOM_SNAPSHOT,
+    ChatMessage,
+    InvalidTime,
+    PresenceEvent,
+    RoomEvent,
+    micros_from_at,
+)
 
 MAX_ID: Final = 256
 MAX_NAME: Final = 256
 MAX_USER_FIELD: Final = 1024
 MAX_TEXT: Final = 16_384
+MAX_SNAPSHOT: Final = 10_000
 CHAT: Final = "chat.message"
+ROOM_TYPES: Final = (ROOM_ENDED, ROOM_SNAPSHOT)
 
 Id = Annotated[str, msgspec.Meta(min_length=1, max_length=MAX_ID)]
 Name = Annotated[str, msgspec.Meta(min_length=1, max_length=MAX_NAME)]
@@ -50,6 +60,25 @@ class NativeChat(msgspec.Struct):
     user_name: UserField | None = None
 
 
+class Listed(msgspec.Struct, forbid_unknown_fields=True):
+    """One participant a snapshot saw."""
+
+    participant_id: Name
+    user_id: UserField | None = None
+    user_name: UserField | None = None
+
+
+class NativeRoomEvent(msgspec.Struct):
+    """A room end (`room.ended`) or a snapshot (`room.snapshot`, with `participants`), as
+    clients send them (SESSION-RULES step 1b)."""
+
+    id: Id
+    type: Literal["room.ended", "room.snapshot"]
+    room: Name
+    at: int | float | str
+    participants: Annotated[list[Listed], msgspec.Meta(max_length=MAX_SNAPSHOT)] | None = None
+
+
 class _Kind(msgspec.Struct):
     type: object = None
 
@@ -61,6 +90,7 @@ class InvalidEvent(ValueError):
 _decoder: Final = msgspec.json.Decoder(NativeEvent)
 _chat_decoder: Final = msgspec.json.Decoder(NativeChat)
 _kind_decoder: Final = msgspec.json.Decoder(_Kind)
+_room_decoder: Final = msgspec.json.Decoder(NativeRoomEvent)
 
 
 def to_presence(raw: NativeEvent) -> PresenceEvent:
@@ -70,7 +100,22 @@ def to_presence(raw: NativeEvent) -> PresenceEvent:
     )
 
 
-def _at(raw: NativeEvent | NativeChat) -> int:
+def to_room_event(raw: NativeRoomEvent) -> RoomEvent:
+    at = _at(raw)
+    if raw.type == ROOM_ENDED:
+        if raw.participants is not None:
+            raise InvalidEvent("a room.ended event lists no participants - at `$.participants`")
+        return RoomEvent(raw.id, ROOM_ENDED, raw.room, at)
+    if raw.participants is None:
+        raise InvalidEvent("a room.snapshot needs `participants` (a list, maybe empty)")
+    ids = [p.participant_id for p in raw.participants]
+    if len(set(ids)) != len(ids):
+        raise InvalidEvent("`participants` lists a participant_id twice - at `$.participants`")
+    people = tuple(sorted((p.participant_id, p.user_id, p.user_name) for p in raw.participants))
+    return RoomEvent(raw.id, ROOM_SNAPSHOT, raw.room, at, people)
+
+
+def _at(raw: NativeEvent | NativeChat | NativeRoomEvent) -> int:
     try:
         return micros_from_at(raw.at)
     except InvalidTime as exc:
@@ -86,26 +131,35 @@ def to_chat(raw: NativeChat) -> ChatMessage:
     return ChatMessage(made, raw.room, raw.participant_id, at, raw.text, raw.user_name)
 
 
+def kind_of(document: bytes | str) -> object:
+    """The `type` a JSON document (valid or not) says it has, or None."""
+    try:
+        return _kind_decoder.decode(document).type
+    except msgspec.DecodeError:
+        return None
+
+
 def is_chat(document: bytes | str) -> bool:
     """Whether a JSON document (valid or not) says it is a chat message."""
-    try:
-        return _kind_decoder.decode(document).type == CHAT
-    except msgspec.DecodeError:
-        return False
+    return kind_of(document) == CHAT
 
 
-def parse_item(document: bytes | str) -> PresenceEvent | ChatMessage:
-    """One JSON document to a presence event or a chat message, or `InvalidEvent`.
+def parse_item(document: bytes | str) -> PresenceEvent | ChatMessage | RoomEvent:
+    """One JSON document to a presence event, a chat message or a room-wide event, or
+    `InvalidEvent`.
 
     The presence event is tried first, as it is by far the most frequent; only a document
     that is not one pays for the second look."""
     try:
         return to_presence(_decoder.decode(document))
     except msgspec.DecodeError as exc:
-        if not is_chat(document):
+        kind = kind_of(document)
+        if kind not in (CHAT, *ROOM_TYPES):
             raise InvalidEvent(str(exc)) from None
     try:
-        return to_chat(_chat_decoder.decode(document))
+        if kind == CHAT:
+            return to_chat(_chat_decoder.decode(document))
+        return to_room_event(_room_decoder.decode(document))
     except msgspec.DecodeError as exc:
         raise InvalidEvent(str(exc)) from None
 

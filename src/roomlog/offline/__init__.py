@@ -26,6 +26,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import IO, Final
 
+from roomlog.domain.batch import room_wide_of
 from roomlog.domain.rules import DEFAULT_RULES, Rules
 from roomlog.offline.output import InMemory, Spooled
 from roomlog.offline.reading import Counts, Lines, Report, halves, read_chunk
@@ -93,7 +94,8 @@ def sessionize_lines(
     first, done = read_chunk(source, limit, now, report, counts)
     # A full chunk: look one line ahead before spilling.
     if done or source.at_end():
-        return Outcome(counts, InMemory(first.table(now, rules, tenant)))
+        wide = room_wide_of(counts.room_events)
+        return Outcome(counts, InMemory(first.table(now, rules, tenant, wide, every_room=True)))
     # Spilling needs more modules than an input that fits: imported only then, since
     # `roomlog sessionize` pays for each import at every start.
     from roomlog.offline.spill import spilled  # noqa: PLC0415

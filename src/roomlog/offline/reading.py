@@ -6,17 +6,31 @@ from __future__ import annotations
 import itertools
 import os
 from collections.abc import Callable, Iterable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from operator import attrgetter
 from typing import IO, Final
 
 import msgspec
 import numpy as np
 
-from roomlog.domain.batch import Ints, SessionTable, session_table, who_in
-from roomlog.domain.events import JOINED, LATEST_AT, MICROS, InvalidTime, micros_from_at
+from roomlog.domain.batch import Ints, RoomWide, SessionTable, session_table, who_in
+from roomlog.domain.events import (
+    JOINED,
+    LATEST_AT,
+    MICROS,
+    InvalidTime,
+    RoomEvent,
+    micros_from_at,
+)
 from roomlog.domain.rules import Rules
-from roomlog.ingest.native import NativeEvent, is_chat
+from roomlog.ingest.native import (
+    CHAT,
+    ROOM_TYPES,
+    InvalidEvent,
+    NativeEvent,
+    kind_of,
+    parse_item,
+)
 
 # Bytes read at a time from a half of a file.
 _READ: Final = 1 << 20
@@ -39,6 +53,8 @@ class Counts:
     events: int = 0
     invalid: int = 0
     future: int = 0
+    # Room ends and snapshots (SESSION-RULES step 1b): few, so kept aside, not in the columns.
+    room_events: list[RoomEvent] = field(default_factory=list)
 
 
 class Chunk:
@@ -84,7 +100,20 @@ class Chunk:
             self.stamps = [np.concatenate(self.stamps) if self.stamps else np.empty(0, np.int64)]
         return self.stamps[0]
 
-    def table(self, now: int, rules: Rules, tenant: str) -> SessionTable:
+    def table(
+        self,
+        now: int,
+        rules: Rules,
+        tenant: str,
+        room_wide: RoomWide | None = None,
+        every_room: bool = False,
+    ) -> SessionTable:
+        """The sessions of these events with the room ends and snapshots `room_wide` of their
+        rooms (`every_room`: of every room `room_wide` holds, whether or not it has events
+        here)."""
+        wide = room_wide if every_room else None
+        if room_wide and not every_room:
+            wide = {room: room_wide[room] for room in set(self.rooms) if room in room_wide}
         return session_table(
             self.stamp_column(),
             self.rooms,
@@ -93,6 +122,7 @@ class Chunk:
             now,
             rules,
             tenant,
+            wide,
         )
 
 
@@ -169,6 +199,21 @@ def _read_block(block: list[bytes], chunk: Chunk, now: int, outcome: Counts) -> 
     return True
 
 
+def _room_event(number: int, line: bytes, now: int, report: Report, outcome: Counts) -> None:
+    try:
+        event = parse_item(line)
+    except InvalidEvent as exc:
+        outcome.invalid += 1
+        report(number, str(exc))
+        return
+    assert isinstance(event, RoomEvent)
+    if event.at > now:
+        outcome.future += 1
+        return
+    outcome.room_events.append(event)
+    outcome.events += 1
+
+
 def _read_lines(
     first: int, block: list[bytes], chunk: Chunk, now: int, report: Report, outcome: Counts
 ) -> None:
@@ -184,7 +229,11 @@ def _read_lines(
             raw = decode(line)
             micros = micros_from_at(raw.at)
         except msgspec.DecodeError as exc:
-            if is_chat(line):  # chat takes no part in the sessions
+            kind = kind_of(line)
+            if kind == CHAT:  # chat takes no part in the sessions
+                continue
+            if kind in ROOM_TYPES:
+                _room_event(number, line, now, report, outcome)
                 continue
             outcome.invalid += 1
             report(number, str(exc))

@@ -15,6 +15,7 @@ from typing import IO, Final
 
 import msgspec
 
+from roomlog.domain.batch import RoomWide
 from roomlog.domain.engine import Room, Stamped, newest_first
 from roomlog.domain.rules import Rules
 from roomlog.domain.sessions import MeetingSession
@@ -34,14 +35,19 @@ _row_decoder: Final = msgspec.msgpack.Decoder(list[Row])
 
 
 def incremental(
-    chunks: Iterable[Chunk], limit: int, now: int, rules: Rules, tenant: str
+    chunks: Iterable[Chunk],
+    limit: int,
+    now: int,
+    rules: Rules,
+    tenant: str,
+    room_wide: RoomWide | None = None,
 ) -> list[MeetingSession]:
     """The sessions at `now` of the events of `chunks`, each chunk sorted into a run; the
     merge holds one block of each run, a small part of the `limit` events memory may hold."""
     block = max(SETTLE_EVERY, min(_BLOCK, limit // 64))
     with tempfile.TemporaryFile(prefix="roomlog-runs-") as spool:
         runs = [_spill(_sorted_rows(chunk), spool, block) for chunk in chunks if len(chunk)]
-        return _run_rooms(_merge(runs), now, rules, tenant)
+        return _run_rooms(_merge(runs), now, rules, tenant, room_wide or {})
 
 
 def _sorted_rows(chunk: Chunk) -> list[Row]:
@@ -113,7 +119,7 @@ def _merge(runs: list[Iterator[list[Row]]]) -> Iterator[list[Row]]:
 
 
 def _run_rooms(
-    blocks: Iterable[list[Row]], now: int, rules: Rules, tenant: str
+    blocks: Iterable[list[Row]], now: int, rules: Rules, tenant: str, room_wide: RoomWide
 ) -> list[MeetingSession]:
     rooms: dict[str, Room] = {}
     sessions: list[MeetingSession] = []
@@ -128,7 +134,7 @@ def _run_rooms(
         for name, events in per_room.items():
             state = rooms.get(name)
             if state is None:
-                state = rooms[name] = Room(name, rules, tenant)
+                state = rooms[name] = Room(name, rules, tenant, room_wide=room_wide.get(name, ()))
             state.extend(events)
             if state.pending_events >= SETTLE_EVERY:
                 sessions += state.settle(watermark)

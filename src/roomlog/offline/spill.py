@@ -12,7 +12,9 @@ from dataclasses import dataclass
 from multiprocessing.connection import Connection
 from typing import IO, Final
 
-from roomlog.domain.batch import SessionTable
+import numpy as np
+
+from roomlog.domain.batch import RoomWide, SessionTable, room_wide_of, session_table, who_in
 from roomlog.domain.rules import Rules
 from roomlog.offline.output import Encoded, Spooled, encoded
 from roomlog.offline.partitions import FLUSH_EVENTS, Partitions, Spill, partitions_for
@@ -81,7 +83,8 @@ def spilled(
         if reader is not None:
             written.append(reader.finish(source.taken, report, counts))
         spill = Spill(written)
-        job = _Job(spill, share, now, rules, tenant)
+        wide = room_wide_of(counts.room_events)
+        job = _Job(spill, share, now, rules, tenant, wide)
         biggest_first = sorted(range(spill.count), key=lambda p: -spill.events[p])
         if workers == 1:
             for p in biggest_first:
@@ -98,6 +101,13 @@ def spilled(
                             output.put(found)
             finally:
                 _JOB = None
+        # Rooms whose only events are snapshots: no partition holds them.
+        seen = set().union(*(w.room_names(p) for w in written for p in range(w.count)))
+        alone = {room: found for room, found in wide.items() if room not in seen}
+        if alone:
+            nothing = np.empty(0, np.int64)
+            who = who_in([], [], [])
+            output.put(encoded(session_table(nothing, [], [], who, now, rules, tenant, alone)))
     return output, spill.count
 
 
@@ -125,6 +135,7 @@ class _Reader:
         counts.events += found.events
         counts.invalid += found.invalid
         counts.future += found.future
+        counts.room_events += found.room_events
         return Partitions.read_from(self.spool, index)
 
 
@@ -155,6 +166,7 @@ class _Job:
     now: int
     rules: Rules
     tenant: str
+    room_wide: RoomWide
 
     def run(self, p: int) -> list[Encoded]:
         return self._run(self.parts, p, 0)
@@ -165,7 +177,10 @@ class _Job:
         if not events:
             return []
         if events <= limit:
-            return [encoded(c.table(self.now, self.rules, self.tenant)) for c in parts.pieces(p)]
+            return [
+                encoded(c.table(self.now, self.rules, self.tenant, self.room_wide))
+                for c in parts.pieces(p)
+            ]
         if parts.rooms[p] > 1 and splits < MAX_SPLITS:
             with tempfile.TemporaryFile(prefix="roomlog-split-") as spool:
                 split = Partitions(spool, partitions_for(events, limit), salt=splits + 1)
@@ -176,7 +191,7 @@ class _Job:
                     found for q in range(split.count) for found in self._run(split, q, splits + 1)
                 ]
         pieces = parts.pieces(p, most=max(limit // 2, 1))
-        sessions = incremental(pieces, limit, self.now, self.rules, self.tenant)
+        sessions = incremental(pieces, limit, self.now, self.rules, self.tenant, self.room_wide)
         return [encoded(SessionTable.of(sessions, self.now))]
 
 

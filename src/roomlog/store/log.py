@@ -4,12 +4,13 @@ room's events in order for a rebuild."""
 from __future__ import annotations
 
 from collections import defaultdict
-from typing import Any
+from typing import Any, Final
 
+import msgspec
 from sqlalchemy import Connection, select
 
-from roomlog.domain.engine import Stamped
-from roomlog.domain.events import JOINED, PresenceEvent
+from roomlog.domain.engine import Stamped, Wide
+from roomlog.domain.events import JOINED, ROOM_ENDED, PresenceEvent, RoomEvent
 from roomlog.store import statements
 from roomlog.store.schema import events
 from roomlog.store.transactions import ConcurrentAppend
@@ -25,6 +26,63 @@ def content(event: PresenceEvent) -> tuple[Any, ...]:
         event.user_name,
         event.at,
     )
+
+
+# `events.joined` of a room end and of a snapshot.
+ROOM_END: Final = 2
+SNAPSHOT: Final = 3
+_encode = msgspec.msgpack.Encoder().encode
+_decode = msgspec.msgpack.Decoder().decode
+
+
+def room_content(event: RoomEvent) -> tuple[Any, ...]:
+    """A room-wide event as the log stores it, less its id."""
+    kind = ROOM_END if event.type == ROOM_ENDED else SNAPSHOT
+    return (event.room, kind, event.at, [list(p) for p in event.people])
+
+
+def append_room_events(
+    connection: Connection, insert: Any, project_id: int, found: list[RoomEvent], now: int
+) -> tuple[set[str], dict[str, tuple[Any, ...]]]:
+    """Append those of the room-wide events `found` whose ids are new to the log; the ids
+    appended, and the content stored under the others (presence events' included)."""
+    ids = sorted({e.id for e in found})
+    stored: dict[str, tuple[Any, ...]] = {}
+    rows = connection.execute(
+        select(events.c.id, events.c.room, events.c.joined, events.c.at, events.c.people).where(
+            events.c.project_id == project_id, events.c.id.in_(ids)
+        )
+    )
+    for eid, room, joined, at, people in rows:
+        listed = _decode(people) if people else []
+        stored[eid] = (room, joined, at, listed) if joined >= ROOM_END else ("presence", eid)
+    new: dict[str, dict[str, Any]] = {}
+    for event in found:
+        if event.id not in stored and event.id not in new:
+            room, kind, at, people = room_content(event)
+            new[event.id] = {
+                "project_id": project_id,
+                "id": event.id,
+                "room": room,
+                "joined": kind,
+                "participant_id": "",
+                "user_id": None,
+                "user_name": None,
+                "at": at,
+                "received_at": now,
+                "people": _encode(people) if kind == SNAPSHOT else None,
+            }
+    if new:
+        statement = (
+            insert(events)
+            .on_conflict_do_nothing(index_elements=["project_id", "id"])
+            .returning(events.c.id)
+        )
+        # One row at a time (room-wide events are few), each answering whether it went in.
+        written = sum(len(connection.execute(statement, row).all()) for row in new.values())
+        if written != len(new):
+            raise ConcurrentAppend(f"{len(new) - written} of {len(new)} room event ids were taken")
+    return set(new), stored
 
 
 def append(
@@ -78,13 +136,30 @@ def room_events(connection: Connection, project_id: int, name: str) -> list[Stam
             events.c.user_id,
             events.c.user_name,
         )
-        .where(events.c.project_id == project_id, events.c.room == name)
+        .where(events.c.project_id == project_id, events.c.room == name, events.c.joined < ROOM_END)
         .order_by(events.c.at)
     )
     return [
         (at * 2 + joined, pid, uid, uname)
         for at, joined, pid, uid, uname in connection.execute(query)
     ]
+
+
+def room_wide(connection: Connection, project_id: int, name: str) -> list[Wide]:
+    """The room ends and snapshots of room `name`, in the engine's form and order."""
+    query = select(events.c.at, events.c.joined, events.c.id, events.c.people).where(
+        events.c.project_id == project_id, events.c.room == name, events.c.joined >= ROOM_END
+    )
+    found: list[Wide] = [
+        (
+            at,
+            joined - ROOM_END,
+            eid,
+            tuple((p[0], p[1], p[2]) for p in _decode(people)) if people else (),
+        )
+        for at, joined, eid, people in connection.execute(query)
+    ]
+    return sorted(found, key=lambda w: (w[0], w[1], w[2]))
 
 
 def _columns(rows: list[tuple[Any, ...]]) -> tuple[list[Any], ...]:

@@ -15,7 +15,8 @@ from typing import Any, Final
 
 import msgspec
 
-from roomlog.domain.engine import Room, Stamped
+from roomlog.domain.engine import Room, Stamped, Wide
+from roomlog.domain.events import JOINED, LEFT, PresenceEvent
 from roomlog.domain.rules import Rules
 from roomlog.domain.sessions import Attendance, MeetingSession
 
@@ -51,6 +52,9 @@ class RoomWrite:
     deletes: list[str] = field(default_factory=list)
     # True when the room was rebuilt from its event log: all its stored sessions are replaced.
     replace_all: bool = False
+    # The joins and leaves that new room ends and snapshots made, as the room stood: what
+    # webhooks announce of them.
+    derived: list[PresenceEvent] = field(default_factory=list)
 
 
 def encode_participants(session: MeetingSession) -> bytes:
@@ -99,15 +103,52 @@ def load_room(name: str, blob: bytes, rules: Rules, tenant: str) -> RoomState:
     return RoomState(Room.from_dict(data["room"], rules, tenant), data["live"], data["settled"])
 
 
+def _derived(room: Room, new: list[Wide], made: Any) -> list[PresenceEvent]:
+    """Feed the room ends and snapshots `new` to `room`, one by one; the joins and leaves each
+    made as the room stood just before it (ids from `made(event id, participant, kind)`)."""
+    found: list[PresenceEvent] = []
+    for event in sorted(new):
+        at, kind, eid, people = event
+        present = {p[0]: p for p in room.present(at)}
+        listed = {} if kind == 0 else {p[0]: p for p in people}
+        for pid in sorted(set(present) | set(listed)):
+            if (pid in present) == (pid in listed):
+                continue
+            if pid in present:
+                _, _, user_id, user_name = present[pid]
+                found.append(
+                    PresenceEvent(
+                        made(eid, pid, LEFT), LEFT, room.name, pid, at, user_id, user_name
+                    )
+                )
+            else:
+                _, user_id, user_name = listed[pid]
+                found.append(
+                    PresenceEvent(
+                        made(eid, pid, JOINED), JOINED, room.name, pid, at, user_id, user_name
+                    )
+                )
+        room.extend_wide((event,))
+    return found
+
+
 def advance(
-    project_id: int, state: RoomState, events: list[Stamped], now: int, late_window: int
+    project_id: int,
+    state: RoomState,
+    events: list[Stamped],
+    now: int,
+    late_window: int,
+    room_wide: list[Wide] | None = None,
+    made: Any = None,
 ) -> RoomWrite:
-    """Feed `events` to the room of `state` and read it at `now`.
+    """Feed `events` and the room ends and snapshots `room_wide` to the room of `state` and
+    read it at `now`.
 
     The room is changed in place. Raises `LateEvent` from the engine, after which the room
     is to be rebuilt, not reused."""
     room, settled = state.room, state.settled
     room.extend(events)
+    derived = _derived(room, room_wide, made) if room_wide else []
     upserts: list[dict[str, Any]] = []
     live = dict(state.live)
     until = _settle_until(room, now, late_window)
@@ -125,7 +166,9 @@ def advance(
         if live.get(session.id) != mark:
             upserts.append(session_row(project_id, session))
     deletes = [sid for sid in live if sid not in fresh]
-    return _finish(room, fresh, settled, current, now, upserts, deletes, replace_all=False)
+    written = _finish(room, fresh, settled, current, now, upserts, deletes, replace_all=False)
+    written.derived = derived
+    return written
 
 
 def _settle_until(room: Room, now: int, late_window: int) -> int:
@@ -147,10 +190,11 @@ def rebuilt(
     events: list[Stamped],
     now: int,
     late_window: int,
+    room_wide: list[Wide] | None = None,
 ) -> RoomWrite:
     """A room computed afresh from its whole event log; its stored sessions are replaced."""
-    room = Room(name, rules, tenant, events=events)
-    settled = room.settle(_settle_until(room, now, late_window)) if events else []
+    room = Room(name, rules, tenant, events=events, room_wide=room_wide or ())
+    settled = room.settle(_settle_until(room, now, late_window)) if events or room_wide else []
     current = room.sessions(now)
     upserts = [session_row(project_id, s) for s in settled + current]
     fresh = {s.id: _fingerprint(s) for s in current}

@@ -59,6 +59,9 @@ events = Table(
     Column("user_name", String(1024), nullable=True),
     Column("at", BigInteger, nullable=False),
     Column("received_at", BigInteger, nullable=False),
+    # Room-wide events (SESSION-RULES step 1b) have `joined` 2 (a room end) or 3 (a snapshot)
+    # and an empty `participant_id`; a snapshot's `people` lists who it saw (msgpack).
+    Column("people", LargeBinary, nullable=True),
     Index("events_by_room", "project_id", "room", "at"),
 )
 

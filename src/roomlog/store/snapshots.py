@@ -1,96 +1,32 @@
-"""Room ends and snapshots, resolved against the event log into the leaves and joins they
-stand for."""
+"""Snapshots as events of the set (SESSION-RULES step 1b), the sightings they record, and the
+presences that the stale-presence timeout closes."""
 
 from __future__ import annotations
 
+import hashlib
+import json
 from collections import defaultdict
-from typing import Any, Final
+from typing import Any
 
 from sqlalchemy import Connection, case, select
 
-from roomlog.domain.engine import Stamped, stamp
-from roomlog.domain.events import JOINED, LEFT, MICROS, EventType, PresenceEvent
+from roomlog.domain.events import LEFT, ROOM_SNAPSHOT, PresenceEvent, RoomEvent
 from roomlog.ingest.webhook import Snapshot, derived_id
 from roomlog.store.rooms import decode_presence
-from roomlog.store.schema import events, rooms, sightings
-from roomlog.store.writes import Submission
-
-# How far back a room end or a snapshot looks for presences still open: one open longer than
-# this is left to its own leave (or to the stale-presence timeout).
-LOOKBACK: Final = 7 * 86_400 * MICROS
+from roomlog.store.schema import rooms, sightings
 
 
-def resolve(
-    connection: Connection,
-    insert: Any,
-    submission: Submission,
-    pending: dict[tuple[int, str], tuple[int, int, PresenceEvent]],
-) -> list[tuple[int, PresenceEvent]]:
-    """The events that `submission`'s room ends and snapshots stand for."""
-    pid = submission.project.id
-    made: list[tuple[int, PresenceEvent]] = []
-    for index, end in submission.room_ends:
-        present = _present_at(connection, pid, end.room, end.at, pending)
-        for person, (user_id, user_name) in sorted(present.items()):
-            eid = derived_id(end.id, person)
-            made.append(
-                (index, PresenceEvent(eid, LEFT, end.room, person, end.at, user_id, user_name))
-            )
-    for index, snap in submission.snapshots:
-        present = _present_at(connection, pid, snap.room, snap.at, pending)
-        listed = {person: (uid, name) for person, uid, name in snap.people}
-        for person in sorted(set(present) | set(listed)):
-            if (person in present) == (person in listed):
-                continue
-            kind: EventType = LEFT if person in present else JOINED
-            uid, name = present.get(person) or listed[person]
-            eid = derived_id("snapshot", snap.room, str(snap.at), person, kind)
-            made.append((index, PresenceEvent(eid, kind, snap.room, person, snap.at, uid, name)))
-        _sighted(connection, insert, pid, snap)
-    return made
+def snapshot_event(snap: Snapshot) -> RoomEvent:
+    """A snapshot as an event of the set: its id is made of its room, instant and people, so
+    the same snapshot sent twice is one event."""
+    people = tuple(sorted(snap.people))
+    listed = hashlib.sha256(json.dumps(people).encode()).hexdigest()[:32]
+    eid = derived_id("snapshot", snap.room, str(snap.at), listed)
+    return RoomEvent(eid, ROOM_SNAPSHOT, snap.room, snap.at, people)
 
 
-def _present_at(
-    connection: Connection,
-    project_id: int,
-    room: str,
-    at: int,
-    pending: dict[tuple[int, str], tuple[int, int, PresenceEvent]],
-) -> dict[str, tuple[str | None, str | None]]:
-    """Who is present in `room` just before `at` (SESSION-RULES step 1, over the log
-    since `LOOKBACK` and the events waiting in this transaction)."""
-    query = select(
-        events.c.at,
-        events.c.joined,
-        events.c.participant_id,
-        events.c.user_id,
-        events.c.user_name,
-    ).where(
-        events.c.project_id == project_id,
-        events.c.room == room,
-        events.c.at >= at - LOOKBACK,
-        events.c.at < at,
-    )
-    walk: list[Stamped] = [
-        (when * 2 + joined, person, uid, name)
-        for when, joined, person, uid, name in connection.execute(query)
-    ]
-    walk += [
-        stamp(e)
-        for (p, _), (_, _, e) in pending.items()
-        if p == project_id and e.room == room and e.at < at
-    ]
-    walk.sort(key=lambda s: s[0])
-    present: dict[str, tuple[str | None, str | None]] = {}
-    for mark, person, uid, name in walk:
-        if mark & 1:
-            present.setdefault(person, (uid, name))
-        else:
-            present.pop(person, None)
-    return present
-
-
-def _sighted(connection: Connection, insert: Any, project_id: int, snap: Snapshot) -> None:
+def sighted(connection: Connection, insert: Any, project_id: int, snap: RoomEvent) -> None:
+    """Everyone `snap` lists was seen at its instant (for the stale-presence timeout)."""
     if not snap.people:
         return
     statement = insert(sightings)
@@ -114,7 +50,8 @@ def stale_presences(
     connection: Connection, cutoff: int
 ) -> dict[int, list[tuple[int, PresenceEvent]]]:
     """Per project, a leave for every presence last seen (at its join, or in the latest
-    snapshot listing it) at or before `cutoff`, stamped at that last sighting."""
+    snapshot listing it) at or before `cutoff`, stamped at that last sighting (1 µs after a
+    snapshot's)."""
     closing: defaultdict[int, list[tuple[int, PresenceEvent]]] = defaultdict(list)
     occupied = connection.execute(
         select(rooms.c.project_id, rooms.c.name, rooms.c.presence).where(rooms.c.occupancy > 0)
@@ -129,6 +66,9 @@ def stale_presences(
             last = max(join, seen.get(person, join))
             if last <= cutoff:
                 eid = derived_id("stale", name, person, str(last))
-                event = PresenceEvent(eid, LEFT, name, person, last, user_id, user_name)
+                # Just after a snapshot that listed them: at its own instant, the snapshot
+                # (which takes effect after that instant's leaves) would open them again.
+                at = last + 1 if last > join else last
+                event = PresenceEvent(eid, LEFT, name, person, at, user_id, user_name)
                 closing[pid].append((len(closing[pid]), event))
     return dict(closing)

@@ -27,16 +27,31 @@ from sqlalchemy import Connection, delete, select
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
-from roomlog.domain.engine import LateEvent, Stamped, stamp
-from roomlog.domain.events import JOINED, MICROS, PresenceEvent
+from roomlog.domain.engine import LateEvent, Stamped, Wide, stamp, wide
+from roomlog.domain.events import (
+    JOINED,
+    MICROS,
+    ROOM_ENDED,
+    ROOM_SNAPSHOT,
+    PresenceEvent,
+    RoomEvent,
+)
+from roomlog.ingest.webhook import derived_id
 from roomlog.store import outbox, statements
 from roomlog.store import rooms as room_state
 from roomlog.store.chat import write_chats
 from roomlog.store.db import Database
-from roomlog.store.log import append, content, room_events
+from roomlog.store.log import (
+    append,
+    append_room_events,
+    content,
+    room_content,
+    room_events,
+    room_wide,
+)
 from roomlog.store.projects import Project, project_by_id
 from roomlog.store.schema import events, rooms, sessions
-from roomlog.store.snapshots import resolve, stale_presences
+from roomlog.store.snapshots import sighted, snapshot_event, stale_presences
 from roomlog.store.transactions import Transactions, retrying
 from roomlog.store.writes import IngestResult, Rejected, Settings, Submission, conflict
 
@@ -118,19 +133,9 @@ class Store:
                     repeats.append((n, index, event))
                 else:
                     first[key] = (n, index, event)
-        for n, submission in enumerate(submissions):
-            if submission.room_ends or submission.snapshots:
-                for index, event in resolve(connection, self._insert, submission, first):
-                    if event.at > latest:
-                        results[n].rejected.append(
-                            Rejected(
-                                index,
-                                "the room's end is further in the future than the server allows",
-                            )
-                        )
-                    else:
-                        first.setdefault((submission.project.id, event.id), (n, index, event))
-        if not first:
+        wide_items = self._room_events(connection, submissions, results, latest)
+        fresh_wide = self._append_room_events(connection, submissions, results, wide_items, now)
+        if not first and not fresh_wide:
             return results
         rows = [
             (
@@ -146,7 +151,9 @@ class Store:
             )
             for (pid, eid), (_, _, event) in sorted(first.items(), key=lambda kv: kv[0])
         ]
-        inserted, existing = append(connection, self._sql, rows, list(first))
+        inserted, existing = (
+            append(connection, self._sql, rows, list(first)) if rows else (set(), {})
+        )
         fresh: defaultdict[tuple[int, str], list[Stamped]] = defaultdict(list)
         for key, (n, index, event) in first.items():
             if key in inserted:
@@ -167,10 +174,92 @@ class Store:
         for result in results:
             result.rejected.sort(key=lambda r: r.index)
         # Who listens, per project: read once for this transaction's meeting and participant events.
-        subs = {pid: self._subscribers(connection, pid) for pid in sorted({p for p, _ in inserted})}
-        self._update_rooms(connection, fresh, now, subs)
+        touched = {p for p, _ in inserted} | {p for p, _ in fresh_wide}
+        subs = {pid: self._subscribers(connection, pid) for pid in sorted(touched)}
+        changed = self._update_rooms(connection, fresh, fresh_wide, now, subs)
+        for n, submission in enumerate(submissions):
+            results[n].changed = sum(
+                changed.get((submission.project.id, room), 0) for room in self._rooms_of(submission)
+            )
         self._announce_participants(connection, first, inserted, now, subs)
         return results
+
+    # -- room ends and snapshots (SESSION-RULES step 1b) ------------------------------------
+
+    def _room_events(
+        self,
+        connection: Connection,
+        submissions: Sequence[Submission],
+        results: list[IngestResult],
+        latest: int,
+    ) -> list[tuple[int, int, RoomEvent]]:
+        """The room ends and snapshots of `submissions` as events, (submission, index, event);
+        those stamped too far ahead are rejected. Snapshots count as sightings."""
+        found: list[tuple[int, int, RoomEvent]] = []
+        for n, submission in enumerate(submissions):
+            items = [
+                *((i, RoomEvent(e.id, ROOM_ENDED, e.room, e.at)) for i, e in submission.room_ends),
+                *((i, snapshot_event(snap)) for i, snap in submission.snapshots),
+                *submission.room_events,
+            ]
+            for index, event in items:
+                if event.at > latest:
+                    what = "room's end" if event.type == ROOM_ENDED else "snapshot"
+                    results[n].rejected.append(
+                        Rejected(
+                            index, f"the {what} is further in the future than the server allows"
+                        )
+                    )
+                    continue
+                found.append((n, index, event))
+                if event.type == ROOM_SNAPSHOT:
+                    sighted(connection, self._insert, submission.project.id, event)
+        return found
+
+    def _append_room_events(
+        self,
+        connection: Connection,
+        submissions: Sequence[Submission],
+        results: list[IngestResult],
+        items: list[tuple[int, int, RoomEvent]],
+        now: int,
+    ) -> dict[tuple[int, str], list[Wide]]:
+        """Append the room events `items` to the log; the new ones, per (project, room)."""
+        fresh: defaultdict[tuple[int, str], list[Wide]] = defaultdict(list)
+        by_project: defaultdict[int, list[tuple[int, int, RoomEvent]]] = defaultdict(list)
+        for item in items:
+            by_project[submissions[item[0]].project.id].append(item)
+        for pid, mine in sorted(by_project.items()):
+            inserted, stored = append_room_events(
+                connection, self._insert, pid, [e for _, _, e in mine], now
+            )
+            seen: dict[str, RoomEvent] = {}
+            for n, index, event in mine:
+                kept = seen.get(event.id)
+                if kept is None and event.id in inserted:
+                    seen[event.id] = event
+                    results[n].accepted += 1
+                    fresh[(pid, event.room)].append(wide(event))
+                elif (
+                    kept is not None
+                    and (room_content(kept) == room_content(event) or submissions[n].id_is_identity)
+                ) or (
+                    kept is None
+                    and event.id in stored
+                    and (stored[event.id] == room_content(event) or submissions[n].id_is_identity)
+                ):
+                    results[n].duplicates += 1
+                else:
+                    results[n].rejected.append(conflict(index, event))
+        return fresh
+
+    @staticmethod
+    def _rooms_of(submission: Submission) -> set[str]:
+        return (
+            {e.room for _, e in submission.room_ends}
+            | {s.room for _, s in submission.snapshots}
+            | {e.room for _, e in submission.room_events}
+        )
 
     # -- webhooks out ---------------------------------------------------------------------
 
@@ -241,21 +330,43 @@ class Store:
         self,
         connection: Connection,
         fresh: dict[tuple[int, str], list[Stamped]],
+        fresh_wide: dict[tuple[int, str], list[Wide]],
         now: int,
         subs: dict[int, list[outbox.Subscriber]],
-    ) -> None:
-        by_project: defaultdict[int, list[str]] = defaultdict(list)
-        for pid, name in fresh:
-            by_project[pid].append(name)
+    ) -> dict[tuple[int, str], int]:
+        """Apply the new events to their rooms; per (project, room) with new room ends or
+        snapshots, how many joins and leaves they made."""
+        by_project: defaultdict[int, set[str]] = defaultdict(set)
+        for pid, name in [*fresh, *fresh_wide]:
+            by_project[pid].add(name)
+        changed: dict[tuple[int, str], int] = {}
         for pid in sorted(by_project):
             names = sorted(by_project[pid])
             versions = self._lock_rooms(connection, pid, names)
             states = self._states(connection, pid, versions)
             writes = {
-                name: self._advance(connection, pid, name, states[name], fresh[(pid, name)], now)
+                name: self._advance(
+                    connection,
+                    pid,
+                    name,
+                    states[name],
+                    fresh.get((pid, name), []),
+                    now,
+                    fresh_wide.get((pid, name)),
+                )
                 for name in names
             }
             self._apply(connection, pid, writes, versions, now, subs[pid])
+            derived = [e for w in writes.values() for e in w.derived]
+            for name in names:
+                if (pid, name) in fresh_wide:
+                    changed[(pid, name)] = len(writes[name].derived)
+            if derived and subs[pid]:
+                items = outbox.participant_events(connection, pid, derived)
+                self._queued += outbox.queue(
+                    connection, self.database.sqlite, subs[pid], items, now
+                )
+        return changed
 
     def _tenant(self, connection: Connection, project_id: int) -> str:
         name = self._tenants.get(project_id)
@@ -272,12 +383,15 @@ class Store:
         state: room_state.RoomState,
         new: list[Stamped],
         now: int,
+        new_wide: list[Wide] | None = None,
     ) -> room_state.RoomWrite:
         checkpoint = state.room.checkpoint.at
         if checkpoint is not None:
             now = max(now, checkpoint)
         try:
-            return room_state.advance(project_id, state, new, now, self.settings.late_window)
+            return room_state.advance(
+                project_id, state, new, now, self.settings.late_window, new_wide, derived_id
+            )
         except LateEvent as late:
             log.info(
                 "room %r of project %r: an event %.3f s before its checkpoint; rebuilding it"
@@ -299,6 +413,7 @@ class Store:
             room_events(connection, project_id, name),
             now,
             self.settings.late_window,
+            room_wide(connection, project_id, name),
         )
 
     def _apply(

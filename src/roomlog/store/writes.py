@@ -8,7 +8,7 @@ from dataclasses import dataclass
 
 import msgspec
 
-from roomlog.domain.events import MICROS, ChatMessage, PresenceEvent
+from roomlog.domain.events import MICROS, ChatMessage, PresenceEvent, RoomEvent
 from roomlog.domain.rules import DEFAULT_RULES, Rules
 from roomlog.ingest.webhook import RoomEnd, Snapshot
 from roomlog.store.projects import Project
@@ -21,12 +21,14 @@ class Rejected(msgspec.Struct):
     reason: str
 
 
-class IngestResult(msgspec.Struct):
-    """What became of a request's events."""
+class IngestResult(msgspec.Struct, omit_defaults=True):
+    """What became of a request's events; `changed`: how many joins and leaves its new room
+    ends and snapshots made, as the rooms stood."""
 
     accepted: int
     duplicates: int
     rejected: list[Rejected]
+    changed: int = 0
 
 
 @dataclass(frozen=True, slots=True)
@@ -43,9 +45,9 @@ class Settings:
 class Submission:
     """One request's events for one project, each with its index in the request.
 
-    `room_ends` and `snapshots` become events inside the write transaction, against the event
-    log as it stands: a room end closes every presence open at its instant, a snapshot closes
-    the presences it does not list and opens those it lists that are missing.
+    `room_ends`, `snapshots` and `room_events` are room-wide events (SESSION-RULES step 1b):
+    stored in the log like any event, they close (and, for a snapshot, open) the presences of
+    their room at their instant, whenever they arrive.
     """
 
     project: Project
@@ -56,7 +58,8 @@ class Submission:
     # time (roomlog stamps arrival): its id alone says it is the same event.
     id_is_identity: bool = False
     chats: Sequence[tuple[int, ChatMessage]] = ()
+    room_events: Sequence[tuple[int, RoomEvent]] = ()
 
 
-def conflict(index: int, event: PresenceEvent | ChatMessage) -> Rejected:
+def conflict(index: int, event: PresenceEvent | ChatMessage | RoomEvent) -> Rejected:
     return Rejected(index, f"id {event.id!r} is already used by a different event")
