@@ -102,6 +102,37 @@ def test_events_later_than_the_late_window_rebuild_the_room(api: Api) -> None:
     assert all_pages(api) == expected(bodies, api.clock())
 
 
+def test_a_late_event_re_derives_its_room_from_a_checkpoint_not_its_whole_log(
+    api: Api, caplog: pytest.LogCaptureFixture
+) -> None:
+    # One room, meetings over many hours, posted in order as they happen: the room settles
+    # behind them and keeps checkpoints.
+    bodies = sorted(history(21, rooms=1, meetings=60), key=lambda b: float(b["at"]))
+    for i in range(0, len(bodies), 10):
+        api.clock.set(float(bodies[i + 9 if i + 9 < len(bodies) else -1]["at"]) + 1)
+        api.client.post("/v1/events", json=bodies[i : i + 10], headers=api.headers)
+    api.clock.set(float(bodies[-1]["at"]) + 3600)
+    api.tick()
+    # Then an event from two thirds of the way through arrives, hours late.
+    middle = float(bodies[2 * len(bodies) // 3]["at"]) - T0
+    late = [joined("late-a", middle + 1, "room-0"), left("late-a", middle + 400, "room-0")]
+    with caplog.at_level("INFO", logger="roomlog.store"):
+        answer = api.client.post("/v1/events", json=late, headers=api.headers)
+    assert answer.json()["accepted"] == 2
+    [message] = [r.getMessage() for r in caplog.records if "rebuilding" in r.getMessage()]
+    assert "from its checkpoint at or before that event" in message
+    read = int(message.rsplit(": ", 1)[1].split()[0])
+    assert 0 < read < len(bodies) // 2  # the events since the checkpoint, not all of them
+    assert all_pages(api) == expected(bodies + late, api.clock())
+    # And a room end older than every checkpoint: the whole log, still exact.
+    caplog.clear()
+    end = {"id": "end-early", "type": "room.ended", "room": "room-0", "at": T0 + 1}
+    with caplog.at_level("INFO", logger="roomlog.store"):
+        assert api.client.post("/v1/events", json=end, headers=api.headers).status_code == 200
+    assert any("whole event log" in r.getMessage() for r in caplog.records)
+    assert api.client.get("/v1/meetings", headers=api.headers).json()["total_count"] > 0
+
+
 def test_a_history_posted_hours_later_applies_its_late_deliveries_incrementally(
     api: Api, caplog: pytest.LogCaptureFixture
 ) -> None:

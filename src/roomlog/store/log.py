@@ -126,8 +126,11 @@ def existing(
     return found
 
 
-def room_events(connection: Connection, project_id: int, name: str) -> list[Stamped]:
-    """Every event of room `name`, in the engine's form, oldest first."""
+def room_events(
+    connection: Connection, project_id: int, name: str, since: int | None = None
+) -> list[Stamped]:
+    """The events of room `name` (stamped at or after `since`), in the engine's form, oldest
+    first."""
     query = (
         select(
             events.c.at,
@@ -136,7 +139,12 @@ def room_events(connection: Connection, project_id: int, name: str) -> list[Stam
             events.c.user_id,
             events.c.user_name,
         )
-        .where(events.c.project_id == project_id, events.c.room == name, events.c.joined < ROOM_END)
+        .where(
+            events.c.project_id == project_id,
+            events.c.room == name,
+            events.c.joined < ROOM_END,
+            events.c.at >= (since if since is not None else 0),
+        )
         .order_by(events.c.at)
     )
     return [
@@ -145,10 +153,16 @@ def room_events(connection: Connection, project_id: int, name: str) -> list[Stam
     ]
 
 
-def room_wide(connection: Connection, project_id: int, name: str) -> list[Wide]:
-    """The room ends and snapshots of room `name`, in the engine's form and order."""
+def room_wide(
+    connection: Connection, project_id: int, name: str, since: int | None = None
+) -> list[Wide]:
+    """The room ends and snapshots of room `name` (stamped at or after `since`), in the
+    engine's form and order."""
     query = select(events.c.at, events.c.joined, events.c.id, events.c.people).where(
-        events.c.project_id == project_id, events.c.room == name, events.c.joined >= ROOM_END
+        events.c.project_id == project_id,
+        events.c.room == name,
+        events.c.joined >= ROOM_END,
+        events.c.at >= (since if since is not None else 0),
     )
     found: list[Wide] = [
         (

@@ -15,7 +15,7 @@ from typing import Any, Final
 
 import msgspec
 
-from roomlog.domain.engine import Room, Stamped, Wide
+from roomlog.domain.engine import Checkpoint, Room, Stamped, Wide
 from roomlog.domain.events import JOINED, LEFT, PresenceEvent
 from roomlog.domain.rules import Rules
 from roomlog.domain.sessions import Attendance, MeetingSession
@@ -50,8 +50,13 @@ class RoomWrite:
     session_count: int
     upserts: list[dict[str, Any]] = field(default_factory=list)
     deletes: list[str] = field(default_factory=list)
-    # True when the room was rebuilt from its event log: all its stored sessions are replaced.
+    # True when the room was rebuilt from its event log: its stored sessions are replaced, all
+    # of them or (`replace_from`) those that ended at or after that instant or are ongoing.
     replace_all: bool = False
+    replace_from: int | None = None
+    # Checkpoints the update settled the room at: (at, checkpoint, sessions settled before it).
+    # A late event re-derives the room from the newest one at or before it.
+    checkpoints: list[tuple[int, bytes, int]] = field(default_factory=list)
     # The joins and leaves that new room ends and snapshots made, as the room stood: what
     # webhooks announce of them.
     derived: list[PresenceEvent] = field(default_factory=list)
@@ -153,11 +158,13 @@ def advance(
     live = dict(state.live)
     until = _settle_until(room, now, late_window)
     checkpoint = room.checkpoint.at
+    marks: list[tuple[int, bytes, int]] = []
     if until > (checkpoint or 0) + late_window * (SETTLE_LAG - 1) or room.pending_events > 4096:
         for session in room.settle(until):
             if live.pop(session.id, None) != _fingerprint(session):
                 upserts.append(session_row(project_id, session))
             settled += 1
+        marks = _marked(room, checkpoint, settled)
     current = room.sessions(now)
     fresh: dict[str, str] = {}
     for session in current:
@@ -168,7 +175,20 @@ def advance(
     deletes = [sid for sid in live if sid not in fresh]
     written = _finish(room, fresh, settled, current, now, upserts, deletes, replace_all=False)
     written.derived = derived
+    written.checkpoints = marks
     return written
+
+
+def _marked(room: Room, before: int | None, settled: int) -> list[tuple[int, bytes, int]]:
+    """The room's checkpoint as a row to keep, if settling moved it past `before`."""
+    at = room.checkpoint.at
+    if at is None or (before is not None and at <= before):
+        return []
+    return [(at, _encode(room.checkpoint.to_dict()), settled)]
+
+
+def load_checkpoint(blob: bytes) -> Checkpoint:
+    return Checkpoint.from_dict(_decode(blob))
 
 
 def _settle_until(room: Room, now: int, late_window: int) -> int:
@@ -191,14 +211,23 @@ def rebuilt(
     now: int,
     late_window: int,
     room_wide: list[Wide] | None = None,
+    start: tuple[Checkpoint, int] | None = None,
 ) -> RoomWrite:
-    """A room computed afresh from its whole event log; its stored sessions are replaced."""
-    room = Room(name, rules, tenant, events=events, room_wide=room_wide or ())
-    settled = room.settle(_settle_until(room, now, late_window)) if events or room_wide else []
+    """A room computed afresh from its event log: the whole of it, or (`start`, a checkpoint
+    and the sessions settled before it) the events since that checkpoint. The stored
+    sessions it may have changed are replaced."""
+    checkpoint, settled_before = start if start is not None else (None, 0)
+    room = Room(name, rules, tenant, checkpoint, events=events, room_wide=room_wide or ())
+    until = _settle_until(room, now, late_window)
+    settled = room.settle(until) if (events or room_wide) else []
     current = room.sessions(now)
     upserts = [session_row(project_id, s) for s in settled + current]
     fresh = {s.id: _fingerprint(s) for s in current}
-    return _finish(room, fresh, len(settled), current, now, upserts, [], replace_all=True)
+    count = settled_before + len(settled)
+    written = _finish(room, fresh, count, current, now, upserts, [], replace_all=True)
+    written.replace_from = None if checkpoint is None else checkpoint.at
+    written.checkpoints = _marked(room, None if checkpoint is None else checkpoint.at, count)
+    return written
 
 
 def _finish(

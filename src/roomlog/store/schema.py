@@ -102,6 +102,18 @@ sessions = Table(
     Index("sessions_by_room", "project_id", "room", "start_at"),
 )
 
+# Where a room settled: the engine's checkpoint there (msgpack) and how many sessions had
+# settled before it. A late event re-derives the room from the newest one at or before it.
+checkpoints = Table(
+    "checkpoints",
+    metadata,
+    Column("project_id", Integer, primary_key=True),
+    Column("room", String(256), primary_key=True),
+    Column("at", BigInteger, primary_key=True),
+    Column("state", LargeBinary, nullable=False),
+    Column("settled", Integer, nullable=False),
+)
+
 # One provider's credentials for one project (JSON): what its receiver verifies with.
 provider_credentials = Table(
     "provider_credentials",

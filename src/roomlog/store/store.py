@@ -23,36 +23,33 @@ from collections import defaultdict
 from collections.abc import Sequence
 from typing import Final
 
-from sqlalchemy import Connection, delete, select
+from sqlalchemy import Connection, select
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
-from roomlog.domain.engine import LateEvent, Stamped, Wide, stamp, wide
+from roomlog.domain.engine import LateEvent, Stamped, Wide, stamp
 from roomlog.domain.events import (
     JOINED,
     MICROS,
-    ROOM_ENDED,
-    ROOM_SNAPSHOT,
     PresenceEvent,
-    RoomEvent,
 )
 from roomlog.ingest.webhook import derived_id
 from roomlog.store import outbox, statements
 from roomlog.store import rooms as room_state
 from roomlog.store.chat import write_chats
+from roomlog.store.checkpoints import keep, newest_before, replace
 from roomlog.store.db import Database
 from roomlog.store.log import (
     append,
-    append_room_events,
     content,
-    room_content,
     room_events,
     room_wide,
 )
 from roomlog.store.projects import Project, project_by_id
-from roomlog.store.schema import events, rooms, sessions
-from roomlog.store.snapshots import sighted, snapshot_event, stale_presences
+from roomlog.store.schema import events, rooms
+from roomlog.store.snapshots import stale_presences
 from roomlog.store.transactions import Transactions, retrying
+from roomlog.store.wide import append_new, room_events_of, rooms_of
 from roomlog.store.writes import IngestResult, Rejected, Settings, Submission, conflict
 
 log = logging.getLogger("roomlog.store")
@@ -133,8 +130,8 @@ class Store:
                     repeats.append((n, index, event))
                 else:
                     first[key] = (n, index, event)
-        wide_items = self._room_events(connection, submissions, results, latest)
-        fresh_wide = self._append_room_events(connection, submissions, results, wide_items, now)
+        wide_items = room_events_of(connection, self._insert, submissions, results, latest)
+        fresh_wide = append_new(connection, self._insert, submissions, results, wide_items, now)
         if not first and not fresh_wide:
             return results
         rows = [
@@ -179,87 +176,10 @@ class Store:
         changed = self._update_rooms(connection, fresh, fresh_wide, now, subs)
         for n, submission in enumerate(submissions):
             results[n].changed = sum(
-                changed.get((submission.project.id, room), 0) for room in self._rooms_of(submission)
+                changed.get((submission.project.id, room), 0) for room in rooms_of(submission)
             )
         self._announce_participants(connection, first, inserted, now, subs)
         return results
-
-    # -- room ends and snapshots (SESSION-RULES step 1b) ------------------------------------
-
-    def _room_events(
-        self,
-        connection: Connection,
-        submissions: Sequence[Submission],
-        results: list[IngestResult],
-        latest: int,
-    ) -> list[tuple[int, int, RoomEvent]]:
-        """The room ends and snapshots of `submissions` as events, (submission, index, event);
-        those stamped too far ahead are rejected. Snapshots count as sightings."""
-        found: list[tuple[int, int, RoomEvent]] = []
-        for n, submission in enumerate(submissions):
-            items = [
-                *((i, RoomEvent(e.id, ROOM_ENDED, e.room, e.at)) for i, e in submission.room_ends),
-                *((i, snapshot_event(snap)) for i, snap in submission.snapshots),
-                *submission.room_events,
-            ]
-            for index, event in items:
-                if event.at > latest:
-                    what = "room's end" if event.type == ROOM_ENDED else "snapshot"
-                    results[n].rejected.append(
-                        Rejected(
-                            index, f"the {what} is further in the future than the server allows"
-                        )
-                    )
-                    continue
-                found.append((n, index, event))
-                if event.type == ROOM_SNAPSHOT:
-                    sighted(connection, self._insert, submission.project.id, event)
-        return found
-
-    def _append_room_events(
-        self,
-        connection: Connection,
-        submissions: Sequence[Submission],
-        results: list[IngestResult],
-        items: list[tuple[int, int, RoomEvent]],
-        now: int,
-    ) -> dict[tuple[int, str], list[Wide]]:
-        """Append the room events `items` to the log; the new ones, per (project, room)."""
-        fresh: defaultdict[tuple[int, str], list[Wide]] = defaultdict(list)
-        by_project: defaultdict[int, list[tuple[int, int, RoomEvent]]] = defaultdict(list)
-        for item in items:
-            by_project[submissions[item[0]].project.id].append(item)
-        for pid, mine in sorted(by_project.items()):
-            inserted, stored = append_room_events(
-                connection, self._insert, pid, [e for _, _, e in mine], now
-            )
-            seen: dict[str, RoomEvent] = {}
-            for n, index, event in mine:
-                kept = seen.get(event.id)
-                if kept is None and event.id in inserted:
-                    seen[event.id] = event
-                    results[n].accepted += 1
-                    fresh[(pid, event.room)].append(wide(event))
-                elif (
-                    kept is not None
-                    and (room_content(kept) == room_content(event) or submissions[n].id_is_identity)
-                ) or (
-                    kept is None
-                    and event.id in stored
-                    and (stored[event.id] == room_content(event) or submissions[n].id_is_identity)
-                ):
-                    results[n].duplicates += 1
-                else:
-                    results[n].rejected.append(conflict(index, event))
-        return fresh
-
-    @staticmethod
-    def _rooms_of(submission: Submission) -> set[str]:
-        return (
-            {e.room for _, e in submission.room_ends}
-            | {s.room for _, s in submission.snapshots}
-            | {e.room for _, e in submission.room_events}
-        )
 
     # -- webhooks out ---------------------------------------------------------------------
 
@@ -393,27 +313,42 @@ class Store:
                 project_id, state, new, now, self.settings.late_window, new_wide, derived_id
             )
         except LateEvent as late:
+            return self._rebuilt(connection, project_id, name, now, late)
+
+    def _rebuilt(
+        self,
+        connection: Connection,
+        project_id: int,
+        name: str,
+        now: int,
+        late: LateEvent | None = None,
+    ) -> room_state.RoomWrite:
+        """Room `name` from its event log: for an event late at `late`, from the newest
+        checkpoint at or before it (the events before it cannot change anything after it);
+        otherwise, or without one, from the beginning."""
+        start = None if late is None else newest_before(connection, project_id, name, late.at)
+        since = None if start is None else start[0].at
+        found = room_events(connection, project_id, name, since)
+        if late is not None:
             log.info(
                 "room %r of project %r: an event %.3f s before its checkpoint; rebuilding it"
-                " from the event log",
+                " from %s: %d events",
                 name,
                 self._tenant(connection, project_id),
                 (late.checkpoint - late.at) / MICROS,
+                "its checkpoint at or before that event" if start else "its whole event log",
+                len(found),
             )
-            return self._rebuilt(connection, project_id, name, now)
-
-    def _rebuilt(
-        self, connection: Connection, project_id: int, name: str, now: int
-    ) -> room_state.RoomWrite:
         return room_state.rebuilt(
             project_id,
             name,
             self.settings.rules,
             self._tenant(connection, project_id),
-            room_events(connection, project_id, name),
+            found,
             now,
             self.settings.late_window,
-            room_wide(connection, project_id, name),
+            room_wide(connection, project_id, name, since),
+            start,
         )
 
     def _apply(
@@ -426,11 +361,10 @@ class Store:
         subs: list[outbox.Subscriber],
     ) -> None:
         """Write what `writes` hold, and queue their meeting events for `subs`."""
-        replaced = [name for name, w in writes.items() if w.replace_all]
-        for name in replaced:
-            connection.execute(
-                delete(sessions).where(sessions.c.project_id == project_id, sessions.c.room == name)
-            )
+        for name, w in writes.items():
+            if w.replace_all:
+                replace(connection, project_id, name, w.replace_from)
+        keep(connection, self._insert, project_id, writes)
         deletes = [(project_id, sid) for w in writes.values() for sid in w.deletes]
         if deletes:
             statements.run_many(connection, self._sql.delete_sessions, deletes)

@@ -1,0 +1,60 @@
+"""Each room's checkpoints: where it settled, kept so that a late event re-derives the room
+from the newest one at or before it instead of from its whole event log."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from sqlalchemy import Connection, delete, or_, select
+
+from roomlog.domain.engine import Checkpoint
+from roomlog.store.rooms import RoomWrite, load_checkpoint
+from roomlog.store.schema import checkpoints, sessions
+
+
+def newest_before(
+    connection: Connection, project_id: int, name: str, at: int
+) -> tuple[Checkpoint, int] | None:
+    """Room `name`'s newest checkpoint at or before `at`, with the sessions settled before it."""
+    found = connection.execute(
+        select(checkpoints.c.state, checkpoints.c.settled)
+        .where(
+            checkpoints.c.project_id == project_id,
+            checkpoints.c.room == name,
+            checkpoints.c.at <= at,
+        )
+        .order_by(checkpoints.c.at.desc())
+        .limit(1)
+    ).first()
+    return None if found is None else (load_checkpoint(found[0]), found[1])
+
+
+def replace(connection: Connection, project_id: int, name: str, since: int | None) -> None:
+    """Drop what a rebuild of room `name` (from `since`, or all of it) writes afresh: its
+    sessions that ended at or after `since` or are ongoing, and its checkpoints after it."""
+    own = (sessions.c.project_id == project_id, sessions.c.room == name)
+    marks = (checkpoints.c.project_id == project_id, checkpoints.c.room == name)
+    if since is None:
+        connection.execute(delete(sessions).where(*own))
+        connection.execute(delete(checkpoints).where(*marks))
+        return
+    changed = or_(sessions.c.end_at.is_(None), sessions.c.end_at >= since)
+    connection.execute(delete(sessions).where(*own, changed))
+    connection.execute(delete(checkpoints).where(*marks, checkpoints.c.at > since))
+
+
+def keep(
+    connection: Connection, insert: Any, project_id: int, writes: Mapping[str, RoomWrite]
+) -> None:
+    """Store the checkpoints the room updates `writes` settled at."""
+    rows = [
+        {"project_id": project_id, "room": name, "at": at, "state": blob, "settled": count}
+        for name, w in writes.items()
+        for at, blob, count in w.checkpoints
+    ]
+    if rows:
+        statement = insert(checkpoints).on_conflict_do_nothing(
+            index_elements=["project_id", "room", "at"]
+        )
+        connection.execute(statement, rows)
