@@ -140,6 +140,6 @@ def api(database: Database) -> Iterator[Api]:
     clock = Clock()
     project, key = make_project(database, "default")
     # The background tick runs rarely here; tests apply time with `Api.tick` instead.
-    app = create_app(database, Settings(rules=RULES), clock=clock, tick=3600)
+    app = create_app(database, Settings(rules=RULES), clock=clock, tick=3600, wait="applied")
     with TestClient(app) as client:
         yield Api(client, database, clock, project, key)

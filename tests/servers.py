@@ -38,6 +38,8 @@ class Server:
                 database_url,
                 "--port",
                 str(self.port),
+                "--wait",
+                "applied",
                 *extra,
             ],
             stdout=self._log,

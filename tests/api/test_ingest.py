@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import time
 from typing import Any
 
 from sqlalchemy import func, select
@@ -205,40 +206,63 @@ def test_a_body_of_declared_length_is_answered_ahead_of_litestar(api: Api) -> No
     assert stored(api) == 1
 
 
-def _refuse_sessions(api: Api) -> None:
-    """Make the database itself refuse every new session row, as a failing disk or a broken
-    operator change would: a real fault inside the write, after the events went in."""
+def _refuse(api: Api, table: str) -> None:
+    """Make the database itself refuse every new row of `table`, as a failing disk or a broken
+    operator change would: a real fault inside a write."""
     with api.database.engine.begin() as connection:
         if api.database.sqlite:
             connection.exec_driver_sql(
-                "CREATE TRIGGER refuse BEFORE INSERT ON sessions"
-                " BEGIN SELECT RAISE(ABORT, 'sessions refused'); END"
+                f"CREATE TRIGGER refuse BEFORE INSERT ON {table}"
+                f" BEGIN SELECT RAISE(ABORT, '{table} refused'); END"
             )
         else:
             connection.exec_driver_sql(
-                "CREATE FUNCTION refuse() RETURNS trigger LANGUAGE plpgsql AS"
-                " $$ BEGIN RAISE EXCEPTION 'sessions refused'; END $$"
+                "CREATE OR REPLACE FUNCTION refuse() RETURNS trigger LANGUAGE plpgsql AS"
+                f" $$ BEGIN RAISE EXCEPTION '{table} refused'; END $$"
             )
             connection.exec_driver_sql(
-                "CREATE TRIGGER refuse BEFORE INSERT ON sessions"
+                f"CREATE TRIGGER refuse BEFORE INSERT ON {table}"
                 " FOR EACH ROW EXECUTE FUNCTION refuse()"
             )
 
 
-def _accept_sessions(api: Api) -> None:
+def _accept(api: Api, table: str) -> None:
     with api.database.engine.begin() as connection:
         connection.exec_driver_sql(
-            "DROP TRIGGER refuse" if api.database.sqlite else "DROP TRIGGER refuse ON sessions"
+            "DROP TRIGGER refuse" if api.database.sqlite else f"DROP TRIGGER refuse ON {table}"
         )
+
+
+def test_events_acknowledged_while_sessions_cannot_be_written_are_applied_later(
+    api: Api,
+) -> None:
+    """Log first: a fault in applying (here, the sessions table refusing rows) does not
+    touch what was acknowledged; the applier tries again, and once the fault is gone the
+    sessions reflect every event."""
+    _refuse(api, "sessions")
+    body = [joined("a", 0), joined("b", 1)]
+    answer = api.client.post("/v1/events?wait=logged", json=body, headers=api.headers)
+    assert answer.json() == {"accepted": 2, "duplicates": 0, "rejected": []}
+    assert stored(api) == 2
+    assert api.client.get("/v1/meetings", headers=api.headers).json()["total_count"] == 0
+    _accept(api, "sessions")
+    for _ in range(200):
+        found = api.client.get("/v1/meetings", headers=api.headers).json()
+        if found["total_count"]:
+            break
+        time.sleep(0.05)
+    assert found["total_count"] == 1
+    assert {p["participant_id"] for p in found["data"][0]["participants"]} == {"a", "b"}
 
 
 def test_a_failing_database_is_a_500_in_dailys_shape_and_keeps_nothing(api: Api) -> None:
     """Both ways in (ahead of Litestar, and Litestar's route for a chunked body) answer a fault
     of the database alike, and the failed transaction leaves no event behind: posting the
-    same events once the fault is gone stores them, rather than calling them duplicates."""
+    same events once the fault is gone stores them, rather than calling them duplicates.
+    (The handing over to the applier is the append's last write.)"""
     first = [joined("a", 0), joined("b", 1)]  # two people: a session row at once
     second = [joined("c", 0, room="s"), joined("d", 1, room="s")]
-    _refuse_sessions(api)
+    _refuse(api, "pending")
     answers = []
     for body in (first, second):
         text = json.dumps(body).encode()
@@ -249,7 +273,7 @@ def test_a_failing_database_is_a_500_in_dailys_shape_and_keeps_nothing(api: Api)
         (500, {"error": "server-error", "info": "an unexpected error; it has been logged"})
     ]
     assert stored(api) == 0
-    _accept_sessions(api)
+    _accept(api, "pending")
     for body in (first, second):
         assert post(api, body).json() == {"accepted": 2, "duplicates": 0, "rejected": []}
     assert stored(api) == 4

@@ -43,7 +43,9 @@ class Hooked(Api):
 def hooked(database: Database) -> Iterator[Hooked]:
     clock = Clock(T0)
     project, key = make_project(database, "default")
-    app = create_app(database, Settings(rules=RULES), clock=clock, tick=3600, deliver=False)
+    app = create_app(
+        database, Settings(rules=RULES), clock=clock, tick=3600, deliver=False, wait="applied"
+    )
     with TestClient(app) as client:
         api = Hooked(client, database, clock, project, key)
         api.deliverer = Deliverer(database, threading.Event(), SETTINGS, clock=clock)

@@ -10,6 +10,7 @@ import time
 from collections.abc import AsyncIterator, Callable
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from typing import Final, cast
+from urllib.parse import unquote_to_bytes
 
 import msgspec
 from litestar import Litestar, get
@@ -36,6 +37,7 @@ from litestar.types import (
 
 from roomlog import __version__
 from roomlog.api import attendance, exports, meetings, receivers, videosdk, videosdk_v2, webhooks
+from roomlog.api.applied import HEADER, applied_header, header_value
 from roomlog.api.auth import Authenticator, bearer, daily_project, videosdk_project
 from roomlog.api.dashboard import routes as dashboard
 from roomlog.api.errors import (
@@ -53,6 +55,7 @@ from roomlog.domain.events import MICROS
 from roomlog.store.db import Database, migrate, open_database
 from roomlog.store.store import Store
 from roomlog.store.writes import Settings
+from roomlog.workers.applier import Applier
 from roomlog.workers.delivery import Deliverer, DeliverySettings
 from roomlog.workers.writer import Writer
 
@@ -120,7 +123,8 @@ class Roomlog(Litestar):
             body = await _read_body(receive)
             if body is None:
                 return True  # the client went away: there is no one to answer
-            report = await receive_events(self.state.writer, project, body, content_type)
+            wait = _query_value(scope.get("query_string", b""), b"wait")
+            report = await receive_events(self.state, project, body, content_type, wait)
             status, answer = 200, _encode(report)
         except ApiError as exc:
             status, answer = exc.status, _encode(error_body(exc.error, exc.info, **exc.extra))
@@ -130,9 +134,21 @@ class Roomlog(Litestar):
             (b"content-type", b"application/json"),
             (b"content-length", str(len(answer)).encode()),
         ]
+        through = header_value(self.state)
+        if through is not None:
+            headers.append((HEADER.lower().encode(), through))
         await send({"type": "http.response.start", "status": status, "headers": headers})
         await send({"type": "http.response.body", "body": answer, "more_body": False})
         return True
+
+
+def _query_value(query: bytes, name: bytes) -> str | None:
+    """The first value of `name` in a query string, decoded; None without one."""
+    for pair in query.split(b"&"):
+        key, _, value = pair.partition(b"=")
+        if key == name:
+            return unquote_to_bytes(value.replace(b"+", b" ")).decode("utf-8", "replace")
+    return None
 
 
 async def _read_body(receive: Receive) -> bytes | None:
@@ -209,12 +225,16 @@ def _workers(
     stale_after: int,
     deliverer: Deliverer | None,
 ) -> Callable[[Litestar], AbstractAsyncContextManager[None]]:
-    """The lifespan: migrate, then run the writer and the webhook deliverer beside the app."""
+    """The lifespan: migrate, then run the applier, the writer and the webhook deliverer
+    beside the app."""
 
     @asynccontextmanager
     async def lifespan(app: Litestar) -> AsyncIterator[None]:
         migrate(store.database)
-        writer = Writer(store, tick=tick, clock=clock, stale_after=stale_after)
+        applier = Applier(store, clock, tick=tick, stale_after=stale_after)
+        applier.start()
+        app.state.applier = applier
+        writer = Writer(store, clock=clock, wake=applier.wake)
         writer.start()
         app.state.writer = writer
         if deliverer is not None:
@@ -229,6 +249,7 @@ def _workers(
             if deliverer is not None:
                 deliverer.stop()
             writer.stop()
+            applier.stop()
 
     return lifespan
 
@@ -242,8 +263,10 @@ def create_app(
     stale_after: int = 0,
     deliver: bool = True,
     chat_link_ttl: int = exports.DEFAULT_LINK_TTL,
+    wait: str = "logged",
 ) -> Roomlog:
-    """The API over `database` (migrated on start), with its writer and webhook threads.
+    """The API over `database` (migrated on start), with its writer, applier and webhook
+    threads. `wait="applied"` answers writes once their events are applied, by default.
 
     `stale_after` (µs, 0 for never) closes presences with no event or snapshot for that long.
     Without `deliver`, no thread sends webhooks (a test drives `Deliverer.run_once` instead).
@@ -258,6 +281,7 @@ def create_app(
         "authenticator": Authenticator(database),
         "receivers": Receivers(database),
         "chat_link_ttl": chat_link_ttl,
+        "wait": wait,
     }
     return Roomlog(
         route_handlers=_routes(),
@@ -265,6 +289,7 @@ def create_app(
         lifespan=[_workers(store, clock, tick, stale_after, deliverer)],
         exception_handlers=dict(_EXCEPTION_HANDLERS),
         request_max_body_size=MAX_BODY,
+        before_send=[applied_header],
         logging_config=None,  # `roomlog serve` configures logging for the whole process
         openapi_config=_openapi(),
     )
@@ -283,6 +308,7 @@ def app_from_env() -> Litestar:
     settings = Settings(
         late_window=int(float(os.environ.get("ROOMLOG_LATE_WINDOW", "600")) * MICROS),
         max_skew=int(float(os.environ.get("ROOMLOG_MAX_SKEW", "60")) * MICROS),
+        partitions=int(os.environ.get("ROOMLOG_PARTITIONS", "16")),
     )
     delivery = DeliverySettings(
         retry_base=float(os.environ.get("ROOMLOG_WEBHOOK_RETRY_BASE", "60")),
@@ -294,4 +320,5 @@ def app_from_env() -> Litestar:
         delivery=delivery,
         stale_after=int(float(os.environ.get("ROOMLOG_STALE_AFTER", "0")) * MICROS),
         chat_link_ttl=int(os.environ.get("ROOMLOG_CHAT_LINK_TTL", exports.DEFAULT_LINK_TTL)),
+        wait=os.environ.get("ROOMLOG_WAIT", "logged"),
     )

@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Final, NamedTuple
+from typing import Annotated, Any, Final, NamedTuple
 
 import msgspec
 from litestar import Request, post
+from litestar.datastructures import State
 from litestar.di import NamedDependency
 from litestar.openapi import ResponseSpec
 from litestar.openapi.spec import (
@@ -16,7 +17,9 @@ from litestar.openapi.spec import (
     RequestBody,
     Schema,
 )
+from litestar.params import QueryParameter
 
+from roomlog.api.applied import WAIT_VALUES, until_applied, wants_wait
 from roomlog.api.errors import (
     ERRORS,
     INVALID_REQUEST,
@@ -133,6 +136,17 @@ class _EventsOperation(Operation):
         )
 
 
+Wait = Annotated[
+    str | None,
+    QueryParameter(
+        description=(
+            "`applied`: answer once the events are applied to the sessions; `logged` (the "
+            "usual default): once they are committed to the event log"
+        ),
+        pattern="^(applied|logged)$",
+    ),
+]
+
 _array = msgspec.json.Decoder(list[msgspec.Raw])
 _presence_array = msgspec.json.Decoder(list[NativeEvent])
 _any = msgspec.json.Decoder()
@@ -214,7 +228,9 @@ def _parse_body(body: bytes, ndjson: bool) -> ParsedBody:
         "is committed to the event log before the answer. A repeated `id` with the same "
         "content is counted as a duplicate and changes nothing; the same `id` with other "
         "content is rejected. Valid items of a batch are kept even when others are rejected; "
-        "`rejected` lists the others by index (for NDJSON, the 0-based line number)."
+        "`rejected` lists the others by index (for NDJSON, the 0-based line number). The "
+        "events are applied to their rooms' sessions behind the log, within about a second; "
+        "`wait=applied` answers only once they are (the server's `--wait` sets the default)."
     ),
     status_code=200,
     responses={**ERRORS, 413: ResponseSpec(ErrorBody, description="The body is too large")},
@@ -222,17 +238,22 @@ def _parse_body(body: bytes, ndjson: bool) -> ParsedBody:
     operation_class=_EventsOperation,
 )
 async def post_events(
-    request: Request[Any, Any, Any], project: NamedDependency[Project]
+    request: Request[Any, Any, Any],
+    project: NamedDependency[Project],
+    wait: Wait = None,
 ) -> IngestReport:
-    writer: Writer = request.app.state.writer
     content_type = request.headers.get("content-type", "")
-    return await receive_events(writer, project, await request.body(), content_type)
+    body = await request.body()
+    return await receive_events(request.app.state, project, body, content_type, wait)
 
 
 async def receive_events(
-    writer: Writer, project: Project, body: bytes, content_type: str
+    state: State, project: Project, body: bytes, content_type: str, wait: str | None = None
 ) -> IngestReport:
     """Store the events of one `POST /v1/events` body for `project`; what became of them."""
+    if wait not in (None, *WAIT_VALUES):
+        raise ApiError(400, INVALID_REQUEST, f"wait: {wait!r} is not `applied` or `logged`")
+    writer: Writer = state.writer
     media_type = content_type.split(";", maxsplit=1)[0].strip().lower()
     parsed = _parse_body(body, media_type in ("application/x-ndjson", "text/plain"))
     result = IngestResult(0, 0, [])
@@ -249,4 +270,6 @@ async def receive_events(
             f"no event stored; item {first.index}: {first.reason}",
             rejected=msgspec.to_builtins(rejected),
         )
+    if result.waiting and wants_wait(state, wait):
+        await until_applied(state, result.waiting)
     return IngestReport(result.accepted, result.duplicates, rejected)

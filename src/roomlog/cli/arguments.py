@@ -98,6 +98,21 @@ def add_commands(commands: argparse._SubParsersAction[argparse.ArgumentParser]) 
         metavar="S",
         help="how long a session's chatLink works (default 3600 s)",
     )
+    serve.add_argument(
+        "--wait",
+        choices=("logged", "applied"),
+        default="logged",
+        help="answer writes once their events are in the log (default), or once they are "
+        "applied to the sessions; a request's ?wait= chooses for itself",
+    )
+    serve.add_argument(
+        "--partitions",
+        type=int,
+        default=16,
+        metavar="P",
+        help="partitions of rooms, each applied by one process at a time (default 16; fixed "
+        "for a database by its first server)",
+    )
 
     keys = commands.add_parser("keys", help="create, list and revoke API keys")
     key_commands = keys.add_subparsers(dest="keys_command", required=True, metavar="ACTION")

@@ -85,6 +85,8 @@ def _serve(args: argparse.Namespace, database: Database) -> int:
     os.environ["ROOMLOG_STALE_AFTER"] = str(args.stale_after)
     os.environ["ROOMLOG_WEBHOOK_RETRY_BASE"] = str(args.webhook_retry_base)
     os.environ["ROOMLOG_CHAT_LINK_TTL"] = str(args.chat_link_ttl)
+    os.environ["ROOMLOG_WAIT"] = args.wait
+    os.environ["ROOMLOG_PARTITIONS"] = str(args.partitions)
     print(f"roomlog on http://{args.host}:{args.port} (OpenAPI: /schema)", flush=True)
     uvicorn.run(
         "roomlog.api.app:app_from_env",

@@ -114,6 +114,32 @@ checkpoints = Table(
     Column("settled", Integer, nullable=False),
 )
 
+# Events appended but not yet applied to their rooms: one row per (transaction, project,
+# partition), holding those events (msgpack). The partition's applier takes them in order,
+# applies them, and deletes them in the same transaction.
+pending = Table(
+    "pending",
+    metadata,
+    Column("id", BigInteger().with_variant(Integer, "sqlite"), primary_key=True),
+    Column("part", SmallInteger, nullable=False),
+    Column("project_id", Integer, nullable=False),
+    Column("received_at", BigInteger, nullable=False),
+    Column("events", LargeBinary, nullable=False),
+    Index("pending_by_part", "part", "id"),
+    # Ids never come back once their rows are deleted: waiters compare them.
+    sqlite_autoincrement=True,
+)
+
+# The partitions of rooms (a hash of project and room), each applied by one process at a
+# time: the one whose lease it holds.
+partitions = Table(
+    "partitions",
+    metadata,
+    Column("part", SmallInteger, primary_key=True),
+    Column("holder", String(64), nullable=True),
+    Column("lease_until", BigInteger, nullable=False),
+)
+
 # One provider's credentials for one project (JSON): what its receiver verifies with.
 provider_credentials = Table(
     "provider_credentials",

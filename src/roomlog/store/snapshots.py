@@ -5,15 +5,23 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 from collections import defaultdict
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import Connection, case, select
 
-from roomlog.domain.events import LEFT, ROOM_SNAPSHOT, PresenceEvent, RoomEvent
+from roomlog.domain.events import LEFT, MICROS, ROOM_SNAPSHOT, PresenceEvent, RoomEvent
 from roomlog.ingest.webhook import Snapshot, derived_id
+from roomlog.store.projects import project_by_id
 from roomlog.store.rooms import decode_presence
 from roomlog.store.schema import rooms, sightings
+from roomlog.store.writes import Submission
+
+if TYPE_CHECKING:
+    from roomlog.store.store import Store
+
+log = logging.getLogger("roomlog.store")
 
 
 def snapshot_event(snap: Snapshot) -> RoomEvent:
@@ -72,3 +80,26 @@ def stale_presences(
                 event = PresenceEvent(eid, LEFT, name, person, at, user_id, user_name)
                 closing[pid].append((len(closing[pid]), event))
     return dict(closing)
+
+
+def close_stale(store: Store, now: int, stale_after: int) -> int:
+    """End every presence with no event and no snapshot for `stale_after`, at the last time
+    it was seen; how many. The leaves go through `store`'s write path like any event."""
+    with store.database.engine.connect() as connection:
+        closing = stale_presences(connection, now - stale_after)
+        for pid, found in closing.items():
+            for _, event in found:
+                log.info(
+                    "closing the presence of %r in room %r of project %r at its last"
+                    " sighting, %.0f s ago: no event or snapshot since",
+                    event.participant_id,
+                    event.room,
+                    project_by_id(connection, pid).name,
+                    (now - event.at) / MICROS,
+                )
+        submissions = [
+            Submission(project_by_id(connection, pid), found) for pid, found in closing.items()
+        ]
+    if submissions:
+        store.ingest(submissions, now)
+    return sum(len(found) for found in closing.values())

@@ -20,7 +20,7 @@ import json
 import logging
 import threading
 from collections import defaultdict
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from typing import Final
 
 from sqlalchemy import Connection, select
@@ -36,9 +36,11 @@ from roomlog.domain.events import (
 from roomlog.ingest.webhook import derived_id
 from roomlog.store import outbox, statements
 from roomlog.store import rooms as room_state
+from roomlog.store.behind import defer, partitions
 from roomlog.store.chat import write_chats
 from roomlog.store.checkpoints import keep, newest_before, replace
 from roomlog.store.db import Database
+from roomlog.store.leases import part_of
 from roomlog.store.log import (
     append,
     content,
@@ -47,7 +49,7 @@ from roomlog.store.log import (
 )
 from roomlog.store.projects import Project, project_by_id
 from roomlog.store.schema import events, rooms
-from roomlog.store.snapshots import stale_presences
+from roomlog.store.snapshots import close_stale
 from roomlog.store.transactions import Transactions, retrying
 from roomlog.store.wide import append_new, room_events_of, rooms_of
 from roomlog.store.writes import IngestResult, Rejected, Settings, Submission, conflict
@@ -68,28 +70,59 @@ class Store:
         # The decoded state of rooms this process wrote, with the version it wrote; a room
         # taken out for a write goes back in only once that write has committed.
         self._rooms: dict[tuple[int, str], tuple[int, room_state.RoomState]] = {}
-        self._written: dict[tuple[int, str], tuple[int, room_state.RoomState]] = {}
         # Set when a committed transaction queued webhook events: the deliverer waits on it.
         self.queued = threading.Event()
-        self._queued = 0
+        # What the calling thread's transaction wrote (the writer and the applier each run
+        # their own): room states, and how many webhook events it queued.
+        self._local = threading.local()
         self.transactions = Transactions(database)
+        self.parts: int | None = None  # the database's partition count, once known
+        self.rebuild_events = 0  # events read back from the log to rebuild rooms, in all
         # Within this block, the calling thread's transactions share one connection.
         self.holding = self.transactions.holding
 
+    @property
+    def _written(self) -> dict[tuple[int, str], tuple[int, room_state.RoomState]]:
+        found: dict[tuple[int, str], tuple[int, room_state.RoomState]] | None = getattr(
+            self._local, "written", None
+        )
+        if found is None:
+            found = self._local.written = {}
+        return found
+
+    @_written.setter
+    def _written(self, value: dict[tuple[int, str], tuple[int, room_state.RoomState]]) -> None:
+        self._local.written = value
+
+    @property
+    def _queued(self) -> int:
+        return int(getattr(self._local, "queued", 0))
+
+    @_queued.setter
+    def _queued(self, value: int) -> None:
+        self._local.queued = value
+
     # -- ingest ---------------------------------------------------------------------------
 
-    def ingest(self, submissions: Sequence[Submission], now: int) -> list[IngestResult]:
-        """Store the events of several requests in one transaction (a group commit)."""
+    def ingest(
+        self, submissions: Sequence[Submission], now: int, behind: bool = False
+    ) -> list[IngestResult]:
+        """Store the events of several requests in one transaction (a group commit), and
+        apply them to their rooms in it; `behind`: leave them to their partitions' appliers
+        (`apply_pending`), each result saying in `waiting` where they wait. Room ends and
+        snapshots are always applied at once."""
         for submission in submissions:
             self._tenants[submission.project.id] = submission.project.name
-        return self._ingest(submissions, now)
+        return self._ingest(submissions, now, behind)
 
     @retrying
-    def _ingest(self, submissions: Sequence[Submission], now: int) -> list[IngestResult]:
+    def _ingest(
+        self, submissions: Sequence[Submission], now: int, behind: bool = False
+    ) -> list[IngestResult]:
         self._queued = 0
         self._written = {}
         with self.transactions.begin() as connection:
-            results = self._write(connection, submissions, now)
+            results = self._write(connection, submissions, now, behind)
         self._committed()
         self._announced()
         return results
@@ -108,7 +141,11 @@ class Store:
             self.queued.set()
 
     def _write(
-        self, connection: Connection, submissions: Sequence[Submission], now: int
+        self,
+        connection: Connection,
+        submissions: Sequence[Submission],
+        now: int,
+        behind: bool = False,
     ) -> list[IngestResult]:
         results = [IngestResult(0, 0, []) for _ in submissions]
         if any(submission.chats for submission in submissions):
@@ -170,6 +207,9 @@ class Store:
                 results[n].rejected.append(conflict(index, event))
         for result in results:
             result.rejected.sort(key=lambda r: r.index)
+        if behind and not fresh_wide:
+            defer(self, connection, first, inserted, results, now)
+            return results
         # Who listens, per project: read once for this transaction's meeting and participant events.
         touched = {p for p, _ in inserted} | {p for p, _ in fresh_wide}
         subs = {pid: self._subscribers(connection, pid) for pid in sorted(touched)}
@@ -329,6 +369,7 @@ class Store:
         start = None if late is None else newest_before(connection, project_id, name, late.at)
         since = None if start is None else start[0].at
         found = room_events(connection, project_id, name, since)
+        self.rebuild_events += len(found)
         if late is not None:
             log.info(
                 "room %r of project %r: an event %.3f s before its checkpoint; rebuilding it"
@@ -415,12 +456,13 @@ class Store:
 
     # -- time -----------------------------------------------------------------------------
 
-    def tick(self, now: int, limit: int = 200) -> int:
-        """Apply what the passage of time changed in rooms due by `now`; how many rooms."""
-        return self._tick(now, limit)
+    def tick(self, now: int, limit: int = 200, parts: Collection[int] | None = None) -> int:
+        """Apply what the passage of time changed in rooms due by `now` (of partitions
+        `parts`, or all); how many rooms."""
+        return self._tick(now, limit, parts)
 
     @retrying
-    def _tick(self, now: int, limit: int) -> int:
+    def _tick(self, now: int, limit: int, parts: Collection[int] | None) -> int:
         self._queued = 0
         self._written = {}
         with self.transactions.begin() as connection:
@@ -432,8 +474,10 @@ class Store:
                 .with_for_update(skip_locked=True)
             )
             due: defaultdict[int, dict[str, int]] = defaultdict(dict)
+            count = partitions(self, connection)
             for pid, name, version in connection.execute(query):
-                due[pid][name] = version
+                if parts is None or part_of(pid, name, count) in parts:
+                    due[pid][name] = version
             for pid, versions in due.items():
                 states = self._states(connection, pid, versions)
                 writes = {
@@ -449,24 +493,7 @@ class Store:
     def close_stale(self, now: int, stale_after: int) -> int:
         """End every presence with no event and no snapshot for `stale_after`, at the last
         time it was seen (its join, or the latest snapshot listing it); how many."""
-        with self.database.engine.connect() as connection:
-            closing = stale_presences(connection, now - stale_after)
-            for pid, found in closing.items():
-                for _, event in found:
-                    log.info(
-                        "closing the presence of %r in room %r of project %r at its last"
-                        " sighting, %.0f s ago: no event or snapshot since",
-                        event.participant_id,
-                        event.room,
-                        self._tenant(connection, pid),
-                        (now - event.at) / MICROS,
-                    )
-            submissions = [
-                Submission(project_by_id(connection, pid), found) for pid, found in closing.items()
-            ]
-        if submissions:
-            self.ingest(submissions, now)
-        return sum(len(found) for found in closing.values())
+        return close_stale(self, now, stale_after)
 
     # -- rebuild --------------------------------------------------------------------------
 

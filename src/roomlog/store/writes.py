@@ -29,6 +29,8 @@ class IngestResult(msgspec.Struct, omit_defaults=True):
     duplicates: int
     rejected: list[Rejected]
     changed: int = 0
+    # Appended but not yet applied: per partition, the `pending` row holding its events.
+    waiting: dict[int, int] = msgspec.field(default_factory=dict)
 
 
 @dataclass(frozen=True, slots=True)
@@ -39,6 +41,9 @@ class Settings:
     late_window: int = 600 * MICROS
     # How far ahead of the server's clock an event may be stamped.
     max_skew: int = 60 * MICROS
+    # Rooms fall into this many partitions (a hash of project and room), each applied by one
+    # process at a time. Fixed for a database by its first server.
+    partitions: int = 16
 
 
 @dataclass(frozen=True, slots=True)

@@ -1,11 +1,12 @@
 """Group commit: one thread per process writes what concurrent requests submitted, together.
 
 A request hands its events to the writer and waits; the writer takes everything waiting (up
-to a bound), stores it in one transaction, and answers every request once it has committed.
-Under load many requests share one commit (one fsync in SQLite); alone, a request still gets
-its own. The same thread applies the passage of time (`Store.tick`) every `tick` seconds, so a
-process has a single writer and SQLite never sees two of them from one process. The thread
-runs all its transactions on one database connection it holds (`Store.holding`).
+to a bound), appends it to the event log in one transaction, and answers every request once
+it has committed. Under load many requests share one commit (one fsync in SQLite); alone, a
+request still gets its own. The events are applied to their rooms behind the log by the
+partitions' appliers (`roomlog.workers.applier`), which `wake` tells of new ones; room ends
+and snapshots, rare and answered with what they changed, are applied in the same transaction.
+The thread runs its transactions on one database connection it holds (`Store.holding`).
 """
 
 from __future__ import annotations
@@ -18,7 +19,6 @@ import time
 from collections.abc import Callable
 from typing import Final
 
-from roomlog.domain.events import MICROS
 from roomlog.store.store import Store
 from roomlog.store.writes import IngestResult, Submission
 
@@ -48,16 +48,12 @@ class Writer:
     def __init__(
         self,
         store: Store,
-        tick: float = 0.25,
         clock: Callable[[], int] = _micros,
-        stale_after: int = 0,
+        wake: Callable[[], None] = lambda: None,
     ) -> None:
         self.store = store
-        self.tick = tick
         self.clock = clock
-        # µs without an event or a snapshot after which a presence is closed; 0: never.
-        self.stale_after = stale_after
-        self._next_sweep = 0.0
+        self.wake = wake
         self._queue: queue.SimpleQueue[Waiting | None] = queue.SimpleQueue()
         self._thread = threading.Thread(target=self._run, name="roomlog-writer", daemon=True)
         self._stopping = False
@@ -81,22 +77,12 @@ class Writer:
             self._serve()
 
     def _serve(self) -> None:
-        next_tick = time.monotonic()
         while True:
-            timeout = max(0.0, next_tick - time.monotonic())
-            try:
-                first = self._queue.get(timeout=timeout)
-            except queue.Empty:
-                first = None
-                if self._stopping:
-                    return
+            first = self._queue.get()
             if first is not None:
                 self._write(self._drain(first))
-            elif self._stopping:
+            if self._stopping or first is None:
                 return
-            if time.monotonic() >= next_tick:
-                self._tick()
-                next_tick = time.monotonic() + self.tick
 
     def _drain(self, first: Waiting) -> list[Waiting]:
         group, size = [first], len(first[0].events)
@@ -113,10 +99,17 @@ class Writer:
         return group
 
     def _write(self, group: list[Waiting]) -> None:
+        inline = [w for w in group if _room_wide(w[0])]
+        if inline and len(inline) < len(group):
+            self._write(inline)
+            group, inline = [w for w in group if not _room_wide(w[0])], []
+        behind = not inline
         try:
             results: list[IngestResult | BaseException] = list(
-                self.store.ingest([s for s, _, _ in group], self.clock())
+                self.store.ingest([s for s, _, _ in group], self.clock(), behind=behind)
             )
+            if behind:
+                self.wake()
         except Exception as exc:  # one request's failure must not fail the others
             if len(group) == 1:
                 log.exception("storing events failed")
@@ -132,18 +125,6 @@ class Writer:
         for loop, due in answers.items():
             loop.call_soon_threadsafe(_answer, due)
 
-    def _tick(self) -> None:
-        try:
-            for _ in range(50):  # bounded, so ingest never waits long behind a backlog
-                if self.store.tick(self.clock()) == 0:
-                    break
-        except Exception:
-            log.exception("applying the passage of time failed; retrying at the next tick")
-        if self.stale_after and time.monotonic() >= self._next_sweep:
-            # A tenth of the timeout between sweeps (at most a minute): a stale presence is
-            # closed within 10% of the timeout after it went stale.
-            self._next_sweep = time.monotonic() + min(60.0, self.stale_after / MICROS / 10)
-            try:
-                self.store.close_stale(self.clock(), self.stale_after)
-            except Exception:
-                log.exception("closing stale presences failed; retrying at the next sweep")
+
+def _room_wide(submission: Submission) -> bool:
+    return bool(submission.room_ends or submission.snapshots or submission.room_events)

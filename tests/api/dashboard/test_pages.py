@@ -49,7 +49,7 @@ class Browser:
 def browser(database: Database) -> Iterator[Browser]:
     clock = Clock(T0 + 200_000)
     _, key = make_project(database, "default")
-    app = create_app(database, Settings(rules=RULES), clock=clock, tick=3600)
+    app = create_app(database, Settings(rules=RULES), clock=clock, tick=3600, wait="applied")
     with TestClient(app, base_url=ORIGIN) as client:
         yield Browser(client, key, clock)
 

@@ -1,0 +1,224 @@
+"""Late events into a big room: what one costs, and what a flood of them does to another
+project's ingest, on SQLite and on PostgreSQL, in one run.
+
+A project `big` holds one room with `--events` events (default 100,000: ten people coming and
+going over days), posted in order as they happen, so the room settles behind them and keeps
+checkpoints. Then:
+1. Cost: one late event (a join and its leave, stamped somewhere in the room's past, older
+   than the late window) is posted; the request time is the cost of re-deriving the room
+   from the newest checkpoint before it. Against it, in the same run: the room rebuilt from
+   its whole event log (what any late event cost before checkpoints), timed in-process.
+2. Isolation: a second project posts single events, one client, one at a time; its p50 and
+   p99 alone, then while two clients flood `big` with late events. The ratio of the p50s is
+   what the flood costs the other tenant.
+
+Needs PostgreSQL at $ROOMLOG_BENCH_POSTGRES_URL for its half (default
+postgresql://postgres@127.0.0.1:5432/test; a fresh schema is made and dropped).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import platform
+import random
+import statistics
+import sys
+import tempfile
+import threading
+import time
+import uuid
+from pathlib import Path
+
+import httpx
+import msgspec
+import psycopg
+
+from benchmarks.ingest import POSTGRES, serve_roomlog, stop
+from roomlog.store.db import migrate, open_database
+from roomlog.store.projects import create_key, ensure_project, find_project
+from roomlog.store.store import Store
+from roomlog.store.writes import Settings
+
+PEOPLE = 10
+STEP = 2.0  # seconds between two events of the room
+LATE_WINDOW = 600
+
+
+def keys(database_url: str) -> tuple[str, str]:
+    database = open_database(database_url)
+    migrate(database)
+    with database.engine.begin() as connection:
+        big, _ = ensure_project(connection, "big")
+        other, _ = ensure_project(connection, "other")
+        found = create_key(connection, big), create_key(connection, other)
+    database.dispose()
+    return found
+
+
+def room_history(count: int, end: float) -> list[bytes]:
+    """`count` events of one room ending at `end`: ten people, each in for about 40 s and out
+    for about 20, so the room is never empty for long and sessions run for hours."""
+    rnd = random.Random(7)
+    start = end - count * STEP
+    bodies: list[dict[str, object]] = []
+    present: set[int] = set()
+    for n in range(count):
+        person = rnd.randrange(PEOPLE)
+        kind = "participant.left" if person in present else "participant.joined"
+        present ^= {person}
+        bodies.append(
+            {
+                "id": f"h{n}",
+                "type": kind,
+                "room": "huge",
+                "participant_id": f"p{person}",
+                "at": round(start + n * STEP, 3),
+            }
+        )
+    encode = msgspec.json.encode
+    return [encode(bodies[i : i + 1000]) for i in range(0, len(bodies), 1000)]
+
+
+def post(client: httpx.Client, key: str, body: bytes) -> float:
+    began = time.perf_counter()
+    answer = client.post(
+        "/v1/events",
+        content=body,
+        headers={"Authorization": f"Bearer {key}", "Content-Type": "application/json"},
+    )
+    took = time.perf_counter() - began
+    if answer.status_code != 200:
+        raise RuntimeError(answer.text)
+    return took
+
+
+def late_pair(tag: str, at: float) -> bytes:
+    return msgspec.json.encode(
+        [
+            {"id": f"{tag}-j", "type": "participant.joined", "room": "huge",
+             "participant_id": f"late-{tag}", "at": at},
+            {"id": f"{tag}-l", "type": "participant.left", "room": "huge",
+             "participant_id": f"late-{tag}", "at": at + 120},
+        ]
+    )  # fmt: skip
+
+
+def single(tag: str, n: int) -> bytes:
+    kind = "participant.joined" if n % 2 == 0 else "participant.left"
+    return msgspec.json.encode(
+        {"id": f"{tag}-{n}", "type": kind, "room": f"r{n % 50}",
+         "participant_id": f"q{(n // 2) % 7}", "at": time.time()}
+    )  # fmt: skip
+
+
+def latencies(url: str, key: str, count: int, tag: str) -> list[float]:
+    with httpx.Client(base_url=url, timeout=60) as client:
+        return [post(client, key, single(tag, n)) for n in range(count)]
+
+
+def percentile(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
+
+
+def run(label: str, database_url: str, events: int, folder: Path, port: int) -> None:
+    big_key, other_key = keys(database_url)
+    log = folder / f"{label}.log"
+    server = serve_roomlog(database_url, port, log)
+    url = f"http://127.0.0.1:{port}"
+    end = time.time() - 3600
+    try:
+        with httpx.Client(base_url=url, timeout=120) as client:
+            began = time.perf_counter()
+            for body in room_history(events, end):
+                post(client, big_key, body)
+            took = time.perf_counter() - began
+            print(f"{label}: {events:,} events of one room posted in {took:.1f} s")
+            start = end - events * STEP
+            rnd = random.Random(3)
+            costs = [
+                post(
+                    client,
+                    big_key,
+                    late_pair(f"c{n}", rnd.uniform(start + 600, end - 2 * LATE_WINDOW)),
+                )
+                for n in range(5)
+            ]
+        database = open_database(database_url)
+        with database.engine.connect() as connection:
+            project = find_project(connection, "big")
+        assert project is not None
+        store = Store(database, Settings())
+        whole = []
+        for _ in range(2):
+            began = time.perf_counter()
+            store.rebuild(project, time.time_ns() // 1000)
+            whole.append(time.perf_counter() - began)
+        database.dispose()
+        print(
+            f"{label}: one late event, re-derived from a checkpoint: median "
+            f"{statistics.median(costs) * 1000:.0f} ms (of {len(costs)}); the room rebuilt from "
+            f"its whole log: {min(whole) * 1000:.0f} ms"
+        )
+
+        alone = latencies(url, other_key, 300, f"a{uuid.uuid4().hex[:6]}")
+        stop_flood = threading.Event()
+        flooded: list[int] = [0]
+
+        def flood(worker: int) -> None:
+            rnd = random.Random(worker)
+            with httpx.Client(base_url=url, timeout=120) as client:
+                n = 0
+                while not stop_flood.is_set():
+                    at = rnd.uniform(start + 600, end - 2 * LATE_WINDOW)
+                    post(client, big_key, late_pair(f"f{worker}-{n}-{uuid.uuid4().hex[:4]}", at))
+                    n += 1
+                    flooded[0] += 1
+
+        threads = [threading.Thread(target=flood, args=(w,)) for w in range(2)]
+        for thread in threads:
+            thread.start()
+        time.sleep(1)
+        during = latencies(url, other_key, 300, f"d{uuid.uuid4().hex[:6]}")
+        stop_flood.set()
+        for thread in threads:
+            thread.join()
+        p50a, p50d = percentile(alone, 0.5), percentile(during, 0.5)
+        print(
+            f"{label}: the other project's single-event ingest, p50 / p99: alone "
+            f"{p50a * 1000:.1f} / {percentile(alone, 0.99) * 1000:.1f} ms; during a flood of "
+            f"late events into `big` ({flooded[0]} posted) {p50d * 1000:.1f} / "
+            f"{percentile(during, 0.99) * 1000:.1f} ms: p50 x{p50d / p50a:.2f}"
+        )
+    finally:
+        stop(server)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--events", type=int, default=100_000)
+    args = parser.parse_args()
+    print(
+        f"machine: {platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}"
+    )
+    with tempfile.TemporaryDirectory() as scratch:
+        folder = Path(scratch)
+        run("SQLite", f"sqlite:///{folder / 'late.db'}", args.events, folder, 8431)
+        schema = f"late_{uuid.uuid4().hex[:8]}"
+        try:
+            with psycopg.connect(POSTGRES, autocommit=True) as connection:
+                connection.execute(f"CREATE SCHEMA {schema}")
+        except psycopg.OperationalError as exc:
+            print(f"PostgreSQL: skipped, cannot connect to {POSTGRES}: {exc}", file=sys.stderr)
+            return
+        try:
+            url = f"{POSTGRES}?options=-csearch_path%3D{schema}"
+            run("PostgreSQL", url, args.events, folder, 8432)
+        finally:
+            with psycopg.connect(POSTGRES, autocommit=True) as connection:
+                connection.execute(f"DROP SCHEMA {schema} CASCADE")
+
+
+if __name__ == "__main__":
+    main()

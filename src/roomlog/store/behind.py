@@ -1,0 +1,99 @@
+"""Applying behind the log: the write path appends events and hands them to their rooms'
+partitions (`defer`); each partition's applier applies them later (`apply_pending`), in
+order, in transactions of their own, and deletes them from `pending` as it does."""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from typing import TYPE_CHECKING, Final
+
+import msgspec
+from sqlalchemy import Connection, insert, select
+
+from roomlog.domain.engine import Stamped, stamp
+from roomlog.domain.events import PresenceEvent
+from roomlog.store.leases import forget, holds, part_of, partition_count
+from roomlog.store.schema import pending
+from roomlog.store.transactions import retrying
+from roomlog.store.writes import IngestResult
+
+if TYPE_CHECKING:
+    from roomlog.store.store import Store
+
+# `pending` rows one applier transaction takes at most.
+APPLY_ROWS: Final = 64
+_encode = msgspec.msgpack.Encoder().encode
+_decode = msgspec.msgpack.Decoder().decode
+
+
+def defer(
+    store: Store,
+    connection: Connection,
+    stored: dict[tuple[int, str], tuple[int, int, PresenceEvent]],
+    inserted: set[tuple[int, str]],
+    results: list[IngestResult],
+    now: int,
+) -> None:
+    """Hand the appended events to their partitions: one `pending` row per project and
+    partition, holding its events in the order of their ids."""
+    count = partitions(store, connection)
+    groups: defaultdict[tuple[int, int], list[tuple[int, PresenceEvent]]] = defaultdict(list)
+    for key in sorted(inserted):
+        n, _, event = stored[key]
+        groups[(key[0], part_of(key[0], event.room, count))].append((n, event))
+    for (pid, part), found in groups.items():
+        row = connection.execute(
+            insert(pending)
+            .values(
+                part=part,
+                project_id=pid,
+                received_at=now,
+                events=_encode([list(e) for _, e in found]),
+            )
+            .returning(pending.c.id)
+        ).scalar_one()
+        for n, _ in found:
+            results[n].waiting[part] = max(results[n].waiting.get(part, 0), int(row))
+
+
+def partitions(store: Store, connection: Connection) -> int:
+    """The database's partition count, read once per store."""
+    if store.parts is None:
+        store.parts = partition_count(connection, store.settings.partitions)
+    return store.parts
+
+
+@retrying
+def apply_pending(store: Store, part: int, holder: str | None, now: int, wall: int) -> int:
+    """Apply the oldest pending events of partition `part` (if `holder` still holds it at
+    wall-clock `wall`; None: whoever holds it) in one transaction; the id of the last row it
+    applied, 0 when there was none."""
+    store._queued = 0
+    store._written = {}
+    with store.transactions.begin() as connection:
+        if holder is not None and not holds(connection, holder, part, wall):
+            return 0
+        rows = connection.execute(
+            select(pending.c.id, pending.c.project_id, pending.c.events)
+            .where(pending.c.part == part)
+            .order_by(pending.c.id)
+            .limit(APPLY_ROWS)
+        ).all()
+        if not rows:
+            return 0
+        stored: dict[tuple[int, str], tuple[int, int, PresenceEvent]] = {}
+        fresh: defaultdict[tuple[int, str], list[Stamped]] = defaultdict(list)
+        for _, pid, blob in rows:
+            for fields in _decode(blob):
+                event = PresenceEvent(*fields)
+                if (pid, event.id) not in stored:
+                    stored[(pid, event.id)] = (0, 0, event)
+                    fresh[(pid, event.room)].append(stamp(event))
+        projects = sorted({pid for _, pid, _ in rows})
+        subs = {pid: store._subscribers(connection, pid) for pid in projects}
+        store._update_rooms(connection, fresh, {}, now, subs)
+        store._announce_participants(connection, stored, set(stored), now, subs)
+        forget(connection, part, rows[-1][0])
+    store._committed()
+    store._announced()
+    return int(rows[-1][0])

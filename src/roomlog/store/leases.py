@@ -1,0 +1,108 @@
+"""Partitions of rooms and their leases: which process applies which rooms' events.
+
+A room belongs to partition `crc32(project, room) mod P`. Each partition has a row in
+`partitions`; the process whose lease it holds applies the partition's pending events and
+the passage of time in its rooms. A process renews its leases every second or so; one that
+dies loses them when they expire (5 s by default), and another takes them over. Claims take
+free or expired partitions (`FOR UPDATE SKIP LOCKED` on PostgreSQL), at most a fair share
+of them: the partitions divided among the processes holding leases now.
+"""
+
+from __future__ import annotations
+
+import math
+import zlib
+
+from sqlalchemy import Connection, delete, func, insert, or_, select, update
+
+from roomlog.store.schema import partitions, pending
+
+
+def part_of(project_id: int, room: str, count: int) -> int:
+    """The partition of `room` of project `project_id` among `count`."""
+    return zlib.crc32(f"{project_id}\x1f{room}".encode()) % count
+
+
+def partition_count(connection: Connection, wanted: int) -> int:
+    """The database's partition count: the one its first server set (`wanted` if none did)."""
+    found = connection.execute(select(func.count()).select_from(partitions)).scalar_one()
+    if found:
+        return int(found)
+    connection.execute(
+        insert(partitions), [{"part": p, "holder": None, "lease_until": 0} for p in range(wanted)]
+    )
+    return wanted
+
+
+def claim(connection: Connection, holder: str, now: int, lease: int) -> list[int]:
+    """Renew `holder`'s leases and take free or expired partitions up to a fair share; the
+    partitions it holds now (times: wall-clock µs)."""
+    count = int(connection.execute(select(func.count()).select_from(partitions)).scalar_one())
+    mine = [
+        row[0]
+        for row in connection.execute(
+            select(partitions.c.part)
+            .where(partitions.c.holder == holder, partitions.c.lease_until > now)
+            .with_for_update()
+        )
+    ]
+    others = connection.execute(
+        select(func.count(func.distinct(partitions.c.holder))).where(
+            partitions.c.holder.is_not(None),
+            partitions.c.holder != holder,
+            partitions.c.lease_until > now,
+        )
+    ).scalar_one()
+    share = math.ceil(count / (int(others) + 1))
+    if len(mine) < share:
+        free = connection.execute(
+            select(partitions.c.part)
+            .where((partitions.c.holder.is_(None)) | (partitions.c.lease_until <= now))
+            .order_by(partitions.c.part)
+            .limit(share - len(mine))
+            .with_for_update(skip_locked=True)
+        )
+        mine += [row[0] for row in free]
+    if mine:
+        connection.execute(
+            update(partitions)
+            .where(partitions.c.part.in_(mine))
+            .values(holder=holder, lease_until=now + lease)
+        )
+    return sorted(mine)
+
+
+def holds(connection: Connection, holder: str, part: int, now: int) -> bool:
+    """Whether `holder` still holds `part` (its row locked until the transaction ends)."""
+    row = connection.execute(
+        select(partitions.c.holder, partitions.c.lease_until)
+        .where(partitions.c.part == part)
+        .with_for_update()
+    ).first()
+    return row is not None and row[0] == holder and row[1] > now
+
+
+def release(connection: Connection, holder: str) -> None:
+    """Give up `holder`'s leases at once, for another process to take them now."""
+    connection.execute(
+        update(partitions).where(partitions.c.holder == holder).values(holder=None, lease_until=0)
+    )
+
+
+def waiting(connection: Connection) -> dict[int, int]:
+    """The partitions with events not yet applied, each with when its oldest was received."""
+    query = select(pending.c.part, func.min(pending.c.received_at)).group_by(pending.c.part)
+    return {int(part): int(oldest) for part, oldest in connection.execute(query)}
+
+
+def still_pending(connection: Connection, waiting: dict[int, int]) -> bool:
+    """Whether any of the `pending` rows `waiting` (part: id) is not yet applied."""
+    if not waiting:
+        return False
+    clauses = [(pending.c.part == part) & (pending.c.id <= last) for part, last in waiting.items()]
+    query = select(pending.c.id).where(or_(*clauses)).limit(1)
+    return connection.execute(query).first() is not None
+
+
+def forget(connection: Connection, part: int, last: int) -> None:
+    connection.execute(delete(pending).where(pending.c.part == part, pending.c.id <= last))

@@ -1,0 +1,47 @@
+"""Apply behind the log: events waiting for their partition's applier (`pending`), and the
+partitions' leases (`partitions`).
+
+Revision ID: 0008
+Revises: 0007
+"""
+
+from __future__ import annotations
+
+import sqlalchemy as sa
+from alembic import op
+
+revision = "0008"
+down_revision = "0007"
+branch_labels = None
+depends_on = None
+
+
+def upgrade() -> None:
+    op.create_table(
+        "pending",
+        sa.Column(
+            "id",
+            sa.BigInteger().with_variant(sa.Integer(), "sqlite"),
+            primary_key=True,
+            autoincrement=True,
+        ),
+        sa.Column("part", sa.SmallInteger(), nullable=False),
+        sa.Column("project_id", sa.Integer(), nullable=False),
+        sa.Column("received_at", sa.BigInteger(), nullable=False),
+        sa.Column("events", sa.LargeBinary(), nullable=False),
+        # Ids never come back once their rows are deleted: waiters compare them.
+        sqlite_autoincrement=True,
+    )
+    op.create_index("pending_by_part", "pending", ["part", "id"])
+    op.create_table(
+        "partitions",
+        sa.Column("part", sa.SmallInteger(), primary_key=True, autoincrement=False),
+        sa.Column("holder", sa.String(64), nullable=True),
+        sa.Column("lease_until", sa.BigInteger(), nullable=False),
+    )
+
+
+def downgrade() -> None:
+    op.drop_table("partitions")
+    op.drop_index("pending_by_part", "pending")
+    op.drop_table("pending")

@@ -1,0 +1,143 @@
+"""The applier: one thread per `roomlog serve` process that applies the events of the room
+partitions whose leases it holds, and the passage of time in their rooms.
+
+It claims partitions (free or expired ones, up to a fair share), renews its leases every
+`RENEW` seconds, and gives them up at once when it stops, so that another process takes them
+without waiting for them to expire. Between claims it applies what is pending in each held
+partition (woken by this process's writer, and looking every `POLL` seconds for what other
+processes appended), and every `tick` seconds what time alone changed in their rooms.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import socket
+import threading
+import time
+import uuid
+from collections.abc import Callable
+from typing import Final
+
+from roomlog.domain.events import MICROS
+from roomlog.store import leases
+from roomlog.store.behind import apply_pending, partitions
+from roomlog.store.store import Store
+
+log = logging.getLogger("roomlog.applier")
+
+LEASE: Final = 5.0  # seconds a lease lasts without renewal: a dead process's are taken after
+RENEW: Final = 1.0
+POLL: Final = 0.05
+ROUNDS: Final = 32  # apply transactions per partition per round, so every partition gets a turn
+
+
+def _wall() -> int:
+    return time.time_ns() // 1000
+
+
+def holder_name() -> str:
+    return f"{socket.gethostname()[:32]}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
+
+
+class Applier:
+    def __init__(
+        self,
+        store: Store,
+        clock: Callable[[], int],
+        tick: float = 0.25,
+        stale_after: int = 0,
+        lease: float = LEASE,
+    ) -> None:
+        self.store = store
+        self.clock = clock
+        self.tick = tick
+        self.stale_after = stale_after
+        self.lease = int(lease * MICROS)
+        self.holder = holder_name()
+        self.held: list[int] = []
+        # When the oldest event not yet applied (anywhere) was received; None: all applied.
+        self.oldest_pending: int | None = None
+        self.checked_at = 0  # the clock when `oldest_pending` was last read
+        # Per partition, the last `pending` row this process applied: what waiters look at.
+        self.done: dict[int, int] = {}
+        self._wake = threading.Event()
+        self._stopping = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="roomlog-applier", daemon=True)
+        self._next_sweep = 0.0
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def wake(self) -> None:
+        self._wake.set()
+
+    def stop(self) -> None:
+        self._stopping.set()
+        self._wake.set()
+        self._thread.join(timeout=30)
+        try:
+            with self.store.database.engine.begin() as connection:
+                leases.release(connection, self.holder)
+        except Exception:
+            log.exception("giving up the partition leases failed; they expire by themselves")
+
+    def _run(self) -> None:
+        with self.store.holding():
+            next_claim = next_tick = 0.0
+            while not self._stopping.is_set():
+                try:
+                    if time.monotonic() >= next_claim:
+                        self._claim()
+                        next_claim = time.monotonic() + RENEW
+                    self._apply(self._look())
+                    if time.monotonic() >= next_tick:
+                        self._time_passes()
+                        next_tick = time.monotonic() + self.tick
+                except Exception:
+                    log.exception("applying events failed; trying again")
+                    time.sleep(POLL)
+                self._wake.wait(POLL)
+                self._wake.clear()
+
+    def _claim(self) -> None:
+        with self.store.transactions.begin() as connection:
+            partitions(self.store, connection)
+            held = leases.claim(connection, self.holder, _wall(), self.lease)
+        if held != self.held:
+            log.info("applying partitions %s of %d", held, self.store.parts)
+        self.held = held
+
+    def _look(self) -> set[int]:
+        """The partitions with events waiting, and when the oldest of them arrived."""
+        with self.store.transactions.begin() as connection:
+            waiting = leases.waiting(connection)
+        self.oldest_pending = min(waiting.values()) if waiting else None
+        self.checked_at = self.clock()
+        return set(waiting)
+
+    def _apply(self, busy: set[int]) -> None:
+        for part in self.held:
+            if part not in busy:
+                continue
+            for _ in range(ROUNDS):
+                last = apply_pending(self.store, part, self.holder, self.clock(), _wall())
+                if not last:
+                    break
+                self.done[part] = last
+
+    def _time_passes(self) -> None:
+        if not self.held:
+            return
+        for _ in range(50):  # bounded, so pending events wait little behind a backlog
+            if self.store.tick(self.clock(), parts=self.held) == 0:
+                break
+        if self.stale_after and time.monotonic() >= self._next_sweep:
+            # A tenth of the timeout between sweeps (at most a minute).
+            self._next_sweep = time.monotonic() + min(60.0, self.stale_after / MICROS / 10)
+            self.store.close_stale(self.clock(), self.stale_after)
+
+    def applied_through(self) -> int:
+        """An instant (µs) such that every event acknowledged before it is applied."""
+        oldest = self.oldest_pending
+        return self.checked_at if oldest is None else min(oldest, self.checked_at)
