@@ -68,8 +68,8 @@ def apply_pending(store: Store, part: int, holder: str | None, now: int, wall: i
     """Apply the oldest pending events of partition `part` (if `holder` still holds it at
     wall-clock `wall`; None: whoever holds it) in one transaction; the id of the last row it
     applied, 0 when there was none."""
-    store._queued = 0
-    store._written = {}
+    store._here.queued = 0
+    store._here.written = {}
     with store.transactions.begin() as connection:
         if holder is not None and not holds(connection, holder, part, wall):
             return 0

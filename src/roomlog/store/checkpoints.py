@@ -4,13 +4,16 @@ from the newest one at or before it instead of from its whole event log."""
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import Connection, delete, or_, select
 
 from roomlog.domain.engine import Checkpoint
 from roomlog.store.rooms import RoomWrite, load_checkpoint
-from roomlog.store.schema import checkpoints, sessions
+from roomlog.store.schema import checkpoints, events, sessions
+
+if TYPE_CHECKING:
+    from roomlog.store.store import Store
 
 
 def newest_before(
@@ -58,3 +61,18 @@ def keep(
             index_elements=["project_id", "room", "at"]
         )
         connection.execute(statement, rows)
+
+
+def rebuild_project(store: Store, project_id: int, now: int) -> int:
+    """Recompute every room of a project from its event log, 50 rooms per transaction; how
+    many rooms."""
+    with store.database.engine.connect() as connection:
+        names = sorted(
+            r[0]
+            for r in connection.execute(
+                select(events.c.room).where(events.c.project_id == project_id).distinct()
+            )
+        )
+    for i in range(0, len(names), 50):
+        store.rebuild_rooms(project_id, names[i : i + 50], now)
+    return len(names)

@@ -5,7 +5,8 @@ A room belongs to partition `crc32(project, room) mod P`. Each partition has a r
 the passage of time in its rooms. A process renews its leases every second or so; one that
 dies loses them when they expire (5 s by default), and another takes them over. Claims take
 free or expired partitions (`FOR UPDATE SKIP LOCKED` on PostgreSQL), at most a fair share
-of them: the partitions divided among the processes holding leases now.
+of them: the partitions divided among the processes holding leases now. A process holding
+more than its share (another one started) gives the excess up.
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ import zlib
 
 from sqlalchemy import Connection, delete, func, insert, or_, select, update
 
-from roomlog.store.schema import partitions, pending
+from roomlog.store.schema import appliers, partitions, pending
 
 
 def part_of(project_id: int, room: str, count: int) -> int:
@@ -46,14 +47,19 @@ def claim(connection: Connection, holder: str, now: int, lease: int) -> list[int
             .with_for_update()
         )
     ]
+    insert_or_renew(connection, holder, now + lease)
+    connection.execute(delete(appliers).where(appliers.c.seen_until < now - 3600 * 1_000_000))
     others = connection.execute(
-        select(func.count(func.distinct(partitions.c.holder))).where(
-            partitions.c.holder.is_not(None),
-            partitions.c.holder != holder,
-            partitions.c.lease_until > now,
-        )
+        select(func.count()).where(appliers.c.holder != holder, appliers.c.seen_until > now)
     ).scalar_one()
     share = math.ceil(count / (int(others) + 1))
+    if len(mine) > share:  # a newcomer: give it the excess
+        mine, excess = sorted(mine)[:share], sorted(mine)[share:]
+        connection.execute(
+            update(partitions)
+            .where(partitions.c.part.in_(excess))
+            .values(holder=None, lease_until=0)
+        )
     if len(mine) < share:
         free = connection.execute(
             select(partitions.c.part)
@@ -72,6 +78,16 @@ def claim(connection: Connection, holder: str, now: int, lease: int) -> list[int
     return sorted(mine)
 
 
+def insert_or_renew(connection: Connection, holder: str, until: int) -> bool:
+    """Say that `holder` is alive until `until`; whether it was known before."""
+    renewed = connection.execute(
+        update(appliers).where(appliers.c.holder == holder).values(seen_until=until)
+    ).rowcount
+    if not renewed:
+        connection.execute(insert(appliers).values(holder=holder, seen_until=until))
+    return bool(renewed)
+
+
 def holds(connection: Connection, holder: str, part: int, now: int) -> bool:
     """Whether `holder` still holds `part` (its row locked until the transaction ends)."""
     row = connection.execute(
@@ -87,6 +103,7 @@ def release(connection: Connection, holder: str) -> None:
     connection.execute(
         update(partitions).where(partitions.c.holder == holder).values(holder=None, lease_until=0)
     )
+    connection.execute(delete(appliers).where(appliers.c.holder == holder))
 
 
 def waiting(connection: Connection) -> dict[int, int]:

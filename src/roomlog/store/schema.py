@@ -140,6 +140,15 @@ partitions = Table(
     Column("lease_until", BigInteger, nullable=False),
 )
 
+# The appliers alive: each renews its row with its leases, so that the partitions are shared
+# among all of them, those holding none yet included.
+appliers = Table(
+    "appliers",
+    metadata,
+    Column("holder", String(64), primary_key=True),
+    Column("seen_until", BigInteger, nullable=False),
+)
+
 # One provider's credentials for one project (JSON): what its receiver verifies with.
 provider_credentials = Table(
     "provider_credentials",

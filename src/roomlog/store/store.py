@@ -38,7 +38,7 @@ from roomlog.store import outbox, statements
 from roomlog.store import rooms as room_state
 from roomlog.store.behind import defer, partitions
 from roomlog.store.chat import write_chats
-from roomlog.store.checkpoints import keep, newest_before, replace
+from roomlog.store.checkpoints import keep, newest_before, rebuild_project, replace
 from roomlog.store.db import Database
 from roomlog.store.leases import part_of
 from roomlog.store.log import (
@@ -48,7 +48,7 @@ from roomlog.store.log import (
     room_wide,
 )
 from roomlog.store.projects import Project, project_by_id
-from roomlog.store.schema import events, rooms
+from roomlog.store.schema import rooms
 from roomlog.store.snapshots import close_stale
 from roomlog.store.transactions import Transactions, retrying
 from roomlog.store.wide import append_new, room_events_of, rooms_of
@@ -58,6 +58,12 @@ log = logging.getLogger("roomlog.store")
 
 # Rooms whose decoded state a process keeps between writes (least recently written dropped).
 ROOM_CACHE: Final = 20_000
+
+
+class _PerThread(threading.local):
+    def __init__(self) -> None:
+        self.written: dict[tuple[int, str], tuple[int, room_state.RoomState]] = {}
+        self.queued = 0
 
 
 class Store:
@@ -74,33 +80,12 @@ class Store:
         self.queued = threading.Event()
         # What the calling thread's transaction wrote (the writer and the applier each run
         # their own): room states, and how many webhook events it queued.
-        self._local = threading.local()
+        self._here = _PerThread()
         self.transactions = Transactions(database)
         self.parts: int | None = None  # the database's partition count, once known
         self.rebuild_events = 0  # events read back from the log to rebuild rooms, in all
         # Within this block, the calling thread's transactions share one connection.
         self.holding = self.transactions.holding
-
-    @property
-    def _written(self) -> dict[tuple[int, str], tuple[int, room_state.RoomState]]:
-        found: dict[tuple[int, str], tuple[int, room_state.RoomState]] | None = getattr(
-            self._local, "written", None
-        )
-        if found is None:
-            found = self._local.written = {}
-        return found
-
-    @_written.setter
-    def _written(self, value: dict[tuple[int, str], tuple[int, room_state.RoomState]]) -> None:
-        self._local.written = value
-
-    @property
-    def _queued(self) -> int:
-        return int(getattr(self._local, "queued", 0))
-
-    @_queued.setter
-    def _queued(self, value: int) -> None:
-        self._local.queued = value
 
     # -- ingest ---------------------------------------------------------------------------
 
@@ -119,8 +104,8 @@ class Store:
     def _ingest(
         self, submissions: Sequence[Submission], now: int, behind: bool = False
     ) -> list[IngestResult]:
-        self._queued = 0
-        self._written = {}
+        self._here.queued = 0
+        self._here.written = {}
         with self.transactions.begin() as connection:
             results = self._write(connection, submissions, now, behind)
         self._committed()
@@ -130,14 +115,14 @@ class Store:
     def _committed(self) -> None:
         """Keep the states of the rooms the committed transaction wrote."""
         cache = self._rooms
-        cache.update(self._written)
-        self._written = {}
+        cache.update(self._here.written)
+        self._here.written = {}
         while len(cache) > ROOM_CACHE:
             del cache[next(iter(cache))]
 
     def _announced(self) -> None:
-        if self._queued:
-            self._queued = 0
+        if self._here.queued:
+            self._here.queued = 0
             self.queued.set()
 
     def _write(
@@ -237,7 +222,7 @@ class Store:
         for pid, fresh in by_project.items():
             if subs[pid]:
                 items = outbox.participant_events(connection, pid, fresh)
-                self._queued += outbox.queue(
+                self._here.queued += outbox.queue(
                     connection, self.database.sqlite, subs[pid], items, now
                 )
 
@@ -323,7 +308,7 @@ class Store:
                     changed[(pid, name)] = len(writes[name].derived)
             if derived and subs[pid]:
                 items = outbox.participant_events(connection, pid, derived)
-                self._queued += outbox.queue(
+                self._here.queued += outbox.queue(
                     connection, self.database.sqlite, subs[pid], items, now
                 )
         return changed
@@ -433,7 +418,8 @@ class Store:
             changed = [row for w in writes.values() if not w.replace_all for row in w.upserts]
             if subs and changed:
                 items = outbox.meeting_events(project_id, changed)
-                self._queued += outbox.queue(connection, self.database.sqlite, subs, items, now)
+                sqlite = self.database.sqlite
+                self._here.queued += outbox.queue(connection, sqlite, subs, items, now)
         statements.run_many(
             connection,
             self._sql.write_rooms,
@@ -452,7 +438,7 @@ class Store:
             ],
         )
         for name, w in writes.items():
-            self._written[(project_id, name)] = (versions[name] + 1, w.after)
+            self._here.written[(project_id, name)] = (versions[name] + 1, w.after)
 
     # -- time -----------------------------------------------------------------------------
 
@@ -463,8 +449,8 @@ class Store:
 
     @retrying
     def _tick(self, now: int, limit: int, parts: Collection[int] | None) -> int:
-        self._queued = 0
-        self._written = {}
+        self._here.queued = 0
+        self._here.written = {}
         with self.transactions.begin() as connection:
             query = (
                 select(rooms.c.project_id, rooms.c.name, rooms.c.version)
@@ -500,25 +486,15 @@ class Store:
     def rebuild(self, project: Project, now: int) -> int:
         """Recompute every room of `project` from its event log; how many rooms."""
         self._tenants[project.id] = project.name
-        with self.database.engine.connect() as connection:
-            names = [
-                r[0]
-                for r in connection.execute(
-                    select(events.c.room).where(events.c.project_id == project.id).distinct()
-                )
-            ]
-        for i in range(0, len(names), 50):
-            self._rebuild_rooms(project.id, sorted(names[i : i + 50]), now)
-        return len(names)
+        return rebuild_project(self, project.id, now)
 
     @retrying
-    def _rebuild_rooms(self, project_id: int, names: list[str], now: int) -> None:
-        self._written = {}
+    def rebuild_rooms(self, project_id: int, names: list[str], now: int) -> None:
+        self._here.written = {}
         with self.transactions.begin() as connection:
             versions = self._lock_rooms(connection, project_id, names)
             for name in names:
                 self._rooms.pop((project_id, name), None)
             writes = {name: self._rebuilt(connection, project_id, name, now) for name in names}
-            # A rebuild announces nothing.
-            self._apply(connection, project_id, writes, versions, now, [])
+            self._apply(connection, project_id, writes, versions, now, [])  # announces nothing
         self._committed()

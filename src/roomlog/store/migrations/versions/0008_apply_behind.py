@@ -1,5 +1,5 @@
-"""Apply behind the log: events waiting for their partition's applier (`pending`), and the
-partitions' leases (`partitions`).
+"""Apply behind the log: events waiting for their partition's applier (`pending`), the
+partitions' leases (`partitions`), and the appliers alive (`appliers`).
 
 Revision ID: 0008
 Revises: 0007
@@ -39,9 +39,15 @@ def upgrade() -> None:
         sa.Column("holder", sa.String(64), nullable=True),
         sa.Column("lease_until", sa.BigInteger(), nullable=False),
     )
+    op.create_table(
+        "appliers",
+        sa.Column("holder", sa.String(64), primary_key=True),
+        sa.Column("seen_until", sa.BigInteger(), nullable=False),
+    )
 
 
 def downgrade() -> None:
+    op.drop_table("appliers")
     op.drop_table("partitions")
     op.drop_index("pending_by_part", "pending")
     op.drop_table("pending")
