@@ -11,6 +11,9 @@ checkpoints. Then:
 2. Isolation: a second project posts single events, one client, one at a time; its p50 and
    p99 alone, then while two clients flood `big` with late events. The ratio of the p50s is
    what the flood costs the other tenant.
+3. Lag: from the acknowledgement of a single event (`wait=logged`, the default) to the
+   moment `Roomlog-Applied-Through` passes it, p50 and p99, idle and while two clients post
+   batches of 1,000 events as fast as they are answered.
 
 Needs PostgreSQL at $ROOMLOG_BENCH_POSTGRES_URL for its half (default
 postgresql://postgres@127.0.0.1:5432/test; a fresh schema is made and dropped).
@@ -35,6 +38,7 @@ import msgspec
 import psycopg
 
 from benchmarks.ingest import POSTGRES, serve_roomlog, stop
+from roomlog.domain.events import MICROS, micros_from_rfc3339
 from roomlog.store.db import migrate, open_database
 from roomlog.store.projects import create_key, ensure_project, find_project
 from roomlog.store.store import Store
@@ -191,8 +195,56 @@ def run(label: str, database_url: str, events: int, folder: Path, port: int) -> 
             f"late events into `big` ({flooded[0]} posted) {p50d * 1000:.1f} / "
             f"{percentile(during, 0.99) * 1000:.1f} ms: p50 x{p50d / p50a:.2f}"
         )
+        idle = lags(url, other_key, 200, f"l{uuid.uuid4().hex[:6]}")
+        busy_stop = threading.Event()
+
+        def busy(worker: int) -> None:
+            with httpx.Client(base_url=url, timeout=120) as client:
+                n = 0
+                while not busy_stop.is_set():
+                    bodies = [
+                        {"id": f"b{worker}-{n}-{k}", "type": "participant.joined",
+                         "room": f"busy-{k % 300}", "participant_id": f"w{n}-{k}",
+                         "at": time.time()}
+                        for k in range(1000)
+                    ]  # fmt: skip
+                    post(client, other_key, msgspec.json.encode(bodies))
+                    n += 1
+
+        threads = [threading.Thread(target=busy, args=(w,)) for w in range(2)]
+        for thread in threads:
+            thread.start()
+        time.sleep(1)
+        loaded = lags(url, other_key, 200, f"m{uuid.uuid4().hex[:6]}")
+        busy_stop.set()
+        for thread in threads:
+            thread.join()
+        print(
+            f"{label}: acknowledgement to applied, p50 / p99: idle "
+            f"{percentile(idle, 0.5) * 1000:.1f} / {percentile(idle, 0.99) * 1000:.1f} ms; "
+            f"under batch load {percentile(loaded, 0.5) * 1000:.1f} / "
+            f"{percentile(loaded, 0.99) * 1000:.1f} ms"
+        )
     finally:
         stop(server)
+
+
+def lags(url: str, key: str, count: int, tag: str) -> list[float]:
+    """Seconds from each single event's acknowledgement until the applied-through header
+    passes the instant it was posted."""
+    found = []
+    with httpx.Client(base_url=url, timeout=60) as client:
+        for n in range(count):
+            posted = time.time()
+            post(client, key, single(tag, n))
+            acknowledged = time.perf_counter()
+            while True:
+                header = client.get("/health").headers.get("roomlog-applied-through", "")
+                if header and micros_from_rfc3339(header) >= int(posted * MICROS) // 1000 * 1000:
+                    break
+                time.sleep(0.001)
+            found.append(time.perf_counter() - acknowledged)
+    return found
 
 
 def main() -> None:

@@ -10,6 +10,7 @@ from typing import Any
 from sqlalchemy import func, select
 
 from roomlog.api.events import MAX_BODY, MAX_EVENTS
+from roomlog.domain.events import micros_from_rfc3339
 from roomlog.store.schema import events
 from tests.bodies import joined, left
 from tests.fixtures import T0, Api
@@ -279,3 +280,27 @@ def test_a_failing_database_is_a_500_in_dailys_shape_and_keeps_nothing(api: Api)
     assert stored(api) == 4
     meetings = api.client.get("/v1/meetings", headers=api.headers).json()
     assert sorted(m["room"] for m in meetings["data"]) == ["r", "s"]
+
+
+def test_without_waiting_the_sessions_catch_up_and_the_header_says_when(api: Api) -> None:
+    """The answer comes once the events are logged; the sessions follow, and
+    `Roomlog-Applied-Through` passes the instant of the write once they do."""
+    api.clock.set(T0 + 100)
+    posted_at = api.clock()
+    body = [joined("a", 0), joined("b", 1)]
+    answer = api.client.post("/v1/events?wait=logged", json=body, headers=api.headers)
+    assert answer.json()["accepted"] == 2
+    for _ in range(200):
+        read = api.client.get("/v1/meetings", headers=api.headers)
+        if read.json()["total_count"]:
+            break
+        time.sleep(0.05)
+    assert read.json()["total_count"] == 1
+    for _ in range(200):
+        read = api.client.get("/v1/meetings", headers=api.headers)
+        if micros_from_rfc3339(read.headers["roomlog-applied-through"]) >= posted_at // 1000 * 1000:
+            break
+        time.sleep(0.05)
+    assert micros_from_rfc3339(read.headers["roomlog-applied-through"]) >= posted_at // 1000 * 1000
+    refused = api.client.post("/v1/events?wait=soon", json=body, headers=api.headers)
+    assert refused.status_code == 400 and refused.json()["info"].startswith("wait:")

@@ -259,7 +259,13 @@ async def receive_events(
     result = IngestResult(0, 0, [])
     if parsed.events or parsed.chats or parsed.room_events:
         result = await writer.submit(
-            Submission(project, parsed.events, chats=parsed.chats, room_events=parsed.room_events)
+            Submission(
+                project,
+                parsed.events,
+                chats=parsed.chats,
+                room_events=parsed.room_events,
+                apply_now=wants_wait(state, wait),
+            )
         )
     rejected = sorted(parsed.rejected + result.rejected, key=lambda r: r.index)
     if rejected and not result.accepted and not result.duplicates:

@@ -130,6 +130,7 @@ async def _store(
             [(0, e) for e in mapped.events],
             room_ends=[(0, end) for end in mapped.room_ends],
             id_is_identity=True,
+            apply_now=wants_wait(request.app.state, request.query_params.get("wait")),
         )
     )
     for rejected in result.rejected:

@@ -64,6 +64,9 @@ class Submission:
     id_is_identity: bool = False
     chats: Sequence[tuple[int, ChatMessage]] = ()
     room_events: Sequence[tuple[int, RoomEvent]] = ()
+    # Apply to the sessions in the append's own transaction rather than behind it: for a
+    # request that waits for its events to be applied (`?wait=applied`).
+    apply_now: bool = False
 
 
 def conflict(index: int, event: PresenceEvent | ChatMessage | RoomEvent) -> Rejected:

@@ -4,8 +4,10 @@ A request hands its events to the writer and waits; the writer takes everything 
 to a bound), appends it to the event log in one transaction, and answers every request once
 it has committed. Under load many requests share one commit (one fsync in SQLite); alone, a
 request still gets its own. The events are applied to their rooms behind the log by the
-partitions' appliers (`roomlog.workers.applier`), which `wake` tells of new ones; room ends
-and snapshots, rare and answered with what they changed, are applied in the same transaction.
+partitions' appliers (`roomlog.workers.applier`), which `wake` tells of new ones. Room ends
+and snapshots (rare, answered with what they changed) and requests that wait for their
+events to be applied are applied in the append's own transaction instead; the room locks
+keep them in step with the appliers.
 The thread runs its transactions on one database connection it holds (`Store.holding`).
 """
 
@@ -127,4 +129,12 @@ class Writer:
 
 
 def _room_wide(submission: Submission) -> bool:
-    return bool(submission.room_ends or submission.snapshots or submission.room_events)
+    """Whether to apply `submission` in its append's transaction: room ends and snapshots
+    (rare, answered with what they changed), and requests that wait to be applied (one
+    transaction instead of two)."""
+    return bool(
+        submission.apply_now
+        or submission.room_ends
+        or submission.snapshots
+        or submission.room_events
+    )
