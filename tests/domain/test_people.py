@@ -3,7 +3,7 @@ the instants they were present."""
 
 from __future__ import annotations
 
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from roomlog.domain.people import Interval, people, person_of, room_totals, united
@@ -94,6 +94,7 @@ def test_the_union_merges_touching_and_overlapping_presences() -> None:
     ]
 
 
+@settings(max_examples=50)
 @given(st.lists(st.tuples(st.sampled_from(["r1", "r2", "r3"]), records()), max_size=6))
 def test_a_rooms_totals_are_its_sessions_and_their_peoples_attendance(
     drawn: list[tuple[str, list[Attendance]]],

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import random
 
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from roomlog.domain.batch import sessionize
@@ -72,6 +72,7 @@ def batch(events: list[PresenceEvent], room: list[RoomEvent], now: int) -> list[
     return [shape(s) for s in reversed(found)]
 
 
+@settings(max_examples=50)
 @given(histories(participants=PEOPLE), room_events(), st.integers(min_value=0, max_value=80))
 def test_the_batch_face_matches_step_1b_read_by_hand(
     events: list[PresenceEvent], room: list[RoomEvent], now: int
@@ -80,6 +81,7 @@ def test_the_batch_face_matches_step_1b_read_by_hand(
     assert batch(events, room, now) == reference(expanded(events, upto), now)
 
 
+@settings(max_examples=50)
 @given(
     histories(participants=PEOPLE),
     room_events(),
@@ -115,6 +117,7 @@ def test_the_incremental_face_gives_the_same_in_any_arrival_order(
         assert opened <= present
 
 
+@settings(max_examples=50)
 @given(histories(participants=PEOPLE), room_events(), st.integers(0, 80), st.randoms())
 def test_settling_and_resuming_from_the_stored_form_lose_nothing(
     events: list[PresenceEvent], room: list[RoomEvent], now: int, rnd: random.Random
