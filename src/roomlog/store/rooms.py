@@ -23,6 +23,8 @@ from roomlog.domain.sessions import Attendance, MeetingSession
 _encode = msgspec.msgpack.Encoder().encode
 _decode = msgspec.msgpack.Decoder().decode
 
+# A rebuild settles the room every this many events, keeping a checkpoint each time.
+REBUILD_STEP: Final = 4096
 # Settle once the checkpoint lags the late window by this many windows, so that most updates
 # replay only the recent events instead of settling every time.
 SETTLE_LAG: Final = 2
@@ -217,16 +219,36 @@ def rebuilt(
     and the sessions settled before it) the events since that checkpoint. The stored
     sessions it may have changed are replaced."""
     checkpoint, settled_before = start if start is not None else (None, 0)
-    room = Room(name, rules, tenant, checkpoint, events=events, room_wide=room_wide or ())
-    until = _settle_until(room, now, late_window)
-    settled = room.settle(until) if (events or room_wide) else []
+    known = [events[-1][0] >> 1] if events else []
+    known += [room_wide[-1][0]] if room_wide else []
+    latest = max(known) if known else (checkpoint.at if checkpoint is not None else None)
+    until = (now if latest is None else min(now, latest)) - late_window
+    # Settled in steps, a checkpoint kept at each: a later late event re-derives the room
+    # from the one just before it, not from where this one started.
+    fed = Room(name, rules, tenant, checkpoint, room_wide=room_wide or ())
+    settled: list[MeetingSession] = []
+    marks: list[tuple[int, bytes, int]] = []
+    count = settled_before
+    for i in range(0, len(events), REBUILD_STEP):
+        chunk = events[i : i + REBUILD_STEP]
+        fed.extend(chunk)
+        before = fed.checkpoint.at
+        found = fed.settle(min(chunk[-1][0] >> 1, until))
+        settled += found
+        count += len(found)
+        marks += _marked(fed, before, count)
+    if room_wide and not events:
+        before = fed.checkpoint.at
+        settled += fed.settle(until)
+        count = settled_before + len(settled)
+        marks += _marked(fed, before, count)
+    room = fed
     current = room.sessions(now)
     upserts = [session_row(project_id, s) for s in settled + current]
     fresh = {s.id: _fingerprint(s) for s in current}
-    count = settled_before + len(settled)
     written = _finish(room, fresh, count, current, now, upserts, [], replace_all=True)
     written.replace_from = None if checkpoint is None else checkpoint.at
-    written.checkpoints = _marked(room, None if checkpoint is None else checkpoint.at, count)
+    written.checkpoints = marks
     return written
 
 
