@@ -10,7 +10,7 @@ import time
 from collections.abc import AsyncIterator, Callable
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from typing import Final, cast
-from urllib.parse import unquote_to_bytes
+from urllib.parse import parse_qs
 
 import msgspec
 from litestar import Litestar, get
@@ -123,7 +123,8 @@ class Roomlog(Litestar):
             body = await _read_body(receive)
             if body is None:
                 return True  # the client went away: there is no one to answer
-            wait = _query_value(scope.get("query_string", b""), b"wait")
+            query = parse_qs(scope.get("query_string", b"").decode("latin-1"))
+            wait = query["wait"][0] if "wait" in query else None
             report = await receive_events(self.state, project, body, content_type, wait)
             status, answer = 200, _encode(report)
         except ApiError as exc:
@@ -140,15 +141,6 @@ class Roomlog(Litestar):
         await send({"type": "http.response.start", "status": status, "headers": headers})
         await send({"type": "http.response.body", "body": answer, "more_body": False})
         return True
-
-
-def _query_value(query: bytes, name: bytes) -> str | None:
-    """The first value of `name` in a query string, decoded; None without one."""
-    for pair in query.split(b"&"):
-        key, _, value = pair.partition(b"=")
-        if key == name:
-            return unquote_to_bytes(value.replace(b"+", b" ")).decode("utf-8", "replace")
-    return None
 
 
 async def _read_body(receive: Receive) -> bytes | None:

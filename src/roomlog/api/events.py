@@ -19,7 +19,7 @@ from litestar.openapi.spec import (
 )
 from litestar.params import QueryParameter
 
-from roomlog.api.applied import WAIT_VALUES, until_applied, wants_wait
+from roomlog.api.applied import WAIT_VALUES, wants_wait
 from roomlog.api.errors import (
     ERRORS,
     INVALID_REQUEST,
@@ -276,6 +276,4 @@ async def receive_events(
             f"no event stored; item {first.index}: {first.reason}",
             rejected=msgspec.to_builtins(rejected),
         )
-    if result.waiting and wants_wait(state, wait):
-        await until_applied(state, result.waiting)
     return IngestReport(result.accepted, result.duplicates, rejected)

@@ -21,7 +21,7 @@ from litestar.openapi import ResponseSpec
 from litestar.params import Body, FromPath, FromQuery
 
 from roomlog.api import context
-from roomlog.api.applied import until_applied, wants_wait
+from roomlog.api.applied import wants_wait
 from roomlog.api.errors import AUTHENTICATION, INVALID_REQUEST, NOT_FOUND, ApiError, ErrorBody
 from roomlog.domain.events import InvalidTime, micros_from_at
 from roomlog.ingest.native import MAX_NAME, MAX_USER_FIELD
@@ -135,8 +135,6 @@ async def _store(
     )
     for rejected in result.rejected:
         log.info("a provider event for project %r was refused: %s", project.name, rejected.reason)
-    if result.waiting and wants_wait(request.app.state, request.query_params.get("wait")):
-        await until_applied(request.app.state, result.waiting)
     return ProviderReport(result.accepted, result.duplicates, result.rejected, None, result.changed)
 
 

@@ -84,6 +84,11 @@ def people(session: MeetingSession, now: int, by: PersonKey = "user_id") -> list
     return found
 
 
+def percent(attended: int, session: MeetingSession, now: int) -> float:
+    """`attended` (µs) as a percentage of `session`'s duration at `now`."""
+    return 100 * attended / max(session.duration(now), 1)
+
+
 @dataclass(slots=True)
 class Totals:
     """One person's attendance over many sessions (µs), summed as sessions are added."""

@@ -15,7 +15,6 @@ from roomlog.domain.events import PresenceEvent
 from roomlog.store.leases import forget, holds, part_of, partition_count
 from roomlog.store.schema import pending
 from roomlog.store.transactions import retrying
-from roomlog.store.writes import IngestResult
 
 if TYPE_CHECKING:
     from roomlog.store.store import Store
@@ -31,29 +30,20 @@ def defer(
     connection: Connection,
     stored: dict[tuple[int, str], tuple[int, int, PresenceEvent]],
     inserted: set[tuple[int, str]],
-    results: list[IngestResult],
     now: int,
 ) -> None:
     """Hand the appended events to their partitions: one `pending` row per project and
     partition, holding its events in the order of their ids."""
     count = partitions(store, connection)
-    groups: defaultdict[tuple[int, int], list[tuple[int, PresenceEvent]]] = defaultdict(list)
+    groups: defaultdict[tuple[int, int], list[PresenceEvent]] = defaultdict(list)
     for key in sorted(inserted):
-        n, _, event = stored[key]
-        groups[(key[0], part_of(key[0], event.room, count))].append((n, event))
-    for (pid, part), found in groups.items():
-        row = connection.execute(
-            insert(pending)
-            .values(
-                part=part,
-                project_id=pid,
-                received_at=now,
-                events=_encode([list(e) for _, e in found]),
-            )
-            .returning(pending.c.id)
-        ).scalar_one()
-        for n, _ in found:
-            results[n].waiting[part] = max(results[n].waiting.get(part, 0), int(row))
+        event = stored[key][2]
+        groups[(key[0], part_of(key[0], event.room, count))].append(event)
+    rows = [
+        {"part": part, "project_id": pid, "received_at": now, "events": _encode(found)}
+        for (pid, part), found in groups.items()
+    ]
+    connection.execute(insert(pending), rows)
 
 
 def partitions(store: Store, connection: Connection) -> int:
@@ -66,8 +56,7 @@ def partitions(store: Store, connection: Connection) -> int:
 @retrying
 def apply_pending(store: Store, part: int, holder: str | None, now: int, wall: int) -> int:
     """Apply the oldest pending events of partition `part` (if `holder` still holds it at
-    wall-clock `wall`; None: whoever holds it) in one transaction; the id of the last row it
-    applied, 0 when there was none."""
+    wall-clock `wall`; None: whoever holds it) in one transaction; how many rows it took."""
     store._here.queued = 0
     store._here.written = {}
     with store.transactions.begin() as connection:
@@ -96,4 +85,4 @@ def apply_pending(store: Store, part: int, holder: str | None, now: int, wall: i
         forget(connection, part, rows[-1][0])
     store._committed()
     store._announced()
-    return int(rows[-1][0])
+    return len(rows)

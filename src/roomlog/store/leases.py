@@ -14,7 +14,7 @@ from __future__ import annotations
 import math
 import zlib
 
-from sqlalchemy import Connection, delete, func, insert, or_, select, update
+from sqlalchemy import Connection, delete, func, insert, select, update
 
 from roomlog.store.schema import appliers, partitions, pending
 
@@ -110,15 +110,6 @@ def waiting(connection: Connection) -> dict[int, int]:
     """The partitions with events not yet applied, each with when its oldest was received."""
     query = select(pending.c.part, func.min(pending.c.received_at)).group_by(pending.c.part)
     return {int(part): int(oldest) for part, oldest in connection.execute(query)}
-
-
-def still_pending(connection: Connection, waiting: dict[int, int]) -> bool:
-    """Whether any of the `pending` rows `waiting` (part: id) is not yet applied."""
-    if not waiting:
-        return False
-    clauses = [(pending.c.part == part) & (pending.c.id <= last) for part, last in waiting.items()]
-    query = select(pending.c.id).where(or_(*clauses)).limit(1)
-    return connection.execute(query).first() is not None
 
 
 def forget(connection: Connection, part: int, last: int) -> None:

@@ -126,7 +126,7 @@ pending = Table(
     Column("received_at", BigInteger, nullable=False),
     Column("events", LargeBinary, nullable=False),
     Index("pending_by_part", "part", "id"),
-    # Ids never come back once their rows are deleted: waiters compare them.
+    # Ids only grow, even past deleted rows: the applier takes rows in id order.
     sqlite_autoincrement=True,
 )
 

@@ -87,19 +87,19 @@ def close_stale(store: Store, now: int, stale_after: int) -> int:
     it was seen; how many. The leaves go through `store`'s write path like any event."""
     with store.database.engine.connect() as connection:
         closing = stale_presences(connection, now - stale_after)
-        for pid, found in closing.items():
-            for _, event in found:
-                log.info(
-                    "closing the presence of %r in room %r of project %r at its last"
-                    " sighting, %.0f s ago: no event or snapshot since",
-                    event.participant_id,
-                    event.room,
-                    project_by_id(connection, pid).name,
-                    (now - event.at) / MICROS,
-                )
         submissions = [
             Submission(project_by_id(connection, pid), found) for pid, found in closing.items()
         ]
+    for submission in submissions:
+        for _, event in submission.events:
+            log.info(
+                "closing the presence of %r in room %r of project %r at its last"
+                " sighting, %.0f s ago: no event or snapshot since",
+                event.participant_id,
+                event.room,
+                submission.project.name,
+                (now - event.at) / MICROS,
+            )
     if submissions:
         store.ingest(submissions, now)
     return sum(len(found) for found in closing.values())

@@ -94,8 +94,7 @@ class Store:
     ) -> list[IngestResult]:
         """Store the events of several requests in one transaction (a group commit), and
         apply them to their rooms in it; `behind`: leave them to their partitions' appliers
-        (`apply_pending`), each result saying in `waiting` where they wait. Room ends and
-        snapshots are always applied at once."""
+        (`behind.apply_pending`). Room ends and snapshots are always applied at once."""
         for submission in submissions:
             self._tenants[submission.project.id] = submission.project.name
         return self._ingest(submissions, now, behind)
@@ -193,7 +192,7 @@ class Store:
         for result in results:
             result.rejected.sort(key=lambda r: r.index)
         if behind and not fresh_wide:
-            defer(self, connection, first, inserted, results, now)
+            defer(self, connection, first, inserted, now)
             return results
         # Who listens, per project: read once for this transaction's meeting and participant events.
         touched = {p for p, _ in inserted} | {p for p, _ in fresh_wide}

@@ -29,8 +29,6 @@ class IngestResult(msgspec.Struct, omit_defaults=True):
     duplicates: int
     rejected: list[Rejected]
     changed: int = 0
-    # Appended but not yet applied: per partition, the `pending` row holding its events.
-    waiting: dict[int, int] = msgspec.field(default_factory=dict)
 
 
 @dataclass(frozen=True, slots=True)

@@ -15,7 +15,7 @@ from typing import Final
 
 from roomlog.domain.attendance import attendees, share
 from roomlog.domain.events import MICROS, ChatMessage, rfc3339
-from roomlog.domain.people import PersonKey, RoomTotals, Totals, people, totals
+from roomlog.domain.people import PersonKey, RoomTotals, Totals, people, percent, totals
 from roomlog.domain.sessions import MeetingSession
 
 SESSION_COLUMNS: Final = (
@@ -192,7 +192,7 @@ def person_session_rows(found: Totals, now: int) -> list[list[Cell]]:
             rfc3339(session.start),
             _time(session.end),
             one.attended // MICROS,
-            f"{100 * one.attended / max(session.duration(now), 1):.1f}",
+            f"{percent(one.attended, session, now):.1f}",
             _safe(" ".join(one.participant_ids)),
         ]
         for session, one in found.each
@@ -210,7 +210,6 @@ def session_people_rows(
     session: MeetingSession, now: int, by: PersonKey = "user_id"
 ) -> list[list[Cell]]:
     """One row per person in `session` (their presences united), earliest first join first."""
-    length = max(session.duration(now), 1)
     return [
         [
             session.id,
@@ -222,7 +221,7 @@ def session_people_rows(
             rfc3339(p.first_join),
             _time(p.last_leave),
             p.attended // MICROS,
-            f"{100 * p.attended / length:.1f}",
+            f"{percent(p.attended, session, now):.1f}",
             len(p.intervals),
         ]
         for p in people(session, now, by)

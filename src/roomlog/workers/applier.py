@@ -59,8 +59,6 @@ class Applier:
         # When the oldest event not yet applied (anywhere) was received; None: all applied.
         self.oldest_pending: int | None = None
         self.checked_at = 0  # the clock when `oldest_pending` was last read
-        # Per partition, the last `pending` row this process applied: what waiters look at.
-        self.done: dict[int, int] = {}
         self._wake = threading.Event()
         self._stopping = threading.Event()
         self._thread = threading.Thread(target=self._run, name="roomlog-applier", daemon=True)
@@ -121,10 +119,8 @@ class Applier:
             if part not in busy:
                 continue
             for _ in range(ROUNDS):
-                last = apply_pending(self.store, part, self.holder, self.clock(), _wall())
-                if not last:
+                if not apply_pending(self.store, part, self.holder, self.clock(), _wall()):
                     break
-                self.done[part] = last
 
     def _time_passes(self) -> None:
         if not self.held:

@@ -101,10 +101,10 @@ class Writer:
         return group
 
     def _write(self, group: list[Waiting]) -> None:
-        inline = [w for w in group if _room_wide(w[0])]
+        inline = [w for w in group if _at_once(w[0])]
         if inline and len(inline) < len(group):
             self._write(inline)
-            group, inline = [w for w in group if not _room_wide(w[0])], []
+            group, inline = [w for w in group if not _at_once(w[0])], []
         behind = not inline
         try:
             results: list[IngestResult | BaseException] = list(
@@ -128,7 +128,7 @@ class Writer:
             loop.call_soon_threadsafe(_answer, due)
 
 
-def _room_wide(submission: Submission) -> bool:
+def _at_once(submission: Submission) -> bool:
     """Whether to apply `submission` in its append's transaction: room ends and snapshots
     (rare, answered with what they changed), and requests that wait to be applied (one
     transaction instead of two)."""

@@ -20,7 +20,7 @@ from roomlog.api.dashboard.filters import Range, date_range, link, quick_ranges
 from roomlog.api.dashboard.render import html_page, today, zone_of
 from roomlog.api.dashboard.signin import viewer
 from roomlog.api.exports import csv_response
-from roomlog.domain.people import RoomTotals, Totals, room_totals, totals
+from roomlog.domain.people import RoomTotals, Totals, percent, room_totals, totals
 from roomlog.store import queries
 from roomlog.store.projects import Project
 from roomlog.views.exports import (
@@ -159,7 +159,7 @@ async def person_page(
         {
             "session": session,
             "attended": one.attended,
-            "share": round(100 * one.attended / max(session.duration(now), 1), 1),
+            "share": round(percent(one.attended, session, now), 1),
             "devices": len(one.participant_ids),
         }
         for session, one in reversed(totalled.each if totalled else [])

@@ -26,7 +26,7 @@ from roomlog.api.dashboard.overview import activity, bars, first_day
 from roomlog.api.dashboard.render import clock_time, html_page, zone_name, zone_of
 from roomlog.api.dashboard.signin import SignInRequired, on_sign_in_required, viewer
 from roomlog.domain.events import MICROS
-from roomlog.domain.people import PersonKey, people, person_of
+from roomlog.domain.people import PersonKey, people, percent, person_of
 from roomlog.domain.sessions import MeetingSession
 from roomlog.domain.timeline import began, ended, span
 from roomlog.store import queries
@@ -368,8 +368,7 @@ async def session_page(request: Request[Any, Any, Any], session_id: FromPath[str
         ticks=ticks,
         markers=markers,
         attendance=[
-            {"p": p, "share": round(100 * p.attended / max(session.duration(now), 1), 1)}
-            for p in everyone
+            {"p": p, "share": round(percent(p.attended, session, now), 1)} for p in everyone
         ],
         connections=len({r.participant_id for r in session.participants}),
         messages=[(m, m.user_name or names.get(m.participant_id)) for m in gathered["messages"]],

@@ -29,7 +29,7 @@ def upgrade() -> None:
         sa.Column("project_id", sa.Integer(), nullable=False),
         sa.Column("received_at", sa.BigInteger(), nullable=False),
         sa.Column("events", sa.LargeBinary(), nullable=False),
-        # Ids never come back once their rows are deleted: waiters compare them.
+        # Ids only grow, even past deleted rows: the applier takes rows in id order.
         sqlite_autoincrement=True,
     )
     op.create_index("pending_by_part", "pending", ["part", "id"])
