@@ -451,18 +451,17 @@ class Store:
         self._here.queued = 0
         self._here.written = {}
         with self.transactions.begin() as connection:
-            query = (
-                select(rooms.c.project_id, rooms.c.name, rooms.c.version)
-                .where(rooms.c.due_at <= now)
-                .order_by(rooms.c.project_id, rooms.c.name)
-                .limit(limit)
-                .with_for_update(skip_locked=True)
-            )
-            due: defaultdict[int, dict[str, int]] = defaultdict(dict)
-            count = partitions(self, connection)
-            for pid, name, version in connection.execute(query):
-                if parts is None or part_of(pid, name, count) in parts:
-                    due[pid][name] = version
+            # Only this process's partitions' rooms are locked, so none is skipped by both.
+            query = select(rooms.c.project_id, rooms.c.name).where(rooms.c.due_at <= now)
+            mine: defaultdict[int, list[str]] = defaultdict(list)
+            count, taken = partitions(self, connection), 0
+            for pid, name in connection.execute(query.order_by(rooms.c.due_at)):
+                if taken < limit and (parts is None or part_of(pid, name, count) in parts):
+                    mine[pid].append(name)
+                    taken += 1
+            due = {
+                pid: self._lock_rooms(connection, pid, sorted(mine[pid])) for pid in sorted(mine)
+            }
             for pid, versions in due.items():
                 states = self._states(connection, pid, versions)
                 writes = {
