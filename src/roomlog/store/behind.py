@@ -59,7 +59,7 @@ def apply_pending(store: Store, part: int, holder: str | None, now: int, wall: i
     wall-clock `wall`; None: whoever holds it) in one transaction; how many rows it took."""
     store._here.queued = 0
     store._here.written = {}
-    with store.transactions.begin() as connection:
+    with store.turn, store.transactions.begin() as connection:
         if holder is not None and not holds(connection, holder, part, wall):
             return 0
         rows = connection.execute(

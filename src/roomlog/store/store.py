@@ -81,6 +81,7 @@ class Store:
         # What the calling thread's transaction wrote (the writer and the applier each run
         # their own): room states, and how many webhook events it queued.
         self._here = _PerThread()
+        self.turn = threading.Lock()  # one room-writing transaction at a time per process
         self.transactions = Transactions(database)
         self.parts: int | None = None  # the database's partition count, once known
         self.rebuild_events = 0  # events read back from the log to rebuild rooms, in all
@@ -105,7 +106,7 @@ class Store:
     ) -> list[IngestResult]:
         self._here.queued = 0
         self._here.written = {}
-        with self.transactions.begin() as connection:
+        with self.turn, self.transactions.begin() as connection:
             results = self._write(connection, submissions, now, behind)
         self._committed()
         self._announced()
@@ -450,7 +451,7 @@ class Store:
     def _tick(self, now: int, limit: int, parts: Collection[int] | None) -> int:
         self._here.queued = 0
         self._here.written = {}
-        with self.transactions.begin() as connection:
+        with self.turn, self.transactions.begin() as connection:
             # Only this process's partitions' rooms are locked, so none is skipped by both.
             query = select(rooms.c.project_id, rooms.c.name).where(rooms.c.due_at <= now)
             mine: defaultdict[int, list[str]] = defaultdict(list)
