@@ -38,6 +38,7 @@ from pathlib import Path
 import httpx
 import psycopg
 
+from benchmarks.floors import best, floors
 from benchmarks.sessionize import generate
 from roomlog.store.db import migrate, open_database
 from roomlog.store.projects import create_key, ensure_project
@@ -45,6 +46,7 @@ from roomlog.store.projects import create_key, ensure_project
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
 CLIENTS = 4  # concurrent clients posting batches
+PLACEMENTS = ("thread", "process")  # where the server applies events (`--appliers`)
 POSTGRES = os.environ.get("ROOMLOG_BENCH_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/test")
 
 # Each request posts one event with a fresh id; rooms and participants cycle so rooms see
@@ -79,10 +81,11 @@ end
 """
 
 
-def history(count: int, tag: str) -> list[dict[str, object]]:
-    """`count` events of a realistic history in delivery order, its times moved to end now,
-    its ids and rooms made this run's own with `tag` (a repeated delivery keeps its id)."""
-    lines, end = generate(count, 7)
+def history(count: int, tag: str, rooms: int = 0) -> list[dict[str, object]]:
+    """`count` events of a realistic history in `rooms` rooms (default: one per 400 events) in
+    delivery order, its times moved to end now, its ids and rooms made this run's own with
+    `tag` (a repeated delivery keeps its id)."""
+    lines, end = generate(count, 7, rooms)
     shift = time.time() - end
     events = []
     for line in lines:
@@ -136,18 +139,25 @@ def wrk(
     return run_wrk(url, f"{lua}\n{run}\n{WRK_SCRIPT}", seconds, folder)
 
 
-def serve(argv: list[str], url: str, log: Path) -> subprocess.Popen[bytes]:
+def serve(argv: list[str], url: str, log: Path, pin: bool = True) -> subprocess.Popen[bytes]:
+    """Run `argv` (on core 0 if `pin`, else on any) until `url` answers."""
     process = subprocess.Popen(
-        [*taskset(0), *argv], stdout=log.open("ab"), stderr=subprocess.STDOUT, cwd=ROOT
+        [*(taskset(0) if pin else []), *argv],
+        stdout=log.open("ab"),
+        stderr=subprocess.STDOUT,
+        cwd=ROOT,
     )
     wait_up(url)
     return process
 
 
-def serve_roomlog(database_url: str, port: int, log: Path) -> subprocess.Popen[bytes]:
-    """`roomlog serve` on `database_url`, on core 0, once it answers."""
+def serve_roomlog(
+    database_url: str, port: int, log: Path, appliers: str = "thread", pin: bool = True
+) -> subprocess.Popen[bytes]:
+    """`roomlog serve` on `database_url` (on core 0 if `pin`), once it answers."""
     argv = [sys.executable, "-m", "roomlog", "serve", "--database-url", database_url]
-    return serve([*argv, "--port", str(port)], f"http://127.0.0.1:{port}/health", log)
+    argv += ["--appliers", appliers, "--port", str(port)]
+    return serve(argv, f"http://127.0.0.1:{port}/health", log, pin)
 
 
 def stop(process: subprocess.Popen[bytes]) -> None:
@@ -165,13 +175,15 @@ def make_key(database_url: str) -> str:
     return key
 
 
-def history_batches(count: int, size: int, tag: str, clients: int = CLIENTS) -> list[list[bytes]]:
+def history_batches(
+    count: int, size: int, tag: str, clients: int = CLIENTS, rooms: int = 0
+) -> list[list[bytes]]:
     """The history as `clients` streams of batches, each room's events all in one stream and
     in delivery order, as relays split by room would post them. (Dealt out batch by batch
     instead, a client running a few batches behind would deliver events hours of history
     late, and every room they touch would be rebuilt.)"""
     streams: list[list[dict[str, object]]] = [[] for _ in range(clients)]
-    for event in history(count * size, tag):
+    for event in history(count * size, tag, rooms):
         streams[zlib.crc32(str(event["room"]).encode()) % clients].append(event)
     return [
         [json.dumps(events[i : i + size]).encode() for i in range(0, len(events), size)]
@@ -208,6 +220,19 @@ def churn_bodies(count: int, size: int, tag: str) -> list[bytes]:
     return bodies
 
 
+def retagged(shares: list[list[bytes]], tag: str) -> list[list[bytes]]:
+    """`shares` with every event id and room prefixed by `tag`: the same traffic, new ids."""
+    return [
+        [
+            body.replace(b'"id": "', f'"id": "{tag}'.encode()).replace(
+                b'"room": "', f'"room": "{tag}'.encode()
+            )
+            for body in share
+        ]
+        for share in shares
+    ]
+
+
 def post_batches(url: str, key: str, shares: list[list[bytes]]) -> float:
     """Events/s for posting each of `shares` in order, all of them at once."""
     headers = {"Authorization": f"Bearer {key}", "Content-Type": "application/json"}
@@ -237,113 +262,45 @@ def post_batches(url: str, key: str, shares: list[list[bytes]]) -> float:
     return sum(posted) / elapsed
 
 
-def insert_floor(database_url: str, bodies: list[bytes]) -> float:
-    """Events/s for only appending the events of `bodies` to the event log: one driver
-    `executemany` and one commit per body, nothing else (the floor for batches)."""
-    database = open_database(database_url)
-    mark = "?" if database.sqlite else "%s"
-    statement = (
-        "INSERT INTO events (project_id, id, room, joined, participant_id, user_id, user_name,"
-        f" at, received_at) VALUES ({', '.join([mark] * 9)})"
-        " ON CONFLICT (project_id, id) DO NOTHING"
-    )
-    tag = uuid.uuid4().hex[:8]
-    rows = [
-        [
-            (
-                1,
-                f"floor-{tag}-{e['id']}",
-                e["room"],
-                int(e["type"] == "participant.joined"),
-                e["participant_id"],
-                e.get("user_id"),
-                e.get("user_name"),
-                round(float(e["at"]) * 1_000_000),
-                0,
-            )
-            for e in json.loads(body)
-        ]
-        for body in bodies
-    ]
-    started = time.perf_counter()
-    for batch in rows:
-        with database.engine.begin() as connection:
-            connection.exec_driver_sql(statement, batch)
-    elapsed = time.perf_counter() - started
-    database.dispose()
-    return sum(len(batch) for batch in rows) / elapsed
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seconds", type=int, default=10)
     parser.add_argument("--batches", type=int, default=60)
+    parser.add_argument(
+        "--only", choices=("all", "batches"), default="all", help="batches: skip single events"
+    )
     args = parser.parse_args()
-    if shutil.which("wrk") is None:
+    singles_too = args.only == "all"
+    if singles_too and shutil.which("wrk") is None:
         sys.exit("wrk is needed: apt-get install wrk")
     print(
         f"machine: {platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}"
     )
-    python = sys.executable
     tag = uuid.uuid4().hex[:8]
     figures: dict[str, float] = {}
+    workloads = {
+        "history, 200 rooms": history_batches(args.batches, 1000, f"b{tag}", rooms=200),
+        "history, 3,000 rooms": history_batches(args.batches, 1000, f"m{tag}", rooms=3000),
+        "churn": churn_batches(args.batches, 1000, f"c{tag}"),
+    }
+    # The floors append the 200-room history's batches: every method, the same rows.
+    floor_bodies = [body for stream in workloads["history, 200 rooms"] for body in stream]
     with tempfile.TemporaryDirectory() as scratch:
         folder = Path(scratch)
         log = folder / "server.log"
-        singles = folder / "singles.ndjson"
-        singles.write_text(
-            "\n".join(json.dumps(e) for e in history(args.seconds * 10_000, f"w{tag}")) + "\n"
-        )
-        workloads = {
-            "history": history_batches(args.batches, 1000, f"b{tag}"),
-            "churn": churn_batches(args.batches, 1000, f"c{tag}"),
-        }
-        floor_bodies = [body for stream in workloads["history"] for body in stream]
-
-        for figure, app in (("floor", "app"), ("bare floor", "bare")):
-            hello = serve(
-                [
-                    python,
-                    "-m",
-                    "uvicorn",
-                    f"benchmarks.hello:{app}",
-                    "--port",
-                    "8710",
-                    "--loop",
-                    "uvloop",
-                    "--http",
-                    "httptools",
-                    "--log-level",
-                    "warning",
-                ],
-                "http://127.0.0.1:8710/hello",
-                log,
-            )
+        if singles_too:
+            singles(figures, folder, log, args.seconds, tag)
+        for appliers in PLACEMENTS:
+            sqlite_url = f"sqlite:///{folder / f'{appliers}.db'}"
+            key = make_key(sqlite_url)
+            server = serve_roomlog(sqlite_url, 8711, log, appliers, pin=False)
             try:
-                figures[figure], _ = wrk(
-                    "http://127.0.0.1:8710/hello",
-                    {"Content-Type": "application/json"},
-                    args.seconds,
-                    folder,
-                )
+                for name, posts in workloads.items():
+                    figures[f"SQLite {name} {appliers}"] = post_batches(
+                        "http://127.0.0.1:8711", key, posts
+                    )
             finally:
-                stop(hello)
-
-        sqlite_url = f"sqlite:///{folder / 'roomlog.db'}"
-        key = make_key(sqlite_url)
-        server = serve_roomlog(sqlite_url, 8711, log)
-        try:
-            headers = {"Content-Type": "application/json", "Authorization": f"Bearer {key}"}
-            url = "http://127.0.0.1:8711/v1/events"
-            for name, bodies in (("history", singles), ("churn", None)):
-                figures[f"single {name}"], bad = wrk(url, headers, args.seconds, folder, bodies)
-                if bad:
-                    sys.exit(f"{bad} single-event posts failed; see {log}")
-            for name, posts in workloads.items():
-                figures[f"sqlite {name}"] = post_batches("http://127.0.0.1:8711", key, posts)
-        finally:
-            stop(server)
-        figures["sqlite floor"] = insert_floor(sqlite_url, floor_bodies)
+                stop(server)
 
         schema = f"bench_{uuid.uuid4().hex[:8]}"
         try:
@@ -355,38 +312,91 @@ def main() -> None:
             pg_url = f"{POSTGRES}?options=-csearch_path%3D{schema}"
             try:
                 pg_key = make_key(pg_url)
-                server = serve_roomlog(pg_url, 8712, log)
-                try:
-                    for name, posts in workloads.items():
-                        figures[f"pg {name}"] = post_batches("http://127.0.0.1:8712", pg_key, posts)
-                finally:
-                    stop(server)
-                figures["pg floor"] = insert_floor(pg_url, floor_bodies)
+                for appliers in PLACEMENTS:
+                    server = serve_roomlog(pg_url, 8712, log, appliers, pin=False)
+                    try:
+                        for name, posts in workloads.items():
+                            # Each placement's own ids: the second run must not be duplicates.
+                            figures[f"PostgreSQL {name} {appliers}"] = post_batches(
+                                "http://127.0.0.1:8712", pg_key, retagged(posts, appliers)
+                            )
+                    finally:
+                        stop(server)
             finally:
                 with psycopg.connect(POSTGRES, autocommit=True) as connection:
                     connection.execute(f"DROP SCHEMA {schema} CASCADE")
+    appends = floors(floor_bodies)
 
-    floor, bare = figures["floor"], figures["bare floor"]
-    print(f"hello-world POST, Litestar (floor):   {floor:10,.0f} req/s")
-    print(f"hello-world POST, bare ASGI (floor):  {bare:10,.0f} req/s")
-    for name in ("history", "churn"):
-        single = figures[f"single {name}"]
-        print(
-            f"POST /v1/events, 1 event, SQLite, {name + ':':8} {single:10,.0f} events/s"
-            f" ({single / floor:.0%} of Litestar's floor, {single / bare:.0%} of the bare one;"
-            " targets 5,000/s and 40%)"
-        )
-    for db, label in (("sqlite", "SQLite"), ("pg", "PostgreSQL")):
-        if f"{db} floor" not in figures:
-            continue
-        append = figures[f"{db} floor"]
-        print(f"{label}: appending 1,000 events per commit, nothing else (floor): {append:,.0f}/s")
+    if singles_too:
+        floor, bare = figures["floor"], figures["bare floor"]
+        print(f"hello-world POST, Litestar (floor):   {floor:10,.0f} req/s")
+        print(f"hello-world POST, bare ASGI (floor):  {bare:10,.0f} req/s")
         for name in ("history", "churn"):
-            rate = figures[f"{db} {name}"]
+            single = figures[f"single {name}"]
             print(
-                f"POST /v1/events, 1,000/batch, {label}, {name + ':':8} {rate:10,.0f} events/s"
-                f" ({rate / append:.0%} of the floor; target 200,000)"
+                f"POST /v1/events, 1 event, SQLite, {name + ':':8} {single:10,.0f} events/s"
+                f" ({single / floor:.0%} of Litestar's floor, {single / bare:.0%} of the bare one;"
+                " targets 5,000/s and 30% of the bare one)"
             )
+    for method, rate in appends.items():
+        print(f"floor: {method}: {rate:,.0f} events/s")
+    for database, target in (("SQLite", 0.4), ("PostgreSQL", 0.6)):
+        if not any(name.startswith(database) for name in appends):
+            continue
+        method, append = best(appends, database)
+        print(f"{database}: fastest floor: {method} ({append:,.0f}/s)")
+        for name in workloads:
+            for appliers in PLACEMENTS:
+                rate = figures[f"{database} {name} {appliers}"]
+                print(
+                    f"POST /v1/events, 1,000/batch, 4 clients, {database}, {name}, applier in a"
+                    f" {appliers}: {rate:,.0f} events/s ({rate / append:.2f} of the fastest floor;"
+                    f" target {target})"
+                )
+
+
+def singles(figures: dict[str, float], folder: Path, log: Path, seconds: int, tag: str) -> None:
+    """Single events, by wrk: the hello-world floors, then roomlog on SQLite."""
+    python = sys.executable
+    bodies = folder / "singles.ndjson"
+    bodies.write_text("\n".join(json.dumps(e) for e in history(seconds * 10_000, f"w{tag}")) + "\n")
+    for figure, app in (("floor", "app"), ("bare floor", "bare")):
+        hello = serve(
+            [
+                python,
+                "-m",
+                "uvicorn",
+                f"benchmarks.hello:{app}",
+                "--port",
+                "8710",
+                "--loop",
+                "uvloop",
+                "--http",
+                "httptools",
+                "--log-level",
+                "warning",
+            ],
+            "http://127.0.0.1:8710/hello",
+            log,
+        )
+        try:
+            figures[figure], _ = wrk(
+                "http://127.0.0.1:8710/hello", {"Content-Type": "application/json"}, seconds, folder
+            )
+        finally:
+            stop(hello)
+    sqlite_url = f"sqlite:///{folder / 'singles.db'}"
+    key = make_key(sqlite_url)
+    server = serve_roomlog(sqlite_url, 8711, log)
+    try:
+        headers = {"Content-Type": "application/json", "Authorization": f"Bearer {key}"}
+        url = "http://127.0.0.1:8711/v1/events"
+        for name, path in (("history", bodies), ("churn", None)):
+            figures[f"single {name}"], bad = wrk(url, headers, seconds, folder, path)
+            if bad:
+                sys.exit(f"{bad} single-event posts failed; see {log}")
+    finally:
+        stop(server)
 
 
 if __name__ == "__main__":

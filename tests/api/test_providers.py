@@ -498,3 +498,45 @@ def test_a_room_end_stamped_in_the_future_is_refused(served: Served) -> None:
     assert answer.json()["accepted"] == 0
     assert "future" in answer.json()["rejected"][0]["reason"]
     assert served.stored(room) == 1
+
+
+# -- hostile input through the receivers ----------------------------------------------------
+
+
+def _person(room: str, name: str) -> Body:
+    at = int(time.time()) - 60
+    serial = random.randrange(10**9)
+    return {
+        "id": f"nul-{serial}",
+        "type": "participant.joined",
+        "room": room,
+        "participant_id": f"p-{serial}",
+        "user_id": f"u-{serial}",
+        "user_name": name,
+        "at": at,
+        "joined_at": at,
+    }
+
+
+@pytest.mark.parametrize("provider", ["livekit", "daily", "jitsi"])
+def test_a_nul_in_a_display_name_is_replaced_and_the_join_kept(
+    served: Served, provider: str
+) -> None:
+    """Any end user can type one: a correctly signed webhook must not be lost over it."""
+    make = {"livekit": livekit, "daily": daily, "jitsi": jitsi}[provider]
+    room = f"nul-name-{provider}-{random.randrange(10**9)}"
+    answer = send(served, make(_person(room, "Ann\x00Lee")))
+    assert answer.status_code == 200, answer.text
+    assert answer.json()["accepted"] == 1
+    with served.database.engine.connect() as connection:
+        name = connection.execute(select(events.c.user_name).where(events.c.room == room))
+        assert name.scalar_one() == "Ann\ufffdLee"
+
+
+@pytest.mark.parametrize("provider", ["livekit", "daily", "jitsi"])
+def test_a_nul_in_a_room_name_is_refused_by_name(served: Served, provider: str) -> None:
+    make = {"livekit": livekit, "daily": daily, "jitsi": jitsi}[provider]
+    answer = send(served, make(_person("bad\x00room", "Ann")))
+    assert answer.status_code < 500, answer.text
+    assert "`room` contains U+0000" in answer.text
+    assert served.stored("bad\x00room".replace("\x00", "")) == 0

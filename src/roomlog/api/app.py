@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import gc
 import logging
+import multiprocessing
 import os
 import sys
 import time
 from collections.abc import AsyncIterator, Callable
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from typing import Final, cast
-from urllib.parse import parse_qs
+from urllib.parse import parse_qs, quote, unquote_to_bytes
 
 import msgspec
 from litestar import Litestar, get
@@ -41,6 +42,7 @@ from roomlog.api.applied import HEADER, applied_header, header_value
 from roomlog.api.auth import Authenticator, bearer, daily_project, videosdk_project
 from roomlog.api.dashboard import routes as dashboard
 from roomlog.api.errors import (
+    INVALID_REQUEST,
     ApiError,
     error_body,
     on_api_error,
@@ -55,7 +57,7 @@ from roomlog.domain.events import MICROS
 from roomlog.store.db import Database, migrate, open_database
 from roomlog.store.store import Store
 from roomlog.store.writes import Settings
-from roomlog.workers.applier import Applier
+from roomlog.workers.applier import Applier, run_process
 from roomlog.workers.delivery import Deliverer, DeliverySettings
 from roomlog.workers.writer import Writer
 
@@ -79,6 +81,47 @@ def health() -> Health:
 _encode = msgspec.json.Encoder().encode
 
 
+# Routes whose one path parameter is a room's name, which may hold `/` (Jitsi names breakout
+# rooms `<room>/<breakout>`): (prefix, suffix) around it.
+_ROOM_ROUTES: Final = (("/v1/rooms/", "/presence"), ("/v2/rooms/", ""))
+
+
+def room_path(path: str) -> str:
+    """`path` with the room name of a room route percent-encoded into one segment (its
+    handler decodes it with `unquote`), so that any name, `/` included, reaches its route.
+    Other paths are returned as they are."""
+    for head, tail in _ROOM_ROUTES:
+        if path.startswith(head) and path.endswith(tail) and len(path) > len(head) + len(tail):
+            return head + quote(path[len(head) : len(path) - len(tail)], safe="") + tail
+    return path
+
+
+def _refusal(scope: HTTPScope) -> str | None:
+    """Why a request's path or query string cannot be read, or None."""
+    if "\x00" in scope["path"]:
+        return "the path contains U+0000 (NUL): no id or name in roomlog holds one"
+    query = scope.get("query_string", b"")
+    if query:
+        try:
+            text = unquote_to_bytes(query.replace(b"+", b" ")).decode()
+        except UnicodeDecodeError:
+            return "the query string is not UTF-8 once percent-decoded: encode it as UTF-8"
+        if "\x00" in text:
+            return "the query string contains U+0000 (%00): no parameter takes one"
+    return None
+
+
+async def _answer(send: Send, status: int, answer: bytes, through: bytes | None = None) -> None:
+    headers = [
+        (b"content-type", b"application/json"),
+        (b"content-length", str(len(answer)).encode()),
+    ]
+    if through is not None:
+        headers.append((HEADER.lower().encode(), through))
+    await send({"type": "http.response.start", "status": status, "headers": headers})
+    await send({"type": "http.response.body", "body": answer, "more_body": False})
+
+
 class Roomlog(Litestar):
     """The Litestar app, with `POST /v1/events` answered ahead of Litestar's request handling.
 
@@ -98,6 +141,13 @@ class Roomlog(Litestar):
     ) -> None:
         if scope["type"] == ScopeType.HTTP:
             http = cast("HTTPScope", scope)
+            refusal = _refusal(http)
+            if refusal is not None:
+                await _answer(
+                    cast("Send", send), 400, _encode(error_body(INVALID_REQUEST, refusal))
+                )
+                return
+            http["path"] = room_path(http["path"])
             if (
                 http["path"] == "/v1/events"
                 and http["method"] == "POST"
@@ -131,15 +181,7 @@ class Roomlog(Litestar):
             status, answer = exc.status, _encode(error_body(exc.error, exc.info, **exc.extra))
         except Exception:
             status, answer = 500, _encode(unexpected("POST", "/v1/events"))
-        headers = [
-            (b"content-type", b"application/json"),
-            (b"content-length", str(len(answer)).encode()),
-        ]
-        through = header_value(self.state)
-        if through is not None:
-            headers.append((HEADER.lower().encode(), through))
-        await send({"type": "http.response.start", "status": status, "headers": headers})
-        await send({"type": "http.response.body", "body": answer, "more_body": False})
+        await _answer(send, status, answer, header_value(self.state))
         return True
 
 
@@ -216,17 +258,34 @@ def _workers(
     tick: float,
     stale_after: int,
     deliverer: Deliverer | None,
+    appliers: str,
 ) -> Callable[[Litestar], AbstractAsyncContextManager[None]]:
-    """The lifespan: migrate, then run the applier, the writer and the webhook deliverer
-    beside the app."""
+    """The lifespan: migrate, then run the applier (a thread, or `appliers="process"`: a
+    process of its own, watched by a thread for the applied-through header), the writer and
+    the webhook deliverer beside the app."""
 
     @asynccontextmanager
     async def lifespan(app: Litestar) -> AsyncIterator[None]:
         migrate(store.database)
-        applier = Applier(store, clock, tick=tick, stale_after=stale_after)
+        child: multiprocessing.process.BaseProcess | None = None
+        if appliers == "process":
+            spawn = multiprocessing.get_context("spawn")
+            stop, wake = spawn.Event(), spawn.Event()
+            child = spawn.Process(
+                target=run_process,
+                args=(store.database.url, store.settings, tick, stale_after, stop, wake),
+                name="roomlog-applier",
+                daemon=True,
+            )
+            child.start()
+            applier = Applier(store, clock, applies=False)
+            writer_wake: Callable[[], None] = wake.set
+        else:
+            applier = Applier(store, clock, tick=tick, stale_after=stale_after)
+            writer_wake = applier.wake
         applier.start()
         app.state.applier = applier
-        writer = Writer(store, clock=clock, wake=applier.wake)
+        writer = Writer(store, clock=clock, wake=writer_wake)
         writer.start()
         app.state.writer = writer
         if deliverer is not None:
@@ -242,6 +301,9 @@ def _workers(
                 deliverer.stop()
             writer.stop()
             applier.stop()
+            if child is not None:
+                stop.set()
+                child.join(timeout=30)
 
     return lifespan
 
@@ -256,9 +318,11 @@ def create_app(
     deliver: bool = True,
     chat_link_ttl: int = exports.DEFAULT_LINK_TTL,
     wait: str = "logged",
+    appliers: str = "thread",
 ) -> Roomlog:
     """The API over `database` (migrated on start), with its writer, applier and webhook
     threads. `wait="applied"` answers writes once their events are applied, by default.
+    `appliers="process"` applies them in a process of its own instead of a thread.
 
     `stale_after` (µs, 0 for never) closes presences with no event or snapshot for that long.
     Without `deliver`, no thread sends webhooks (a test drives `Deliverer.run_once` instead).
@@ -278,7 +342,7 @@ def create_app(
     return Roomlog(
         route_handlers=_routes(),
         state=State(state),
-        lifespan=[_workers(store, clock, tick, stale_after, deliverer)],
+        lifespan=[_workers(store, clock, tick, stale_after, deliverer, appliers)],
         exception_handlers=dict(_EXCEPTION_HANDLERS),
         request_max_body_size=MAX_BODY,
         before_send=[applied_header],
@@ -313,4 +377,5 @@ def app_from_env() -> Litestar:
         stale_after=int(float(os.environ.get("ROOMLOG_STALE_AFTER", "0")) * MICROS),
         chat_link_ttl=int(os.environ.get("ROOMLOG_CHAT_LINK_TTL", exports.DEFAULT_LINK_TTL)),
         wait=os.environ.get("ROOMLOG_WAIT", "logged"),
+        appliers=os.environ.get("ROOMLOG_APPLIERS", "thread"),
     )

@@ -27,7 +27,15 @@ from roomlog.api.errors import (
     ErrorBody,
 )
 from roomlog.domain.events import ChatMessage, PresenceEvent, RoomEvent
-from roomlog.ingest.native import InvalidEvent, NativeEvent, parse_item, to_presence
+from roomlog.ingest.native import (
+    BOM,
+    UNREADABLE,
+    InvalidEvent,
+    NativeEvent,
+    parse_item,
+    to_presence,
+    unreadable,
+)
 from roomlog.store.projects import Project
 from roomlog.store.writes import IngestResult, Rejected, Submission
 from roomlog.workers.writer import Writer
@@ -177,6 +185,8 @@ def _parse_body(body: bytes, ndjson: bool) -> ParsedBody:
         else:
             parsed.events.append((index, item))
 
+    if body[:3] == BOM:
+        body = body[3:]
     if ndjson:
         for index, line in enumerate(body.splitlines()):
             if line.strip():
@@ -185,7 +195,7 @@ def _parse_body(body: bytes, ndjson: bool) -> ParsedBody:
         try:
             # Most arrays hold only valid presence events: one decode, in C, for all of them.
             natives = _presence_array.decode(body)
-        except msgspec.DecodeError:
+        except (msgspec.DecodeError, *UNREADABLE):
             natives = None
         if natives is not None:
             for index, native in enumerate(natives):
@@ -196,9 +206,8 @@ def _parse_body(body: bytes, ndjson: bool) -> ParsedBody:
         else:
             try:
                 items = _array.decode(body)
-            except msgspec.DecodeError as exc:
-                info = f"the body is not valid JSON: {exc}"
-                raise ApiError(400, INVALID_REQUEST, info) from None
+            except (msgspec.DecodeError, *UNREADABLE) as exc:
+                raise ApiError(400, INVALID_REQUEST, not_json(body, exc)) from None
             for index, raw in enumerate(items):
                 take(index, raw)
     else:
@@ -206,9 +215,8 @@ def _parse_body(body: bytes, ndjson: bool) -> ParsedBody:
         if parsed.rejected:  # a single event: its rejection is the request's
             try:
                 _any.decode(body)
-            except msgspec.DecodeError as exc:
-                info = f"the body is not valid JSON: {exc}"
-                raise ApiError(400, INVALID_REQUEST, info) from None
+            except (msgspec.DecodeError, *UNREADABLE) as exc:
+                raise ApiError(400, INVALID_REQUEST, not_json(body, exc)) from None
             raise ApiError(400, INVALID_REQUEST, parsed.rejected[0].reason)
     taken = len(parsed.events) + len(parsed.chats) + len(parsed.room_events)
     if taken + len(parsed.rejected) > MAX_EVENTS:
@@ -216,6 +224,23 @@ def _parse_body(body: bytes, ndjson: bool) -> ParsedBody:
             413, "request-too-large", f"at most {MAX_EVENTS} events per request; split the batch"
         )
     return parsed
+
+
+def not_json(body: bytes, exc: Exception) -> str:
+    """Why `body` is not one JSON document, with what to do about it."""
+    if isinstance(exc, msgspec.DecodeError) and body.strip().count(b"\n") >= 1:
+        lines = [line.strip() for line in body.splitlines() if line.strip()]
+        if len(lines) > 1 and all(line[:1] == b"{" for line in lines[:3]):
+            return (
+                "the body looks like NDJSON (one event per line): send it with"
+                " `Content-Type: application/x-ndjson`, or send a JSON array"
+            )
+    if isinstance(exc, msgspec.DecodeError):
+        return f"the body is not valid JSON: {exc}"
+    return f"the body is unreadable: {unreadable(exc)}"
+
+
+NDJSON_TYPES: Final = ("application/x-ndjson", "application/ndjson", "text/plain")
 
 
 @post(
@@ -255,7 +280,7 @@ async def receive_events(
         raise ApiError(400, INVALID_REQUEST, f"wait: {wait!r} is not `applied` or `logged`")
     writer: Writer = state.writer
     media_type = content_type.split(";", maxsplit=1)[0].strip().lower()
-    parsed = _parse_body(body, media_type in ("application/x-ndjson", "text/plain"))
+    parsed = _parse_body(body, media_type in NDJSON_TYPES)
     result = IngestResult(0, 0, [])
     if parsed.events or parsed.chats or parsed.room_events:
         result = await writer.submit(

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from typing import Any, Final
+from urllib.parse import unquote
 
 import msgspec
 from litestar import Request, get
@@ -233,6 +234,7 @@ def get_room_presence(
     userName: FromQuery[str | None] = None,  # noqa: N803
 ) -> RoomPresence:
     now = context.clock(request)
+    room_name = unquote(room_name)  # encoded by `roomlog.api.app.room_path`
     with context.database(state).engine.connect() as connection:
         if not queries.room_exists(connection, project.id, room_name):
             raise ApiError(404, NOT_FOUND, f"no room {room_name!r}")

@@ -12,6 +12,7 @@ from __future__ import annotations
 import logging
 import time
 from typing import Annotated, Any, Final
+from urllib.parse import unquote
 
 import msgspec
 from anyio import to_thread
@@ -29,7 +30,7 @@ from roomlog.ingest.webhook import Forged, Inbound, Mapped, Snapshot, Unreadable
 from roomlog.store.db import Database
 from roomlog.store.projects import DEFAULT_PROJECT, Project, find_project
 from roomlog.store.providers import PROVIDERS, credentials
-from roomlog.store.writes import IngestResult, Rejected, Submission
+from roomlog.store.writes import IngestResult, Rejected, Submission, too_far
 from roomlog.workers.writer import Writer
 
 log = logging.getLogger("roomlog.receivers")
@@ -240,6 +241,7 @@ async def put_room_presence(
     room_name: FromPath[str],
     data: Annotated[RoomSnapshot, Body(title="RoomSnapshot")],
 ) -> SnapshotReport:
+    room_name = unquote(room_name)
     if not 1 <= len(room_name) <= MAX_NAME:
         raise ApiError(400, INVALID_REQUEST, f"a room name has 1 to {MAX_NAME} characters")
     ids = [p.participant_id for p in data.participants]
@@ -252,7 +254,9 @@ async def put_room_presence(
         raise ApiError(400, INVALID_REQUEST, f"at: {exc}") from None
     settings = request.app.state.store.settings
     if at > now + settings.max_skew:
-        raise ApiError(400, INVALID_REQUEST, "`at` is further in the future than the server allows")
+        raise ApiError(
+            400, INVALID_REQUEST, too_far(0, "`at`", now + settings.max_skew, now).reason
+        )
     people = tuple((p.participant_id, p.user_id, p.user_name) for p in data.participants)
     writer: Writer = request.app.state.writer
     result: IngestResult = await writer.submit(

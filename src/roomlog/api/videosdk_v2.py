@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import math
 from typing import Any, Final
+from urllib.parse import unquote
 
 import msgspec
 from litestar import Request, get
@@ -243,6 +244,7 @@ def get_room_v2(
     room_id: FromPath[str],
 ) -> RoomV2:
     room = None
+    room_id = unquote(room_id)  # encoded by `roomlog.api.app.room_path`
     if caller.room is None or caller.room == room_id:
         with context.database(state).engine.connect() as connection:
             room = queries.find_room(connection, caller.project.id, room_id)

@@ -113,6 +113,12 @@ def add_commands(commands: argparse._SubParsersAction[argparse.ArgumentParser]) 
         help="partitions of rooms, each applied by one process at a time (default 16; fixed "
         "for a database by its first server)",
     )
+    serve.add_argument(
+        "--appliers",
+        choices=("thread", "process"),
+        default="thread",
+        help="apply events in a thread of the server (default) or in a process of its own",
+    )
 
     keys = commands.add_parser("keys", help="create, list and revoke API keys")
     key_commands = keys.add_subparsers(dest="keys_command", required=True, metavar="ACTION")

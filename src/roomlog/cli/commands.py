@@ -87,6 +87,7 @@ def _serve(args: argparse.Namespace, database: Database) -> int:
     os.environ["ROOMLOG_CHAT_LINK_TTL"] = str(args.chat_link_ttl)
     os.environ["ROOMLOG_WAIT"] = args.wait
     os.environ["ROOMLOG_PARTITIONS"] = str(args.partitions)
+    os.environ["ROOMLOG_APPLIERS"] = args.appliers
     print(f"roomlog on http://{args.host}:{args.port} (OpenAPI: /schema)", flush=True)
     uvicorn.run(
         "roomlog.api.app:app_from_env",

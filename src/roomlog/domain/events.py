@@ -74,6 +74,12 @@ def micros_from_unix(seconds: float) -> int:
     if isinstance(seconds, bool) or not math.isfinite(seconds):
         raise InvalidTime(f"expected unix seconds, got {seconds!r}")
     if not EARLIEST_AT <= seconds <= LATEST_AT:
+        for unit, per_second in (("milliseconds", 1_000), ("microseconds", MICROS)):
+            if EARLIEST_AT < seconds / per_second <= LATEST_AT and seconds / per_second > 1e8:
+                raise InvalidTime(
+                    f"{seconds!r} looks like {unit}: `at` is in seconds, so divide it by"
+                    f" {per_second:,} (fractions are kept, to the microsecond)"
+                )
         raise InvalidTime(f"unix seconds {seconds!r} are outside 1970-01-01 .. 9999-12-31")
     if isinstance(seconds, int):
         return seconds * MICROS

@@ -135,7 +135,7 @@ def kind_of(document: bytes | str) -> object:
     """The `type` a JSON document (valid or not) says it has, or None."""
     try:
         return _kind_decoder.decode(document).type
-    except msgspec.DecodeError:
+    except (msgspec.DecodeError, *UNREADABLE):
         return None
 
 
@@ -150,24 +150,45 @@ def parse_item(document: bytes | str) -> PresenceEvent | ChatMessage | RoomEvent
 
     The presence event is tried first, as it is by far the most frequent; only a document
     that is not one pays for the second look."""
+    if isinstance(document, bytes) and document.startswith(BOM):
+        document = document[3:]
     try:
         return to_presence(_decoder.decode(document))
     except msgspec.DecodeError as exc:
         kind = kind_of(document)
         if kind not in (CHAT, *ROOM_TYPES):
             raise InvalidEvent(str(exc)) from None
+    except UNREADABLE as exc:
+        raise InvalidEvent(unreadable(exc)) from None
     try:
         if kind == CHAT:
             return to_chat(_chat_decoder.decode(document))
         return to_room_event(_room_decoder.decode(document))
-    except msgspec.DecodeError as exc:
-        raise InvalidEvent(str(exc)) from None
+    except (msgspec.DecodeError, *UNREADABLE) as exc:
+        raise InvalidEvent(unreadable(exc)) from None
+
+
+BOM: Final = "\ufeff".encode()
+# What msgspec raises besides `DecodeError`: bytes that are not UTF-8, and nesting deeper than
+# the interpreter's recursion limit.
+UNREADABLE: Final = (UnicodeDecodeError, RecursionError)
+
+
+def unreadable(exc: Exception) -> str:
+    """Why a document could not be read, for a client to act on."""
+    if isinstance(exc, UnicodeDecodeError):
+        return (
+            f"a string holds the byte 0x{exc.object[exc.start]:02x}, which is not UTF-8: send UTF-8"
+        )
+    if isinstance(exc, RecursionError):
+        return "the JSON is nested too deeply to read: events are flat objects"
+    return str(exc)
 
 
 def parse_event(document: bytes | str) -> PresenceEvent:
     """One JSON document to a `PresenceEvent`, or `InvalidEvent` naming the field at fault."""
     try:
         raw = _decoder.decode(document)
-    except msgspec.DecodeError as exc:
-        raise InvalidEvent(str(exc)) from None
+    except (msgspec.DecodeError, *UNREADABLE) as exc:
+        raise InvalidEvent(unreadable(exc)) from None
     return to_presence(raw)

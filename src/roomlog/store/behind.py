@@ -33,12 +33,18 @@ def defer(
     now: int,
 ) -> None:
     """Hand the appended events to their partitions: one `pending` row per project and
-    partition, holding its events in the order of their ids."""
+    partition, holding its events in the order they came in."""
     count = partitions(store, connection)
     groups: defaultdict[tuple[int, int], list[PresenceEvent]] = defaultdict(list)
-    for key in sorted(inserted):
-        event = stored[key][2]
-        groups[(key[0], part_of(key[0], event.room, count))].append(event)
+    parts: dict[tuple[int, str], int] = {}
+    for key, (_, _, event) in stored.items():
+        if key not in inserted:
+            continue
+        where = (key[0], event.room)
+        part = parts.get(where)
+        if part is None:
+            part = parts[where] = part_of(key[0], event.room, count)
+        groups[(key[0], part)].append(event)
     rows = [
         {"part": part, "project_id": pid, "received_at": now, "events": _encode(found)}
         for (pid, part), found in groups.items()

@@ -7,9 +7,10 @@ from typing import Any
 
 from sqlalchemy import Connection, select
 
+from roomlog.domain import strings
 from roomlog.domain.events import ChatMessage
 from roomlog.store.schema import chat_messages
-from roomlog.store.writes import IngestResult, Rejected, Submission, conflict
+from roomlog.store.writes import IngestResult, Rejected, Submission, conflict, too_far
 
 
 def write_chats(
@@ -25,11 +26,14 @@ def write_chats(
     first: dict[tuple[int, str], tuple[int, int, ChatMessage]] = {}
     repeats: list[tuple[int, int, ChatMessage]] = []
     for n, submission in enumerate(submissions):
-        for index, message in submission.chats:
+        for index, given in submission.chats:
+            try:
+                message = strings.chat(given)
+            except strings.Refused as exc:
+                results[n].rejected.append(Rejected(index, str(exc)))
+                continue
             if message.at > latest:
-                results[n].rejected.append(
-                    Rejected(index, "`at` is further in the future than the server allows")
-                )
+                results[n].rejected.append(too_far(index, "`at`", latest, now))
             elif (submission.project.id, message.id) in first:
                 repeats.append((n, index, message))
             else:

@@ -51,8 +51,9 @@ class Statements:
     """One dialect's statements. Those named `*_keyed` take a key list (`keys`) first."""
 
     sqlite: bool
-    # SQLite: one `executemany` of rows. PostgreSQL: one statement over one array per
-    # column, answering the (project_id, id) of the rows it appended.
+    # SQLite: one `executemany` of rows. PostgreSQL: the rows are copied (`COPY`) into a
+    # temporary table (`stage`, made once per connection), then moved into the log by one
+    # statement that answers the (project_id, id) of the rows it appended.
     append: str
     existing_keyed: str
     locked_keyed: str
@@ -62,6 +63,8 @@ class Statements:
     upsert_sessions: str
     delete_sessions: str
     write_rooms: str
+    stage: str = ""
+    copy: str = ""
 
     def keys(self, values: list[str]) -> Any:
         """`values` as the one parameter a `*_keyed` statement takes for its key list."""
@@ -104,11 +107,16 @@ SQLITE: Final = Statements(
 # Room rows are locked in the order of the keys, which every caller sorts.
 POSTGRES: Final = Statements(
     sqlite=False,
+    # Sorted, so that concurrent appends of overlapping ids take the index's locks in one order.
     append=(
-        f"INSERT INTO events ({_EVENT_COLUMNS}) SELECT * FROM unnest(%s::int[], %s::text[],"
-        " %s::text[], %s::smallint[], %s::text[], %s::text[], %s::text[], %s::bigint[],"
-        " %s::bigint[]) ON CONFLICT (project_id, id) DO NOTHING RETURNING project_id, id"
+        f"INSERT INTO events ({_EVENT_COLUMNS}) SELECT {_EVENT_COLUMNS} FROM staged_events"
+        " ORDER BY project_id, id ON CONFLICT (project_id, id) DO NOTHING RETURNING project_id, id"
     ),
+    stage=(
+        "CREATE TEMPORARY TABLE IF NOT EXISTS staged_events"
+        " (LIKE events INCLUDING DEFAULTS) ON COMMIT DELETE ROWS"
+    ),
+    copy=f"COPY staged_events ({_EVENT_COLUMNS}) FROM STDIN",
     existing_keyed=(
         f"SELECT e.* FROM unnest(%s::text[]) AS k(id) CROSS JOIN LATERAL (SELECT {_EVENT_CONTENT}"
         " FROM events WHERE project_id = %s::int AND id = k.id LIMIT 1) AS e"
@@ -150,3 +158,20 @@ def run_many(connection: Connection, sql: str, parameters: list[tuple[Any, ...]]
     finally:
         cursor.close()
     return changed
+
+
+def copied(
+    connection: Connection, sql: Statements, rows: list[tuple[Any, ...]]
+) -> list[tuple[Any, ...]]:
+    """PostgreSQL: append the event `rows` through the staging table; the keys appended."""
+    cursor = connection.connection.cursor()
+    try:
+        cursor.execute(sql.stage)
+        with cursor.copy(sql.copy) as copy:
+            for row in rows:
+                copy.write_row(row)
+        cursor.execute(sql.append)
+        found = cast("list[tuple[Any, ...]]", cursor.fetchall())
+    finally:
+        cursor.close()
+    return found

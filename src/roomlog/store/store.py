@@ -27,9 +27,9 @@ from sqlalchemy import Connection, select
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
+from roomlog.domain import strings
 from roomlog.domain.engine import LateEvent, Stamped, Wide, stamp
 from roomlog.domain.events import (
-    JOINED,
     MICROS,
     PresenceEvent,
 )
@@ -44,6 +44,7 @@ from roomlog.store.leases import part_of
 from roomlog.store.log import (
     append,
     content,
+    log_rows,
     room_events,
     room_wide,
 )
@@ -52,7 +53,14 @@ from roomlog.store.schema import rooms
 from roomlog.store.snapshots import close_stale
 from roomlog.store.transactions import Transactions, retrying
 from roomlog.store.wide import append_new, room_events_of, rooms_of
-from roomlog.store.writes import IngestResult, Rejected, Settings, Submission, conflict
+from roomlog.store.writes import (
+    IngestResult,
+    Rejected,
+    Settings,
+    Submission,
+    conflict,
+    too_far,
+)
 
 log = logging.getLogger("roomlog.store")
 
@@ -141,43 +149,35 @@ class Store:
         latest = now + self.settings.max_skew
         for n, submission in enumerate(submissions):
             pid = submission.project.id
-            for index, event in submission.events:
+            for index, given in submission.events:
+                try:
+                    event = strings.presence(given)
+                except strings.Refused as exc:
+                    results[n].rejected.append(Rejected(index, str(exc)))
+                    continue
                 if event.at > latest:
-                    results[n].rejected.append(
-                        Rejected(index, "`at` is further in the future than the server allows")
-                    )
+                    results[n].rejected.append(too_far(index, "`at`", latest, now))
                     continue
                 key = (pid, event.id)
                 if key in first:
                     repeats.append((n, index, event))
                 else:
                     first[key] = (n, index, event)
-        wide_items = room_events_of(connection, self._insert, submissions, results, latest)
+        wide_items = room_events_of(connection, self._insert, submissions, results, latest, now)
         fresh_wide = append_new(connection, self._insert, submissions, results, wide_items, now)
         if not first and not fresh_wide:
             return results
-        rows = [
-            (
-                pid,
-                eid,
-                event.room,
-                1 if event.type == JOINED else 0,
-                event.participant_id,
-                event.user_id,
-                event.user_name,
-                event.at,
-                now,
-            )
-            for (pid, eid), (_, _, event) in sorted(first.items(), key=lambda kv: kv[0])
-        ]
+        rows = log_rows(first, now)
         inserted, existing = (
             append(connection, self._sql, rows, list(first)) if rows else (set(), {})
         )
         fresh: defaultdict[tuple[int, str], list[Stamped]] = defaultdict(list)
+        now_too = not behind or bool(fresh_wide)  # apply in this transaction
         for key, (n, index, event) in first.items():
             if key in inserted:
                 results[n].accepted += 1
-                fresh[(key[0], event.room)].append(stamp(event))
+                if now_too:
+                    fresh[(key[0], event.room)].append(stamp(event))
             elif existing.get(key) == content(event) or (
                 key in existing and submissions[n].id_is_identity
             ):
@@ -192,7 +192,7 @@ class Store:
                 results[n].rejected.append(conflict(index, event))
         for result in results:
             result.rejected.sort(key=lambda r: r.index)
-        if behind and not fresh_wide:
+        if not now_too:
             defer(self, connection, first, inserted, now)
             return results
         # Who listens, per project: read once for this transaction's meeting and participant events.

@@ -10,11 +10,12 @@ from typing import Any
 
 from sqlalchemy import Connection
 
+from roomlog.domain import strings
 from roomlog.domain.engine import Wide, wide
 from roomlog.domain.events import ROOM_ENDED, ROOM_SNAPSHOT, RoomEvent
 from roomlog.store.log import append_room_events, room_content
 from roomlog.store.snapshots import sighted, snapshot_event
-from roomlog.store.writes import IngestResult, Rejected, Submission, conflict
+from roomlog.store.writes import IngestResult, Rejected, Submission, conflict, too_far
 
 
 def room_events_of(
@@ -23,6 +24,7 @@ def room_events_of(
     submissions: Sequence[Submission],
     results: list[IngestResult],
     latest: int,
+    now: int,
 ) -> list[tuple[int, int, RoomEvent]]:
     """The room ends and snapshots of `submissions` as events, (submission, index, event);
     those stamped too far ahead are rejected. Snapshots count as sightings."""
@@ -33,12 +35,15 @@ def room_events_of(
             *((i, snapshot_event(snap)) for i, snap in submission.snapshots),
             *submission.room_events,
         ]
-        for index, event in items:
+        for index, given in items:
+            try:
+                event = strings.room_event(given)
+            except strings.Refused as exc:
+                results[n].rejected.append(Rejected(index, str(exc)))
+                continue
             if event.at > latest:
-                what = "room's end" if event.type == ROOM_ENDED else "snapshot"
-                results[n].rejected.append(
-                    Rejected(index, f"the {what} is further in the future than the server allows")
-                )
+                what = "the room's end" if event.type == ROOM_ENDED else "the snapshot"
+                results[n].rejected.append(too_far(index, what, latest, now))
                 continue
             found.append((n, index, event))
             if event.type == ROOM_SNAPSHOT:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from datetime import UTC, datetime
 
 import msgspec
 
@@ -69,3 +70,14 @@ class Submission:
 
 def conflict(index: int, event: PresenceEvent | ChatMessage | RoomEvent) -> Rejected:
     return Rejected(index, f"id {event.id!r} is already used by a different event")
+
+
+def too_far(index: int, what: str, latest: int, now: int) -> Rejected:
+    """Item `index` is stamped after `latest`, the most the server's clock (`now`) allows."""
+    allowance = (latest - now) // MICROS
+    clock = datetime.fromtimestamp(now / MICROS, UTC).isoformat(timespec="seconds")
+    return Rejected(
+        index,
+        f"{what} is further in the future than the server allows ({allowance} s ahead of its"
+        f" clock, which reads {clock.replace('+00:00', 'Z')}): check the sender's clock",
+    )

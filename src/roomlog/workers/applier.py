@@ -17,12 +17,14 @@ import threading
 import time
 import uuid
 from collections.abc import Callable
-from typing import Final
+from typing import Final, Protocol
 
 from roomlog.domain.events import MICROS
 from roomlog.store import leases
 from roomlog.store.behind import apply_pending, partitions
+from roomlog.store.db import open_database
 from roomlog.store.store import Store
+from roomlog.store.writes import Settings
 
 log = logging.getLogger("roomlog.applier")
 
@@ -34,6 +36,15 @@ ROUNDS: Final = 32  # apply transactions per partition per round, so every parti
 
 def _wall() -> int:
     return time.time_ns() // 1000
+
+
+class Waker(Protocol):
+    """What wakes an applier: a `threading.Event`, or a `multiprocessing` one when the
+    applier runs in a process of its own."""
+
+    def set(self) -> None: ...
+    def clear(self) -> None: ...
+    def wait(self, timeout: float | None = None) -> bool: ...
 
 
 def holder_name() -> str:
@@ -48,6 +59,8 @@ class Applier:
         tick: float = 0.25,
         stale_after: int = 0,
         lease: float = LEASE,
+        applies: bool = True,
+        wake: Waker | None = None,
     ) -> None:
         self.store = store
         self.clock = clock
@@ -59,7 +72,9 @@ class Applier:
         # When the oldest event not yet applied (anywhere) was received; None: all applied.
         self.oldest_pending: int | None = None
         self.checked_at = 0  # the clock when `oldest_pending` was last read
-        self._wake = threading.Event()
+        # Without `applies`, it only watches what is pending (another process applies).
+        self.applies = applies
+        self._wake: Waker = wake if wake is not None else threading.Event()
         self._stopping = threading.Event()
         self._thread = threading.Thread(target=self._run, name="roomlog-applier", daemon=True)
         self._next_sweep = 0.0
@@ -74,6 +89,8 @@ class Applier:
         self._stopping.set()
         self._wake.set()
         self._thread.join(timeout=30)
+        if not self.applies:
+            return
         try:
             with self.store.database.engine.begin() as connection:
                 leases.release(connection, self.holder)
@@ -85,13 +102,16 @@ class Applier:
             next_claim = next_tick = 0.0
             while not self._stopping.is_set():
                 try:
-                    if time.monotonic() >= next_claim:
-                        self._claim()
-                        next_claim = time.monotonic() + RENEW
-                    self._apply(self._look())
-                    if time.monotonic() >= next_tick:
-                        self._time_passes()
-                        next_tick = time.monotonic() + self.tick
+                    if not self.applies:
+                        self._look()
+                    else:
+                        if time.monotonic() >= next_claim:
+                            self._claim()
+                            next_claim = time.monotonic() + RENEW
+                        self._apply(self._look())
+                        if time.monotonic() >= next_tick:
+                            self._time_passes()
+                            next_tick = time.monotonic() + self.tick
                 except Exception:
                     log.exception("applying events failed; trying again")
                     time.sleep(POLL)
@@ -137,3 +157,25 @@ class Applier:
         """An instant (µs) such that every event acknowledged before it is applied."""
         oldest = self.oldest_pending
         return self.checked_at if oldest is None else min(oldest, self.checked_at)
+
+
+def run_process(
+    url: str,
+    settings: Settings,
+    tick: float,
+    stale_after: int,
+    stop: Waker,
+    wake: Waker,
+) -> None:
+    """An applier in a process of its own (`roomlog serve --appliers process`): it applies
+    until `stop` is set or the process that started it is gone."""
+    parent = os.getppid()
+    database = open_database(url)
+    applier = Applier(Store(database, settings), _wall, tick, stale_after, wake=wake)
+    applier.start()
+    try:
+        while not stop.wait(RENEW) and os.getppid() == parent:
+            pass
+    finally:
+        applier.stop()
+        database.dispose()
