@@ -11,6 +11,7 @@ from typing import Any
 
 import httpx
 import msgspec
+import pytest
 from sqlalchemy import select
 
 from roomlog.cli import main
@@ -118,17 +119,19 @@ def holders(url: str) -> dict[str | None, int]:
     return found
 
 
+@pytest.mark.parametrize("appliers", ["thread", "process"])
 def test_a_killed_servers_partitions_are_taken_over_and_nothing_is_lost(
-    database_url: str, tmp_path: Path
+    database_url: str, tmp_path: Path, appliers: str
 ) -> None:
     """Two servers share the partitions; one is killed with events of its partitions still
-    to apply; the other takes its partitions over when their leases expire, and the sessions
-    are those of every acknowledged event."""
+    to apply; the other takes its partitions over (when their leases expire, or at once when
+    an applier process sees its server gone), and the sessions are those of every
+    acknowledged event. Appliers run in each server or in a process of their own."""
     database = open_database(database_url)
     migrate(database)
     project, key = make_project(database, "takeover")
     database.dispose()
-    logged = ["--wait", "logged"]
+    logged = ["--wait", "logged", "--appliers", appliers]
     servers = [Server(database_url, tmp_path / f"server-{n}.log", logged) for n in range(2)]
     try:
         shares = eventually(lambda: sorted(holders(database_url).values()), [8, 8])

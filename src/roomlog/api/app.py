@@ -6,6 +6,7 @@ import gc
 import logging
 import multiprocessing
 import os
+import re
 import sys
 import time
 from collections.abc import AsyncIterator, Callable
@@ -15,10 +16,12 @@ from urllib.parse import parse_qs, quote, unquote_to_bytes
 
 import msgspec
 from litestar import Litestar, get
+from litestar._openapi.plugin import OpenAPIPlugin
 from litestar.datastructures import State
 from litestar.di import Provide
 from litestar.enums import ScopeType
 from litestar.exceptions import HTTPException, ValidationException
+from litestar.handlers import HTTPRouteHandler
 from litestar.openapi import OpenAPIConfig
 from litestar.openapi.spec import (
     Components,
@@ -71,7 +74,7 @@ class Health(msgspec.Struct):
     version: str
 
 
-@get("/health", summary="Liveness", tags=["service"], sync_to_thread=False)
+@get("/health", summary="Liveness", tags=["service"], sync_to_thread=False, security=[])
 def health() -> Health:
     return Health("ok", __version__)
 
@@ -223,6 +226,23 @@ def _openapi() -> OpenAPIConfig:
     )
 
 
+def _open_routes() -> tuple[HTTPRouteHandler, ...]:
+    return (*receivers.ROUTES, health, *exports.OPEN_ROUTES)
+
+
+def _open_in_openapi(app: Litestar) -> None:
+    """Say in the OpenAPI document that the open routes take no key (Litestar leaves an
+    empty `security` out, so they would inherit the document's)."""
+    document = app.plugins.get(OpenAPIPlugin).provide_openapi()
+    for handler in _open_routes():
+        for path in handler.paths:
+            item = (document.paths or {}).get(re.sub(r":[^}]+}", "}", path))
+            for method in handler.http_methods:
+                operation = getattr(item, method.lower(), None)
+                if operation is not None:
+                    operation.security = []
+
+
 def _routes() -> list[ControllerRouterHandler]:
     """Every route, each group with the authentication its clients use."""
     daily_auth = {"project": Provide(daily_project)}
@@ -242,7 +262,7 @@ def _routes() -> list[ControllerRouterHandler]:
     for handler in videosdk_v2.ROUTES:
         handler.dependencies = dict(videosdk_v2.DEPENDENCIES)
     # Provider webhooks and the health check take no API key; a chat link carries its own.
-    open_routes = (*receivers.ROUTES, health, *exports.OPEN_ROUTES)
+    open_routes = _open_routes()
     return [
         *daily_routes,
         *videosdk.ROUTES,
@@ -346,6 +366,7 @@ def create_app(
         exception_handlers=dict(_EXCEPTION_HANDLERS),
         request_max_body_size=MAX_BODY,
         before_send=[applied_header],
+        on_startup=[_open_in_openapi],
         logging_config=None,  # `roomlog serve` configures logging for the whole process
         openapi_config=_openapi(),
     )

@@ -21,7 +21,7 @@ from litestar import Request
 
 from roomlog.api.errors import AUTH_HEADER, AUTHENTICATION, ApiError
 from roomlog.store.db import Database
-from roomlog.store.projects import Project, authenticate, project_by_public_id
+from roomlog.store.projects import Project, authenticate, project_by_public_id, refusal
 
 CACHE_SECONDS: Final = 5.0
 # Claims that VideoSDK reads only in tokens with `"version": 2`.
@@ -46,6 +46,10 @@ class Authenticator:
         with self.database.engine.connect() as connection:
             return authenticate(connection, key)
 
+    def _refusal(self, key: str) -> str:
+        with self.database.engine.connect() as connection:
+            return refusal(connection, key)
+
     def _lookup_public(self, public_id: str) -> Project | None:
         with self.database.engine.connect() as connection:
             return project_by_public_id(connection, public_id)
@@ -56,7 +60,7 @@ class Authenticator:
             return cached[0]
         project = await to_thread.run_sync(self._lookup_key, key)
         if project is None:
-            raise ApiError(401, AUTHENTICATION, "the API key is not valid")
+            raise ApiError(401, AUTHENTICATION, await to_thread.run_sync(self._refusal, key))
         if len(self._known) > 10_000:
             self._known.clear()
         self._known[key] = (project, time.monotonic() + CACHE_SECONDS)
@@ -146,6 +150,13 @@ async def videosdk_caller(request: Request[Any, Any, Any]) -> Caller:
     value = _header(request)
     authenticator: Authenticator = request.app.state.authenticator
     key = bearer(value)
+    if key is not None and key.startswith("eyJ") and key.count(".") == 2:
+        raise ApiError(
+            401,
+            AUTHENTICATION,
+            "VideoSDK's style sends a token with no `Bearer`: `Authorization: <token>`"
+            " (`Bearer` is for roomlog API keys)",
+        )
     if key is not None:
         return Caller(await authenticator.key(key))
     return await authenticator.token(value)

@@ -126,7 +126,7 @@ def verify_chat_token(database: Database, token: str, session_id: str, now: int)
 def csv_response(chunks: Iterator[str] | str, filename: str) -> Stream:
     return Stream(
         iter([chunks]) if isinstance(chunks, str) else chunks,
-        media_type="text/csv; charset=utf-8",
+        media_type="text/csv",  # Litestar adds `; charset=utf-8` to text types
         headers={
             "content-disposition": f'attachment; filename="{filename}"',
             "cache-control": "no-store",
@@ -136,6 +136,7 @@ def csv_response(chunks: Iterator[str] | str, filename: str) -> Stream:
 
 @get(
     "/v1/meetings.csv",
+    media_type="text/csv",
     summary="Meeting sessions as CSV, newest first",
     description=(
         "The sessions `GET /v1/meetings` lists with the same `room`, `timeframe_start`, "
@@ -163,6 +164,7 @@ def meetings_csv(
 
 @get(
     "/v1/attendance.csv",
+    media_type="text/csv",
     summary="Attendance per person over many sessions as CSV",
     description=(
         "The records of `GET /v1/attendance` (the same `room`, `timeframe_start`, "
@@ -191,6 +193,7 @@ def people_attendance_csv(
 
 @get(
     "/v1/meetings/{meeting:str}/attendance.csv",
+    media_type="text/csv",
     summary="One meeting session's attendance as CSV",
     description=(
         "One row per participant, earliest first join first: `"
@@ -215,6 +218,7 @@ def meeting_attendance_csv(
 
 @get(
     "/v1/meeting-sessions/{session_id:str}/chat.csv",
+    media_type="text/csv",
     summary="One meeting session's chat as CSV (VideoSDK's `chatLink`)",
     description=(
         "`timestamp,participant,name,text`, oldest first. Open to whoever holds a `chatLink` "

@@ -114,6 +114,29 @@ def add_commands(commands: argparse._SubParsersAction[argparse.ArgumentParser]) 
         "for a database by its first server)",
     )
     serve.add_argument(
+        "--header-timeout",
+        type=float,
+        default=10.0,
+        metavar="SECONDS",
+        help="close a connection whose request headers are not complete within SECONDS of "
+        "connecting or of the previous answer (default 10)",
+    )
+    serve.add_argument(
+        "--keep-alive",
+        type=float,
+        default=5.0,
+        metavar="SECONDS",
+        help="close a kept-alive connection idle for SECONDS (default 5)",
+    )
+    serve.add_argument(
+        "--max-header-bytes",
+        type=int,
+        default=65_536,
+        metavar="BYTES",
+        help="answer 431 to request headers larger than BYTES (default 65536); bodies are "
+        "limited to 5 MiB",
+    )
+    serve.add_argument(
         "--appliers",
         choices=("thread", "process"),
         default="thread",

@@ -12,6 +12,7 @@ from typing import IO, Final
 
 import uvicorn
 
+from roomlog.api.server import GuardedProtocol
 from roomlog.cli import demo
 from roomlog.cli.arguments import PROVIDER_OPTIONS
 from roomlog.domain.events import MICROS, ChatMessage, PresenceEvent, RoomEvent
@@ -88,6 +89,8 @@ def _serve(args: argparse.Namespace, database: Database) -> int:
     os.environ["ROOMLOG_WAIT"] = args.wait
     os.environ["ROOMLOG_PARTITIONS"] = str(args.partitions)
     os.environ["ROOMLOG_APPLIERS"] = args.appliers
+    os.environ["ROOMLOG_HEADER_TIMEOUT"] = str(args.header_timeout)
+    os.environ["ROOMLOG_MAX_HEADER_BYTES"] = str(args.max_header_bytes)
     print(f"roomlog on http://{args.host}:{args.port} (OpenAPI: /schema)", flush=True)
     uvicorn.run(
         "roomlog.api.app:app_from_env",
@@ -96,7 +99,8 @@ def _serve(args: argparse.Namespace, database: Database) -> int:
         port=args.port,
         workers=args.workers,
         loop="uvloop",
-        http="httptools",
+        http=GuardedProtocol,
+        timeout_keep_alive=max(1, round(args.keep_alive)),
         log_level="warning",
     )
     return 0

@@ -11,6 +11,7 @@ import hashlib
 import hmac
 import secrets
 import time
+from datetime import UTC, datetime
 from typing import Final, NamedTuple
 
 from sqlalchemy import ColumnElement, Connection, insert, select, update
@@ -152,6 +153,28 @@ def authenticate(connection: Connection, key: str) -> Project | None:
     if row is None or not hmac.compare_digest(row.secret_hash, _hash(parts[2])):
         return None
     return project_by_id(connection, row.project_id)
+
+
+def refusal(connection: Connection, key: str) -> str:
+    """Why `key` does not authenticate, for its holder: a revoked key is told apart only
+    when its secret is right."""
+    parts = key.split("_", 2)
+    if len(parts) != 3 or parts[0] != KEY_PREFIX:
+        return "the API key is not valid: roomlog keys read `rl_<id>_<secret>`"
+    row = connection.execute(
+        select(api_keys.c.secret_hash, api_keys.c.revoked_at).where(api_keys.c.id == parts[1])
+    ).first()
+    if (
+        row is not None
+        and row.revoked_at is not None
+        and hmac.compare_digest(row.secret_hash, _hash(parts[2]))
+    ):
+        when = datetime.fromtimestamp(row.revoked_at / 1_000_000, UTC)
+        return (
+            f"the API key was revoked ({when:%Y-%m-%d %H:%M} UTC): use another key of the"
+            " project, or make one with `roomlog keys create`"
+        )
+    return "the API key is not valid"
 
 
 def set_person_key(connection: Connection, project: Project, key: PersonKey) -> Project:

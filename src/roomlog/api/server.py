@@ -1,0 +1,93 @@
+"""The HTTP protocol `roomlog serve` runs: uvicorn's httptools protocol with the limits it lacks.
+
+uvicorn times out a connection only once it has answered a request on it: one that connects
+and sends nothing, or sends its headers a byte at a time, holds a socket (and a file
+descriptor) for as long as it likes, and a few thousand of them starve the server. Nor does
+it cap the size of the headers. Here:
+- a request's headers must be complete within `ROOMLOG_HEADER_TIMEOUT` seconds of the
+  connection opening or of the previous answer (default 10); otherwise the connection is
+  closed;
+- headers (request line included) larger than `ROOMLOG_MAX_HEADER_BYTES` (default 64 KiB)
+  are answered 431 and the connection closed.
+An idle keep-alive connection is closed after uvicorn's `timeout_keep_alive` (`serve
+--keep-alive`, default 5 s).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+from typing import Any, Final
+
+from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
+
+HEADER_TIMEOUT: Final = 10.0
+MAX_HEADER_BYTES: Final = 64 * 1024
+_TOO_LARGE: Final = (
+    b'{"error":"invalid-request-error","info":"the request headers are larger than the server'
+    b' accepts (%d bytes): send fewer or smaller headers"}'
+)
+
+
+class GuardedProtocol(HttpToolsProtocol):
+    """uvicorn's httptools protocol, with a deadline for each request's headers and a cap on
+    their size."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.header_timeout = float(os.environ.get("ROOMLOG_HEADER_TIMEOUT", HEADER_TIMEOUT))
+        self.max_header_bytes = int(os.environ.get("ROOMLOG_MAX_HEADER_BYTES", MAX_HEADER_BYTES))
+        self._deadline: asyncio.TimerHandle | None = None
+        self._in_headers = True  # until the current request's headers are complete
+        self._header_bytes = 0
+
+    def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
+        super().connection_made(transport)
+        self._arm()
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self._disarm()
+        super().connection_lost(exc)
+
+    def data_received(self, data: bytes) -> None:
+        if self._in_headers:
+            self._header_bytes += len(data)
+            if self._header_bytes > self.max_header_bytes and not self.transport.is_closing():
+                self._refuse()
+                return
+        super().data_received(data)
+
+    def on_message_begin(self) -> None:
+        super().on_message_begin()
+        if not self._in_headers:  # the next request on a kept-alive connection
+            self._in_headers, self._header_bytes = True, 0
+            self._arm()
+
+    def on_headers_complete(self) -> None:
+        self._in_headers = False
+        self._disarm()
+        super().on_headers_complete()
+
+    def _arm(self) -> None:
+        self._disarm()
+        self._deadline = self.loop.call_later(self.header_timeout, self._expire)
+
+    def _disarm(self) -> None:
+        if self._deadline is not None:
+            self._deadline.cancel()
+            self._deadline = None
+
+    def _expire(self) -> None:
+        self._deadline = None
+        if self._in_headers and not self.transport.is_closing():
+            self.transport.close()
+
+    def _refuse(self) -> None:
+        body = _TOO_LARGE % self.max_header_bytes
+        self.transport.write(
+            b"HTTP/1.1 431 Request Header Fields Too Large\r\n"
+            b"content-type: application/json\r\nconnection: close\r\n"
+            b"content-length: %d\r\n\r\n%s" % (len(body), body)
+        )
+        self._disarm()
+        self.transport.close()
