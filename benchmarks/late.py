@@ -197,6 +197,8 @@ def run(label: str, database_url: str, events: int, folder: Path, port: int, app
             f"late events into `big` ({flooded[0]} posted) {p50d * 1000:.1f} / "
             f"{percentile(during, 0.99) * 1000:.1f} ms: p50 x{p50d / p50a:.2f}"
         )
+        drained = caught_up(url)
+        print(f"{label}: the flood's backlog applied {drained:.1f} s after it stopped")
         idle = lags(url, other_key, 200, f"l{uuid.uuid4().hex[:6]}")
         # The maximum batch ingest rate, then half of it while the lag is measured.
         most = loaded_rate(url, other_key, 0.0, 3.0, lambda: None)
@@ -255,6 +257,17 @@ def loaded_rate(
     for thread in threads:
         thread.join()
     return posted[0] / (time.perf_counter() - began)
+
+
+def caught_up(url: str) -> float:
+    """Seconds until `Roomlog-Applied-Through` passes the moment of the call."""
+    began, since = time.perf_counter(), int(time.time() * MICROS)
+    with httpx.Client(base_url=url, timeout=60) as client:
+        while True:
+            header = client.get("/health").headers.get("roomlog-applied-through", "")
+            if header and micros_from_rfc3339(header) >= since // 1000 * 1000:
+                return time.perf_counter() - began
+            time.sleep(0.05)
 
 
 def lags(url: str, key: str, count: int, tag: str) -> list[float]:

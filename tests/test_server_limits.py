@@ -93,3 +93,13 @@ def test_serve_help_prints_the_limits(tmp_path: Path) -> None:
     ).stdout
     for option in ("--header-timeout", "--keep-alive", "--max-header-bytes", "5 MiB"):
         assert option in shown
+
+
+def test_a_large_body_is_not_counted_as_headers(server: Server) -> None:
+    body = b"[" + b",".join([b'{"id":"x","type":"participant.joined"}'] * 20_000) + b"]"
+    assert len(body) > 500_000
+    answer = httpx.post(
+        f"{server.url}/v1/events", content=body, headers={"Content-Type": "application/json"}
+    )
+    assert answer.status_code == 400  # no key: refused by the API, not by the header limit
+    assert answer.json()["error"] == "authorization-header-error"

@@ -3,6 +3,7 @@ that says what to do, the rest of a batch kept, never a 500 and never a stall fo
 
 from __future__ import annotations
 
+import asyncio
 import json
 from typing import Any
 
@@ -12,6 +13,7 @@ from sqlalchemy import select
 
 from roomlog.store.projects import revoke_key
 from roomlog.store.schema import chat_messages, events
+from roomlog.workers import targets
 from tests.bodies import joined, left
 from tests.fixtures import T0, Api, make_project
 
@@ -241,3 +243,39 @@ def test_csv_answers_name_their_charset_once_and_openapi_says_text_csv(api: Api)
     for path in ("/v1/meetings.csv", "/v1/attendance.csv"):
         assert "text/csv" in schema["paths"][path]["get"]["responses"]["200"]["content"]
     assert schema["paths"]["/health"]["get"]["security"] == []
+
+
+def test_a_failed_webhook_check_does_not_echo_hosts_or_ports(api: Api) -> None:
+    answer = api.client.post(
+        "/v1/webhooks", json={"url": "http://127.0.0.1:9/hook"}, headers=api.headers
+    )
+    assert answer.status_code == 400
+    info = answer.json()["info"]
+    assert "connection failed" in info
+    assert "127.0.0.1" not in info
+    assert ":9" not in info
+
+
+@pytest.mark.parametrize(
+    "url",
+    ["http://127.0.0.1:9/hook", "http://localhost/hook", "http://[::1]/hook", "http://10.1.2.3/"],
+)
+def test_deny_private_refuses_inner_addresses(
+    api: Api, monkeypatch: pytest.MonkeyPatch, url: str
+) -> None:
+    monkeypatch.setenv(targets.ENV, "1")
+    answer = api.client.post("/v1/webhooks", json={"url": url}, headers=api.headers)
+    assert answer.status_code == 400
+    assert "public addresses only (--webhook-deny-private)" in answer.json()["info"]
+
+
+def test_the_public_resolver_drops_private_answers() -> None:
+    async def resolve(host: str) -> object:
+        return await targets.PublicResolver().resolve(host, 80)
+
+    with pytest.raises(OSError, match="no public address"):
+        asyncio.run(resolve("localhost"))
+    assert targets.is_private("192.168.1.1")
+    assert targets.is_private("::ffff:127.0.0.1")
+    assert targets.is_private("169.254.169.254")
+    assert not targets.is_private("93.184.216.34")

@@ -144,8 +144,8 @@ def livekit(body: Body) -> Request:
     return livekit_request(kind, body["id"], body["room"], body["at"], body)
 
 
-def daily_sign(body: bytes, secret: str = DAILY_HMAC) -> dict[str, str]:
-    timestamp = str(int(time.time()))
+def daily_sign(body: bytes, secret: str = DAILY_HMAC, age: int = 0) -> dict[str, str]:
+    timestamp = str(int(time.time()) - age)
     return {
         "X-Webhook-Timestamp": timestamp,
         "X-Webhook-Signature": signature(secret, timestamp, body),
@@ -540,3 +540,16 @@ def test_a_nul_in_a_room_name_is_refused_by_name(served: Served, provider: str) 
     assert answer.status_code < 500, answer.text
     assert "`room` contains U+0000" in answer.text
     assert served.stored("bad\x00room".replace("\x00", "")) == 0
+
+
+def test_a_daily_webhook_signed_too_long_ago_is_refused(served: Served) -> None:
+    """Replays are harmless (ids repeat), but signed webhooks keep to a 300 s window."""
+    body = _person(f"daily-old-{random.randrange(10**9)}", "Ann")
+    _, raw, _ = daily(body)
+    old = send(served, ("/v1/ingest/daily", raw, daily_sign(raw, age=301 + 5)))
+    assert old.status_code == 401
+    assert "300 s" in old.json()["info"]
+    assert "old" in old.json()["info"]
+    fresh = send(served, ("/v1/ingest/daily", raw, daily_sign(raw, age=60)))
+    assert fresh.status_code == 200
+    assert fresh.json()["accepted"] == 1

@@ -40,6 +40,8 @@ class GuardedProtocol(HttpToolsProtocol):
         self._deadline: asyncio.TimerHandle | None = None
         self._in_headers = True  # until the current request's headers are complete
         self._header_bytes = 0
+        self._too_large = False
+        self._tail = b""
 
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
         super().connection_made(transport)
@@ -51,16 +53,34 @@ class GuardedProtocol(HttpToolsProtocol):
 
     def data_received(self, data: bytes) -> None:
         if self._in_headers:
-            self._header_bytes += len(data)
-            if self._header_bytes > self.max_header_bytes and not self.transport.is_closing():
-                self._refuse()
+            # Count what arrives before the blank line that ends the headers (which may be
+            # split between two reads), so that headers are never buffered past the limit.
+            end = (self._tail + data).find(b"\r\n\r\n")
+            self._header_bytes += len(data) if end < 0 else max(0, end + 4 - len(self._tail))
+            self._tail = data[-3:]
+            if self._header_bytes > self.max_header_bytes:
+                self._too_large = True
+                self.send_400_response("")
                 return
         super().data_received(data)
+
+    def send_400_response(self, msg: str) -> None:
+        if not self._too_large:  # uvicorn's answer to a request it cannot parse
+            super().send_400_response(msg)
+            return
+        body = _TOO_LARGE % self.max_header_bytes
+        self.transport.write(
+            b"HTTP/1.1 431 Request Header Fields Too Large\r\n"
+            b"content-type: application/json\r\nconnection: close\r\n"
+            b"content-length: %d\r\n\r\n%s" % (len(body), body)
+        )
+        self._disarm()
+        self.transport.close()
 
     def on_message_begin(self) -> None:
         super().on_message_begin()
         if not self._in_headers:  # the next request on a kept-alive connection
-            self._in_headers, self._header_bytes = True, 0
+            self._in_headers, self._header_bytes, self._tail = True, 0, b""
             self._arm()
 
     def on_headers_complete(self) -> None:
@@ -81,13 +101,3 @@ class GuardedProtocol(HttpToolsProtocol):
         self._deadline = None
         if self._in_headers and not self.transport.is_closing():
             self.transport.close()
-
-    def _refuse(self) -> None:
-        body = _TOO_LARGE % self.max_header_bytes
-        self.transport.write(
-            b"HTTP/1.1 431 Request Header Fields Too Large\r\n"
-            b"content-type: application/json\r\nconnection: close\r\n"
-            b"content-length: %d\r\n\r\n%s" % (len(body), body)
-        )
-        self._disarm()
-        self.transport.close()

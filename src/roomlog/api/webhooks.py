@@ -32,6 +32,7 @@ from roomlog.domain.events import rfc3339
 from roomlog.store.outbox import SENT_TYPES
 from roomlog.store.projects import Project
 from roomlog.store.schema import deliveries, outbox, webhooks
+from roomlog.workers import targets
 from roomlog.workers.delivery import CIRCUIT_BREAKER, EXPONENTIAL, signed_headers
 
 # Daily's event types: any may be subscribed to, so Daily clients work unchanged; roomlog
@@ -181,17 +182,33 @@ def _hmac(given: str | UnsetType) -> str:
 async def _verify_endpoint(url: str, secret: str, basic_auth: str | None, now: int) -> None:
     if not url.startswith(("http://", "https://")):
         raise ApiError(400, INVALID_REQUEST, "url: an http:// or https:// URL")
+    try:
+        targets.check_url(url)
+    except targets.PrivateTarget as exc:
+        raise ApiError(400, INVALID_REQUEST, f"url: {exc}; {_PRIVATE}") from None
     body = b'{"test":"test"}'
     headers = signed_headers(secret, body, now, basic_auth)
+    timeout = aiohttp.ClientTimeout(total=VERIFY_TIMEOUT)
     try:
         async with (
-            aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=VERIFY_TIMEOUT)) as client,
+            aiohttp.ClientSession(connector=targets.connector(), timeout=timeout) as client,
             client.post(url, data=body, headers=headers) as answer,
         ):
             status = answer.status
-    except (aiohttp.ClientError, TimeoutError, ValueError) as exc:
+    except TimeoutError:
         raise ApiError(
-            400, INVALID_REQUEST, f"url: the verification request failed: {exc!r}"
+            400,
+            INVALID_REQUEST,
+            f"url: the verification request had no answer within {VERIFY_TIMEOUT:.0f} s",
+        ) from None
+    except (aiohttp.ClientError, ValueError, OSError) as exc:
+        # Never the error's text: it would tell the caller about hosts and ports it tried.
+        private = targets.deny_private() and "public address" in str(exc)
+        reason = _PRIVATE if private else "check that the URL is reachable from the server"
+        raise ApiError(
+            400,
+            INVALID_REQUEST,
+            f"url: the verification request failed: connection failed; {reason}",
         ) from None
     if status != 200:
         raise ApiError(
@@ -202,6 +219,7 @@ async def _verify_endpoint(url: str, secret: str, basic_auth: str | None, now: i
         )
 
 
+_PRIVATE = "this server delivers webhooks to public addresses only (--webhook-deny-private)"
 _ERRORS = {
     400: ResponseSpec(ErrorBody, description="Invalid request"),
     401: ResponseSpec(ErrorBody, description="The API key is not valid"),

@@ -85,6 +85,12 @@ def add_commands(commands: argparse._SubParsersAction[argparse.ArgumentParser]) 
         help="close a presence with no event or snapshot for this long (default 0: never)",
     )
     serve.add_argument(
+        "--webhook-deny-private",
+        action="store_true",
+        help="refuse webhook targets on loopback, link-local, private and reserved addresses "
+        "(for deployments shared by tenants who must not reach the server's network)",
+    )
+    serve.add_argument(
         "--webhook-retry-base",
         type=float,
         default=60.0,

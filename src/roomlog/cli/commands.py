@@ -37,6 +37,7 @@ from roomlog.store.queries import MeetingFilter, meeting_pages
 from roomlog.store.store import Store
 from roomlog.store.writes import IngestResult, Settings, Submission
 from roomlog.views.exports import attendance_csv, people_csv, sessions_csv
+from roomlog.workers import targets
 
 IMPORT_CHUNK: Final = 5_000
 EXIT_INVALID: Final = 2
@@ -89,6 +90,7 @@ def _serve(args: argparse.Namespace, database: Database) -> int:
     os.environ["ROOMLOG_WAIT"] = args.wait
     os.environ["ROOMLOG_PARTITIONS"] = str(args.partitions)
     os.environ["ROOMLOG_APPLIERS"] = args.appliers
+    os.environ[targets.ENV] = "1" if args.webhook_deny_private else ""
     os.environ["ROOMLOG_HEADER_TIMEOUT"] = str(args.header_timeout)
     os.environ["ROOMLOG_MAX_HEADER_BYTES"] = str(args.max_header_bytes)
     print(f"roomlog on http://{args.host}:{args.port} (OpenAPI: /schema)", flush=True)

@@ -2,8 +2,9 @@
 
 `X-Webhook-Signature` is base64(HMAC-SHA256(base64-decoded secret, timestamp + "." + body))
 with the timestamp from `X-Webhook-Timestamp`. Daily checks a new webhook's endpoint with a
-`{"test": "test"}` POST, which is answered with 200 and stores nothing. Daily reports a leave
-as the join time plus the time in the call; both are in seconds.
+`{"test": "test"}` POST, which is answered with 200 and stores nothing. A signed webhook
+whose timestamp is more than 300 s from the server's clock is refused (a replay window).
+Daily reports a leave as the join time plus the time in the call; both are in seconds.
 """
 
 from __future__ import annotations
@@ -15,7 +16,14 @@ from typing import Any, Final
 
 import msgspec
 
-from roomlog.domain.events import JOINED, LEFT, InvalidTime, PresenceEvent, micros_from_unix
+from roomlog.domain.events import (
+    JOINED,
+    LEFT,
+    MICROS,
+    InvalidTime,
+    PresenceEvent,
+    micros_from_unix,
+)
 from roomlog.ingest.webhook import Forged, Inbound, Mapped, Unreadable
 
 FIELDS: Final = ("hmac",)
@@ -46,6 +54,10 @@ def signature(secret: str, timestamp: str, body: bytes) -> str:
     return base64.b64encode(digest).decode()
 
 
+# How far a signed webhook's timestamp may be from the server's clock, in seconds.
+MAX_AGE: Final = 300
+
+
 def _verify(inbound: Inbound, secret: str) -> None:
     given = inbound.headers.get("x-webhook-signature")
     timestamp = inbound.headers.get("x-webhook-timestamp")
@@ -57,6 +69,19 @@ def _verify(inbound: Inbound, secret: str) -> None:
         raise Forged("the Daily HMAC secret set for this project is not base64") from None
     if not hmac.compare_digest(expected, given):
         raise Forged("the Daily signature does not verify")
+    try:
+        sent = float(timestamp)
+    except ValueError:
+        raise Forged("X-Webhook-Timestamp is not a number") from None
+    if sent > 1e11:  # milliseconds
+        sent /= 1000
+    age = inbound.received_at / MICROS - sent
+    if abs(age) > MAX_AGE:
+        raise Forged(
+            f"X-Webhook-Timestamp is {abs(age):.0f} s {'old' if age > 0 else 'ahead'}: roomlog"
+            f" takes signed webhooks up to {MAX_AGE} s from its clock (a replay window);"
+            " check the clocks"
+        )
 
 
 def probe(inbound: Inbound) -> str | None:

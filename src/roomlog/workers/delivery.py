@@ -29,6 +29,7 @@ from roomlog.domain.events import MICROS
 from roomlog.ingest.daily import signature
 from roomlog.store.db import Database
 from roomlog.store.schema import deliveries, outbox, webhooks
+from roomlog.workers import targets
 
 log = logging.getLogger("roomlog.webhooks")
 
@@ -139,7 +140,7 @@ class Deliverer:
         timeout = aiohttp.ClientTimeout(
             total=None, sock_connect=self.settings.timeout, sock_read=self.settings.timeout
         )
-        connector = aiohttp.TCPConnector(limit=self.settings.connections)
+        connector = targets.connector(limit=self.settings.connections)
         return aiohttp.ClientSession(connector=connector, timeout=timeout)
 
     async def _loop(self) -> None:
