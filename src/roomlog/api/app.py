@@ -51,6 +51,7 @@ from roomlog.api.errors import (
     on_api_error,
     on_http_error,
     on_unexpected,
+    on_unreadable,
     on_validation,
     unexpected,
 )
@@ -206,6 +207,8 @@ _EXCEPTION_HANDLERS: Final[ExceptionHandlersMap] = {
     ApiError: on_api_error,
     ValidationException: on_validation,
     HTTPException: on_http_error,
+    UnicodeDecodeError: on_unreadable,
+    RecursionError: on_unreadable,
     Exception: on_unexpected,
 }
 

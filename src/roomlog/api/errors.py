@@ -10,6 +10,8 @@ from litestar import Request, Response
 from litestar.exceptions import HTTPException, ValidationException
 from litestar.openapi import ResponseSpec
 
+from roomlog.ingest.native import unreadable
+
 log = logging.getLogger("roomlog.api")
 
 INVALID_REQUEST = "invalid-request-error"
@@ -63,6 +65,11 @@ def on_http_error(_: Request[Any, Any, Any], exc: HTTPException) -> Response[Any
     if status >= 500:
         error = "server-error"
     return Response(error_body(error, str(exc.detail)), status_code=status, headers=exc.headers)
+
+
+def on_unreadable(_: Request[Any, Any, Any], exc: Exception) -> Response[Any]:
+    """A body Litestar's decoder could not read: not UTF-8, or nested too deeply."""
+    return Response(error_body(INVALID_REQUEST, f"the body: {unreadable(exc)}"), status_code=400)
 
 
 def unexpected(method: str, path: str) -> dict[str, Any]:
