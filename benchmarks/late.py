@@ -12,8 +12,12 @@ checkpoints. Then:
    p99 alone, then while two clients flood `big` with late events. The ratio of the p50s is
    what the flood costs the other tenant.
 3. Lag: from the acknowledgement of a single event (`wait=logged`, the default) to the
-   moment `Roomlog-Applied-Through` passes it, p50 and p99, idle and while two clients post
-   batches of 1,000 events as fast as they are answered.
+   moment `Roomlog-Applied-Through` passes it, p50 and p99: idle, and while two clients post
+   batches of 1,000 events (short visits in 300 rooms) at half the rate they reach when
+   posting as fast as they are answered.
+
+Each is measured with the applier in a process of its own and in a thread of the server
+(`--appliers`), on SQLite and on PostgreSQL.
 
 Needs PostgreSQL at $ROOMLOG_BENCH_POSTGRES_URL for its half (default
 postgresql://postgres@127.0.0.1:5432/test; a fresh schema is made and dropped).
@@ -199,7 +203,7 @@ def run(label: str, database_url: str, events: int, folder: Path, port: int, app
         )
         drained = caught_up(url)
         print(f"{label}: the flood's backlog applied {drained:.1f} s after it stopped")
-        idle = lags(url, other_key, 200, f"l{uuid.uuid4().hex[:6]}")
+        idle = lags(url, other_key, 100, f"l{uuid.uuid4().hex[:6]}")
         # The maximum batch ingest rate, then half of it while the lag is measured.
         most = loaded_rate(url, other_key, 0.0, 3.0, lambda: None)
         loaded: list[float] = []
@@ -208,7 +212,7 @@ def run(label: str, database_url: str, events: int, folder: Path, port: int, app
             other_key,
             most / 2,
             0.0,
-            lambda: loaded.extend(lags(url, other_key, 200, f"m{uuid.uuid4().hex[:6]}")),
+            lambda: loaded.extend(lags(url, other_key, 100, f"m{uuid.uuid4().hex[:6]}")),
         )
         print(
             f"{label}: acknowledgement to applied, p50 / p99: idle "
@@ -223,8 +227,9 @@ def run(label: str, database_url: str, events: int, folder: Path, port: int, app
 def loaded_rate(
     url: str, key: str, rate: float, seconds: float, meanwhile: Callable[[], None]
 ) -> float:
-    """Events/s that two clients posting batches of 1,000 (to 300 rooms) reached, at `rate`
-    (0: as fast as they are answered), for `seconds` or for as long as `meanwhile()` runs."""
+    """Events/s that two clients posting batches of 1,000 (500 short visits in 300 rooms)
+    reached, at `rate` (0: as fast as they are answered), for `seconds` or for as long as
+    `meanwhile()` runs."""
     done = threading.Event()
     posted = [0]
 
@@ -233,10 +238,12 @@ def loaded_rate(
         with httpx.Client(base_url=url, timeout=120) as client:
             n = 0
             while not done.is_set():
+                # 500 short visits (a join and its leave) spread over 300 rooms.
+                tag, at = f"b{worker}-{uuid.uuid4().hex[:6]}-{n}", time.time()
                 bodies = [
-                    {"id": f"b{worker}-{uuid.uuid4().hex[:6]}-{n}-{k}",
-                     "type": "participant.joined", "room": f"busy-{k % 300}",
-                     "participant_id": f"w{n}-{k}", "at": time.time()}
+                    {"id": f"{tag}-{k}", "room": f"busy-{k // 2 % 300}",
+                     "type": "participant.left" if k % 2 else "participant.joined",
+                     "participant_id": f"{tag}-{k // 2}", "at": at + (k % 2) * 0.001}
                     for k in range(1000)
                 ]  # fmt: skip
                 post(client, key, msgspec.json.encode(bodies))

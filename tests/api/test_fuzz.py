@@ -17,14 +17,21 @@ from schemathesis.core import NotSet
 from schemathesis.core.result import Ok
 
 from roomlog.store.db import migrate, open_database
-from tests.fixtures import make_project
+from tests.fixtures import _PROBLEM, POSTGRES_URL, drop_postgres, fresh_postgres, make_project
 from tests.servers import Server
 
 
-@pytest.fixture(scope="module")
-def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Server, str]]:
+@pytest.fixture(scope="module", params=["sqlite", "postgresql"])
+def served(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[tuple[Server, str]]:
     folder: Path = tmp_path_factory.mktemp("fuzz")
-    url = f"sqlite:///{folder / 'roomlog.db'}"
+    if request.param == "sqlite":
+        url = f"sqlite:///{folder / 'roomlog.db'}"
+    else:
+        if _PROBLEM is not None:
+            pytest.skip(_PROBLEM)
+        url = fresh_postgres(POSTGRES_URL)
     database = open_database(url)
     migrate(database)
     _, key = make_project(database, "default")
@@ -34,6 +41,8 @@ def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Server, s
         yield server, key
     finally:
         server.stop()
+        if request.param == "postgresql":
+            drop_postgres(POSTGRES_URL, url)
 
 
 def test_no_input_gets_a_server_error(served: tuple[Server, str]) -> None:

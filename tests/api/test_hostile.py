@@ -279,3 +279,11 @@ def test_the_public_resolver_drops_private_answers() -> None:
     assert targets.is_private("::ffff:127.0.0.1")
     assert targets.is_private("169.254.169.254")
     assert not targets.is_private("93.184.216.34")
+
+
+@pytest.mark.parametrize("field", ["url", "hmac", "basicAuth"])
+def test_nul_in_a_webhook_field_is_a_400_naming_it(api: Api, field: str) -> None:
+    body = {"url": "http://127.0.0.1:9/hook", field: "a\x00b"}
+    answer = api.client.post("/v1/webhooks", json=body, headers=api.headers)
+    assert answer.status_code == 400
+    assert answer.json()["info"] == f"{field}: contains U+0000 (NUL)"

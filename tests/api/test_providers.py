@@ -518,12 +518,30 @@ def _person(room: str, name: str) -> Body:
     }
 
 
-@pytest.mark.parametrize("provider", ["livekit", "daily", "jitsi"])
+def _videosdk(body: Body) -> Request:
+    data = {
+        "meetingId": body["room"],
+        "sessionId": "s1",
+        "participantId": body["participant_id"],
+        "participantName": body["user_name"],
+    }
+    return videosdk_request("participant-joined", data)
+
+
+_MAKERS: dict[str, Callable[[Body], Request]] = {
+    "livekit": livekit,
+    "daily": daily,
+    "jitsi": jitsi,
+    "videosdk": _videosdk,
+}
+
+
+@pytest.mark.parametrize("provider", sorted(_MAKERS))
 def test_a_nul_in_a_display_name_is_replaced_and_the_join_kept(
     served: Served, provider: str
 ) -> None:
     """Any end user can type one: a correctly signed webhook must not be lost over it."""
-    make = {"livekit": livekit, "daily": daily, "jitsi": jitsi}[provider]
+    make = _MAKERS[provider]
     room = f"nul-name-{provider}-{random.randrange(10**9)}"
     answer = send(served, make(_person(room, "Ann\x00Lee")))
     assert answer.status_code == 200, answer.text
@@ -533,9 +551,9 @@ def test_a_nul_in_a_display_name_is_replaced_and_the_join_kept(
         assert name.scalar_one() == "Ann\ufffdLee"
 
 
-@pytest.mark.parametrize("provider", ["livekit", "daily", "jitsi"])
+@pytest.mark.parametrize("provider", [*sorted(_MAKERS), "twilio"])
 def test_a_nul_in_a_room_name_is_refused_by_name(served: Served, provider: str) -> None:
-    make = {"livekit": livekit, "daily": daily, "jitsi": jitsi}[provider]
+    make = twilio(served.url) if provider == "twilio" else _MAKERS[provider]
     answer = send(served, make(_person("bad\x00room", "Ann")))
     assert answer.status_code < 500, answer.text
     assert "`room` contains U+0000" in answer.text

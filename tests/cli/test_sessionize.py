@@ -244,3 +244,17 @@ def test_a_memory_budget_below_the_least_is_a_usage_error(
         main(["sessionize", str(events_file), "--memory", "64"])
     assert exited.value.code == 2
     assert "expected 128 MB or more" in capsys.readouterr().err
+
+
+def test_milliseconds_are_recognised_and_the_fix_named(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    stamped = {**EVENTS[0], "at": 1_700_000_000_000}
+    path = write(tmp_path / "millis.ndjson", [json.dumps(stamped)])
+    assert main(["sessionize", str(path)]) == 2
+    _, err = capsys.readouterr()
+    assert f"{path}:1: 1700000000000 looks like milliseconds" in err
+    assert "divide it by 1,000" in err
+    assert main(["import", str(path), "--database-url", f"sqlite:///{tmp_path / 'db'}"]) == 2
+    _, err = capsys.readouterr()
+    assert "looks like milliseconds" in err

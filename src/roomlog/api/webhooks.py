@@ -179,6 +179,14 @@ def _hmac(given: str | UnsetType) -> str:
     return given
 
 
+def _refuse_nul(data: NewWebhook | WebhookUpdate) -> None:
+    """NUL cannot be stored (docs/API.md, "Strings"): name the field that holds one."""
+    for field in ("url", "hmac", "basicAuth"):
+        value = getattr(data, field)
+        if isinstance(value, str) and "\x00" in value:
+            raise ApiError(400, INVALID_REQUEST, f"{field}: contains U+0000 (NUL)")
+
+
 async def _verify_endpoint(url: str, secret: str, basic_auth: str | None, now: int) -> None:
     if not url.startswith(("http://", "https://")):
         raise ApiError(400, INVALID_REQUEST, "url: an http:// or https:// URL")
@@ -245,6 +253,7 @@ async def create_webhook(
     data: Annotated[NewWebhook, Body(title="NewWebhook")],
 ) -> WebhookObject:
     now = context.clock(request)
+    _refuse_nul(data)
     types = _event_types(data.eventTypes)
     secret = _hmac(data.hmac)
     basic = None if isinstance(data.basicAuth, UnsetType) else data.basicAuth
@@ -321,6 +330,7 @@ async def update_webhook(
     data: Annotated[WebhookUpdate, Body(title="WebhookUpdate")],
 ) -> WebhookObject:
     now = context.clock(request)
+    _refuse_nul(data)
 
     def current() -> Any:
         with context.database(request.app.state).engine.connect() as connection:

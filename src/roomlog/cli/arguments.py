@@ -144,9 +144,11 @@ def add_commands(commands: argparse._SubParsersAction[argparse.ArgumentParser]) 
     )
     serve.add_argument(
         "--appliers",
-        choices=("thread", "process"),
-        default="thread",
-        help="apply events in a thread of the server (default) or in a process of its own",
+        choices=("process", "thread"),
+        default="process",
+        help="apply events in a process of their own (default: ingest and applying use two "
+        "cores, and one project's costly work does not slow another's requests) or in a "
+        "thread of the server",
     )
 
     keys = commands.add_parser("keys", help="create, list and revoke API keys")
