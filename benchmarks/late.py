@@ -13,7 +13,7 @@ checkpoints. Then:
    what the flood costs the other tenant.
 3. Lag: from the acknowledgement of a single event (`wait=logged`, the default) to the
    moment `Roomlog-Applied-Through` passes it, p50 and p99: idle, and while two clients post
-   batches of 1,000 events (short visits in 300 rooms) at half the rate they reach when
+   batches of 1,000 events (short visits in 20,000 rooms) at half the rate they reach when
    posting as fast as they are answered.
 
 Each is measured with the applier in a process of its own and in a thread of the server
@@ -227,7 +227,7 @@ def run(label: str, database_url: str, events: int, folder: Path, port: int, app
 def loaded_rate(
     url: str, key: str, rate: float, seconds: float, meanwhile: Callable[[], None]
 ) -> float:
-    """Events/s that two clients posting batches of 1,000 (500 short visits in 300 rooms)
+    """Events/s that two clients posting batches of 1,000 (500 short visits in 20,000 rooms)
     reached, at `rate` (0: as fast as they are answered), for `seconds` or for as long as
     `meanwhile()` runs."""
     done = threading.Event()
@@ -238,10 +238,10 @@ def loaded_rate(
         with httpx.Client(base_url=url, timeout=120) as client:
             n = 0
             while not done.is_set():
-                # 500 short visits (a join and its leave) spread over 300 rooms.
+                # 500 short visits (a join and its leave), each batch in 500 rooms of 20,000.
                 tag, at = f"b{worker}-{uuid.uuid4().hex[:6]}-{n}", time.time()
                 bodies = [
-                    {"id": f"{tag}-{k}", "room": f"busy-{k // 2 % 300}",
+                    {"id": f"{tag}-{k}", "room": f"busy-{n % 40}-{k // 2}",
                      "type": "participant.left" if k % 2 else "participant.joined",
                      "participant_id": f"{tag}-{k // 2}", "at": at + (k % 2) * 0.001}
                     for k in range(1000)

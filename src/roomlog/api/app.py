@@ -293,15 +293,15 @@ def _workers(
         child: multiprocessing.process.BaseProcess | None = None
         if appliers == "process":
             spawn = multiprocessing.get_context("spawn")
-            stop, wake = spawn.Event(), spawn.Event()
+            stop, wake, applied = spawn.Event(), spawn.Event(), spawn.Event()
             child = spawn.Process(
                 target=run_process,
-                args=(store.database.url, store.settings, tick, stale_after, stop, wake),
+                args=(store.database.url, store.settings, tick, stale_after, stop, wake, applied),
                 name="roomlog-applier",
                 daemon=True,
             )
             child.start()
-            applier = Applier(store, clock, applies=False)
+            applier = Applier(store, clock, applies=False, wake=applied)
             writer_wake: Callable[[], None] = wake.set
         else:
             applier = Applier(store, clock, tick=tick, stale_after=stale_after)

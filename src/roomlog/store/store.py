@@ -51,7 +51,7 @@ from roomlog.store.log import (
 from roomlog.store.projects import Project, project_by_id
 from roomlog.store.schema import rooms
 from roomlog.store.snapshots import close_stale
-from roomlog.store.transactions import Transactions, retrying
+from roomlog.store.transactions import Transactions, Turn, retrying
 from roomlog.store.wide import append_new, room_events_of, rooms_of
 from roomlog.store.writes import (
     IngestResult,
@@ -89,7 +89,7 @@ class Store:
         # What the calling thread's transaction wrote (the writer and the applier each run
         # their own): room states, and how many webhook events it queued.
         self._here = _PerThread()
-        self.turn = threading.Lock()  # one room-writing transaction at a time per process
+        self.turn = Turn(database)  # one room-writing transaction at a time
         self.transactions = Transactions(database)
         self.parts: int | None = None  # the database's partition count, once known
         self.rebuild_events = 0  # events read back from the log to rebuild rooms, in all

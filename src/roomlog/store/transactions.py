@@ -3,8 +3,11 @@ process appended the same ids first), and optionally on one connection a thread 
 
 from __future__ import annotations
 
+import fcntl
+import os
 import sqlite3
 import threading
+import weakref
 from collections.abc import Iterator
 from contextlib import contextmanager
 
@@ -98,3 +101,33 @@ def broken(connection: Connection) -> bool:
     if connection.invalidated:
         return True
     return bool(getattr(connection.connection.dbapi_connection, "closed", False))
+
+
+class Turn:
+    """One room-writing transaction at a time (the writer's and the appliers'): within a
+    process a lock; for a SQLite file, across processes too, through an advisory lock on a
+    file beside it. The kernel hands that lock over the moment it is released, where
+    SQLite's own busy handler sleeps up to 100 ms between tries; so an applier in a process
+    of its own and the server's writer take turns as promptly as two threads do."""
+
+    def __init__(self, database: Database) -> None:
+        self._lock = threading.Lock()
+        self._fd: int | None = None
+        name = database.engine.url.database if database.sqlite else None
+        if name and name != ":memory:" and not name.startswith("file:"):
+            self._fd = os.open(f"{name}-turn", os.O_RDWR | os.O_CREAT, 0o600)
+            weakref.finalize(self, os.close, self._fd)
+
+    def __enter__(self) -> None:
+        self._lock.acquire()
+        if self._fd is not None:
+            try:
+                fcntl.flock(self._fd, fcntl.LOCK_EX)
+            except BaseException:
+                self._lock.release()
+                raise
+
+    def __exit__(self, *_: object) -> None:
+        if self._fd is not None:
+            fcntl.flock(self._fd, fcntl.LOCK_UN)
+        self._lock.release()

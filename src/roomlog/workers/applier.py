@@ -61,6 +61,7 @@ class Applier:
         lease: float = LEASE,
         applies: bool = True,
         wake: Waker | None = None,
+        applied: Waker | None = None,
     ) -> None:
         self.store = store
         self.clock = clock
@@ -75,6 +76,7 @@ class Applier:
         # Without `applies`, it only watches what is pending (another process applies).
         self.applies = applies
         self._wake: Waker = wake if wake is not None else threading.Event()
+        self.applied = applied  # set after applying anything (for a watching process)
         self._stopping = threading.Event()
         self._thread = threading.Thread(target=self._run, name="roomlog-applier", daemon=True)
         self._next_sweep = 0.0
@@ -135,12 +137,17 @@ class Applier:
         return set(waiting)
 
     def _apply(self, busy: set[int]) -> None:
+        applied = 0
         for part in self.held:
             if part not in busy:
                 continue
             for _ in range(ROUNDS):
-                if not apply_pending(self.store, part, self.holder, self.clock(), _wall()):
+                taken = apply_pending(self.store, part, self.holder, self.clock(), _wall())
+                applied += taken
+                if not taken:
                     break
+        if applied and self.applied is not None:
+            self.applied.set()
 
     def _time_passes(self) -> None:
         if not self.held:
@@ -166,12 +173,16 @@ def run_process(
     stale_after: int,
     stop: Waker,
     wake: Waker,
+    applied: Waker,
 ) -> None:
     """An applier in a process of its own (`roomlog serve --appliers process`): it applies
-    until `stop` is set or the process that started it is gone."""
+    until `stop` is set or the process that started it is gone. `wake` is set by the
+    server's writer when it appended events; the applier sets `applied` when it applied
+    some, for the server's watcher to look again."""
     parent = os.getppid()
     database = open_database(url)
-    applier = Applier(Store(database, settings), _wall, tick, stale_after, wake=wake)
+    store = Store(database, settings)
+    applier = Applier(store, _wall, tick, stale_after, wake=wake, applied=applied)
     applier.start()
     try:
         while not stop.wait(RENEW) and os.getppid() == parent:
