@@ -331,10 +331,10 @@ def main() -> None:
         floor, bare = figures["floor"], figures["bare floor"]
         print(f"hello-world POST, Litestar (floor):   {floor:10,.0f} req/s")
         print(f"hello-world POST, bare ASGI (floor):  {bare:10,.0f} req/s")
-        for name in ("history", "churn"):
+        for name in ("history, 200 rooms", "history, 2,000 rooms", "churn"):
             single = figures[f"single {name}"]
             print(
-                f"POST /v1/events, 1 event, SQLite, {name + ':':8} {single:10,.0f} events/s"
+                f"POST /v1/events, 1 event, SQLite, {name}: {single:10,.0f} events/s"
                 f" ({single / floor:.0%} of Litestar's floor, {single / bare:.0%} of the bare one;"
                 " targets 5,000/s and 30% of the bare one)"
             )
@@ -358,8 +358,11 @@ def main() -> None:
 def singles(figures: dict[str, float], folder: Path, log: Path, seconds: int, tag: str) -> None:
     """Single events, by wrk: the hello-world floors, then roomlog on SQLite."""
     python = sys.executable
-    bodies = folder / "singles.ndjson"
-    bodies.write_text("\n".join(json.dumps(e) for e in history(seconds * 10_000, f"w{tag}")) + "\n")
+    histories: dict[str, Path] = {}
+    for rooms in (200, 2000):
+        histories[f"history, {rooms:,} rooms"] = path = folder / f"singles-{rooms}.ndjson"
+        events = history(seconds * 10_000, f"w{rooms}{tag}", rooms)
+        path.write_text("\n".join(json.dumps(e) for e in events) + "\n")
     for figure, app in (("floor", "app"), ("bare floor", "bare")):
         hello = serve(
             [
@@ -391,8 +394,9 @@ def singles(figures: dict[str, float], folder: Path, log: Path, seconds: int, ta
     try:
         headers = {"Content-Type": "application/json", "Authorization": f"Bearer {key}"}
         url = "http://127.0.0.1:8711/v1/events"
-        for name, path in (("history", bodies), ("churn", None)):
-            figures[f"single {name}"], bad = wrk(url, headers, seconds, folder, path)
+        runs: list[tuple[str, Path | None]] = [*histories.items(), ("churn", None)]
+        for name, given in runs:
+            figures[f"single {name}"], bad = wrk(url, headers, seconds, folder, given)
             if bad:
                 sys.exit(f"{bad} single-event posts failed; see {log}")
     finally:

@@ -326,15 +326,20 @@ def main() -> None:
         default=["thread", "process"],
         help="where the server applies events (`roomlog serve --appliers`); each is measured",
     )
+    parser.add_argument(
+        "--databases", choices=("sqlite", "postgresql"), nargs="+", default=["sqlite", "postgresql"]
+    )
     args = parser.parse_args()
     print(
         f"machine: {platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}"
     )
     with tempfile.TemporaryDirectory() as scratch:
         folder = Path(scratch)
-        for appliers in args.appliers:
+        for appliers in args.appliers if "sqlite" in args.databases else ():
             sqlite = f"sqlite:///{folder / f'late-{appliers}.db'}"
             run("SQLite", sqlite, args.events, folder, 8431, appliers)
+        if "postgresql" not in args.databases:
+            return
         schema = f"late_{uuid.uuid4().hex[:8]}"
         try:
             with psycopg.connect(POSTGRES, autocommit=True) as connection:
