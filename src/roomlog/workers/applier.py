@@ -31,7 +31,6 @@ log = logging.getLogger("roomlog.applier")
 LEASE: Final = 5.0  # seconds a lease lasts without renewal: a dead process's are taken after
 RENEW: Final = 1.0
 POLL: Final = 0.05
-HANDOFF: Final = 0.002  # seconds between SQLite apply transactions, for the writer's turn
 ROUNDS: Final = 32  # apply transactions per partition per round, so every partition gets a turn
 
 
@@ -78,9 +77,6 @@ class Applier:
         self.applies = applies
         self._wake: Waker = wake if wake is not None else threading.Event()
         self.applied = applied  # set after applying anything (for a watching process)
-        # Whether the server's writer waits for the same `Store.turn`: in the same process,
-        # or on the same SQLite file.
-        self.shares_turn = store.database.sqlite or applied is None
         self._stopping = threading.Event()
         self._thread = threading.Thread(target=self._run, name="roomlog-applier", daemon=True)
         self._next_sweep = 0.0
@@ -150,10 +146,6 @@ class Applier:
                 applied += taken
                 if not taken:
                     break
-                if self.shares_turn:
-                    # Neither lock of `Store.turn` is fair: without a pause, this loop takes
-                    # it again before a waiting writer wakes, and ingest waits for a backlog.
-                    time.sleep(HANDOFF)
         if applied and self.applied is not None:
             self.applied.set()
 
