@@ -267,10 +267,11 @@ def main() -> None:
     parser.add_argument("--seconds", type=int, default=10)
     parser.add_argument("--batches", type=int, default=60)
     parser.add_argument(
-        "--only", choices=("all", "batches"), default="all", help="batches: skip single events"
+        "--only", choices=("all", "batches", "singles"), default="all", help="run one half"
     )
     args = parser.parse_args()
-    singles_too = args.only == "all"
+    singles_too = args.only in ("all", "singles")
+    batches_too = args.only in ("all", "batches")
     if singles_too and shutil.which("wrk") is None:
         sys.exit("wrk is needed: apt-get install wrk")
     print(
@@ -285,12 +286,14 @@ def main() -> None:
     }
     # The floors append the 200-room history's batches: every method, the same rows.
     floor_bodies = [body for stream in workloads["history, 200 rooms"] for body in stream]
+    if not batches_too:
+        workloads = {}
     with tempfile.TemporaryDirectory() as scratch:
         folder = Path(scratch)
         log = folder / "server.log"
         if singles_too:
             singles(figures, folder, log, args.seconds, tag)
-        for appliers in PLACEMENTS:
+        for appliers in PLACEMENTS if batches_too else ():
             sqlite_url = f"sqlite:///{folder / f'{appliers}.db'}"
             key = make_key(sqlite_url)
             server = serve_roomlog(sqlite_url, 8711, log, appliers, pin=False)
@@ -312,7 +315,7 @@ def main() -> None:
             pg_url = f"{POSTGRES}?options=-csearch_path%3D{schema}"
             try:
                 pg_key = make_key(pg_url)
-                for appliers in PLACEMENTS:
+                for appliers in PLACEMENTS if batches_too else ():
                     server = serve_roomlog(pg_url, 8712, log, appliers, pin=False)
                     try:
                         for name, posts in workloads.items():
@@ -325,7 +328,7 @@ def main() -> None:
             finally:
                 with psycopg.connect(POSTGRES, autocommit=True) as connection:
                     connection.execute(f"DROP SCHEMA {schema} CASCADE")
-    appends = floors(floor_bodies)
+    appends = floors(floor_bodies) if batches_too else {}
 
     if singles_too:
         floor, bare = figures["floor"], figures["bare floor"]
@@ -398,7 +401,8 @@ def singles(figures: dict[str, float], folder: Path, log: Path, seconds: int, ta
         for name, given in runs:
             figures[f"single {name}"], bad = wrk(url, headers, seconds, folder, given)
             if bad:
-                sys.exit(f"{bad} single-event posts failed; see {log}")
+                ends = log.read_text()[-3000:]
+                sys.exit(f"{bad} single-event posts failed; the server's log ends:\n{ends}")
     finally:
         stop(server)
 

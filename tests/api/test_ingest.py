@@ -11,7 +11,7 @@ from sqlalchemy import func, select
 
 from roomlog.api.events import MAX_BODY, MAX_EVENTS
 from roomlog.domain.events import micros_from_rfc3339
-from roomlog.store.schema import events
+from roomlog.store.schema import events, pending
 from tests.bodies import joined, left
 from tests.fixtures import T0, Api
 
@@ -306,3 +306,18 @@ def test_without_waiting_the_sessions_catch_up_and_the_header_says_when(api: Api
     assert micros_from_rfc3339(read.headers["roomlog-applied-through"]) >= posted_at // 1000 * 1000
     refused = api.client.post("/v1/events?wait=soon", json=body, headers=api.headers)
     assert refused.status_code == 400 and refused.json()["info"].startswith("wait:")
+
+
+def test_a_request_of_only_duplicates_is_answered_when_applied_behind(api: Api) -> None:
+    """With `wait=logged`, a request whose events are all already stored hands nothing to
+    the appliers (and must not try to)."""
+    first, second = joined("a", 0), joined("b", 1)
+    url = "/v1/events?wait=logged"
+    assert api.client.post(url, json=[first, second], headers=api.headers).json()["accepted"] == 2
+    for body in (first, [first, second], [second, second]):
+        answer = api.client.post(url, json=body, headers=api.headers)
+        assert answer.status_code == 200, answer.text
+        assert answer.json()["accepted"] == 0
+        assert answer.json()["duplicates"] == (1 if isinstance(body, dict) else 2)
+    with api.database.engine.connect() as connection:
+        assert connection.execute(select(func.count()).select_from(pending)).scalar_one() <= 1

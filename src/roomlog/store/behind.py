@@ -49,7 +49,8 @@ def defer(
         {"part": part, "project_id": pid, "received_at": now, "events": _encode(found)}
         for (pid, part), found in groups.items()
     ]
-    connection.execute(insert(pending), rows)
+    if rows:  # (an empty list would insert one row of defaults)
+        connection.execute(insert(pending), rows)
 
 
 def partitions(store: Store, connection: Connection) -> int:
