@@ -128,6 +128,28 @@ def test_a_late_event_re_derives_its_room_from_a_checkpoint_not_its_whole_log(ap
     assert api.client.get("/v1/meetings", headers=api.headers).json()["total_count"] > 0
 
 
+def test_late_events_of_one_request_rebuild_from_before_the_earliest_of_them(api: Api) -> None:
+    """Two late events in one request, the later one first: the room is re-derived from a
+    checkpoint before both (one named by the first late event met would leave the other out
+    of its room's sessions until a full rebuild)."""
+    bodies = sorted(history(22, rooms=1, meetings=60), key=lambda b: float(b["at"]))
+    for i in range(0, len(bodies), 10):
+        api.clock.set(float(bodies[i + 9 if i + 9 < len(bodies) else -1]["at"]) + 1)
+        api.client.post("/v1/events", json=bodies[i : i + 10], headers=api.headers)
+    api.clock.set(float(bodies[-1]["at"]) + 3600)
+    api.tick()
+    early = float(bodies[len(bodies) // 4]["at"]) - T0
+    later = float(bodies[3 * len(bodies) // 4]["at"]) - T0
+    late = [
+        joined("late-b", later + 1, "room-0"),
+        left("late-b", later + 400, "room-0"),
+        joined("late-a", early + 1, "room-0"),
+        left("late-a", early + 400, "room-0"),
+    ]
+    assert api.client.post("/v1/events", json=late, headers=api.headers).json()["accepted"] == 4
+    assert all_pages(api) == expected(bodies + late, api.clock())
+
+
 def test_a_history_posted_hours_later_applies_its_late_deliveries_incrementally(
     api: Api, caplog: pytest.LogCaptureFixture
 ) -> None:

@@ -7,8 +7,8 @@ import json
 import pytest
 
 from roomlog.domain.batch import sessionize
-from roomlog.domain.engine import Checkpoint, LateEvent, Room
-from roomlog.domain.events import MICROS, PresenceEvent
+from roomlog.domain.engine import Checkpoint, LateEvent, Room, stamp, wide
+from roomlog.domain.events import MICROS, ROOM_ENDED, PresenceEvent, RoomEvent
 from roomlog.domain.rules import Rules
 from roomlog.domain.sessions import MeetingSession, session_id
 from tests.helpers import Shape, join, leave, shape
@@ -193,6 +193,23 @@ def test_an_event_before_the_checkpoint_is_refused() -> None:
     with pytest.raises(LateEvent) as caught:
         room.add(join("B", 50))
     assert caught.value.checkpoint == 100 * MICROS
+
+
+def test_several_late_events_are_refused_at_the_earliest_of_them() -> None:
+    """A rebuild starts at the newest checkpoint at or before the instant `LateEvent` names:
+    naming the first late event met instead of the earliest would leave the earlier ones out
+    of the rebuild."""
+    room = Room("r")
+    room.add(join("A", 0))
+    room.add(leave("A", 45))
+    room.settle(100 * MICROS)
+    with pytest.raises(LateEvent) as caught:
+        room.extend([stamp(join("B", 80)), stamp(join("C", 50)), stamp(join("D", 120))])
+    assert caught.value.at == 50 * MICROS
+    ended = RoomEvent("end-1", ROOM_ENDED, "r", 30 * MICROS)
+    with pytest.raises(LateEvent) as caught:
+        room.check_late([stamp(join("B", 80))], [wide(ended)])
+    assert caught.value.at == 30 * MICROS
 
 
 def test_state_round_trips_through_json() -> None:

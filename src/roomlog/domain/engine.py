@@ -114,16 +114,27 @@ class Room:
             raise ValueError(f"event for room {event.room!r} added to room {self.name!r}")
         self.extend((stamp(event),))
 
+    def check_late(self, events: Iterable[Stamped], room_wide: Iterable[Wide] = ()) -> None:
+        """`LateEvent` at the earliest of `events` and `room_wide` stamped before the
+        checkpoint, if any: a rebuild must start at or before every one of them, not at the
+        first one met."""
+        floor = self.checkpoint.at
+        if floor is None:
+            return
+        late = [e[0] >> 1 for e in events if e[0] >> 1 < floor]
+        late += [w[0] for w in room_wide if w[0] < floor]
+        if late:
+            raise LateEvent(min(late), floor)
+
     def extend(self, events: Iterable[Stamped]) -> None:
         """Add events in the engine's form; see `stamp`."""
-        floor = self.checkpoint.at
+        events = list(events)
+        self.check_late(events)
         store = self._events
         last = store[-1][0] if store else -1
         earliest: int | None = None
         for event in events:
             at = event[0] >> 1
-            if floor is not None and at < floor:
-                raise LateEvent(at, floor)
             if event[0] < last:
                 self._sorted = False
             last = event[0]
@@ -141,12 +152,11 @@ class Room:
     def extend_wide(self, events: Iterable[Wide]) -> None:
         """Add room ends and snapshots in the engine's form; see `wide`. One already held
         (the same id at the same instant) is not added again."""
-        floor = self.checkpoint.at
+        events = list(events)
+        self.check_late((), events)
         held = {(w[0], w[2]) for w in self._wide}
         earliest: int | None = None
         for event in events:
-            if floor is not None and event[0] < floor:
-                raise LateEvent(event[0], floor)
             if (event[0], event[2]) in held:
                 continue
             held.add((event[0], event[2]))

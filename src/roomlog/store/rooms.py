@@ -154,6 +154,7 @@ def advance(
     The room is changed in place. Raises `LateEvent` from the engine, after which the room
     is to be rebuilt, not reused."""
     room, settled = state.room, state.settled
+    room.check_late(events, room_wide or ())  # the earliest late one of both kinds
     room.extend(events)
     derived = _derived(room, room_wide, made) if room_wide else []
     upserts: list[dict[str, Any]] = []
