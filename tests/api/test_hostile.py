@@ -18,15 +18,30 @@ from tests.bodies import joined, left
 from tests.fixtures import T0, Api, make_project
 
 NUL = "\x00"
+# Each test runs with writes answered once applied, and once logged (the server's default,
+# where the appliers apply behind the answer): the answers must be the same.
+_wait = {"mode": "applied"}
 
 
-def post(api: Api, body: Any, headers: dict[str, str] | None = None) -> Any:
-    return api.client.post("/v1/events", json=body, headers=headers or api.headers)
+@pytest.fixture(autouse=True, params=["applied", "logged"])
+def wait_mode(request: pytest.FixtureRequest) -> str:
+    _wait["mode"] = request.param
+    return str(request.param)
+
+
+def post(
+    api: Api, body: Any, headers: dict[str, str] | None = None, wait: str | None = None
+) -> Any:
+    """`wait`: "applied" where the test then reads what the events changed."""
+    url = f"/v1/events?wait={wait or _wait['mode']}"
+    return api.client.post(url, json=body, headers=headers or api.headers)
 
 
 def raw(api: Api, content: bytes, kind: str = "application/json") -> Any:
     return api.client.post(
-        "/v1/events", content=content, headers={**api.headers, "Content-Type": kind}
+        f"/v1/events?wait={_wait['mode']}",
+        content=content,
+        headers={**api.headers, "Content-Type": kind},
     )
 
 
@@ -145,7 +160,7 @@ def test_deep_nesting_is_a_400_alone_and_a_rejected_line_in_ndjson(api: Api, dee
 
 def test_a_room_whose_name_holds_a_slash_is_reachable_on_every_room_route(api: Api) -> None:
     both = [joined("a", 0, room="team/a"), joined("b", 1, room="team")]
-    assert post(api, both).status_code == 200
+    assert post(api, both, wait="applied").status_code == 200
     for path in ("team%2Fa", "team/a"):
         answer = presence(api, path)
         assert answer.status_code == 200, answer.text
@@ -160,12 +175,13 @@ def test_a_room_whose_name_holds_a_slash_is_reachable_on_every_room_route(api: A
     # The room "team" is another room, untouched.
     assert [p["id"] for p in presence(api, "team").json()["data"]] == ["b"]
     # A name holding a literal percent sign is reachable too.
-    assert post(api, joined("d", 2, room="50%off")).status_code == 200
+    assert post(api, joined("d", 2, room="50%off"), wait="applied").status_code == 200
     assert [p["id"] for p in presence(api, "50%25off").json()["data"]] == ["d"]
 
 
 def test_room_names_are_trimmed_and_never_blank(api: Api) -> None:
-    answer = post(api, [joined("a", 0, room="standup "), joined("b", 1, room=" standup")])
+    both = [joined("a", 0, room="standup "), joined("b", 1, room=" standup")]
+    answer = post(api, both, wait="applied")
     assert answer.json()["accepted"] == 2
     assert sorted(p["id"] for p in presence(api, "standup").json()["data"]) == ["a", "b"]
     blank = post(api, [joined("c", 2, room="   "), joined("d", 3)])
