@@ -10,7 +10,7 @@ from sqlalchemy import Connection, select
 from roomlog.domain import strings
 from roomlog.domain.events import ChatMessage
 from roomlog.store.schema import chat_messages
-from roomlog.store.writes import IngestResult, Rejected, Submission, conflict, too_far
+from roomlog.store.writes import IngestResult, Submission, admitted, conflict
 
 
 def write_chats(
@@ -27,14 +27,10 @@ def write_chats(
     repeats: list[tuple[int, int, ChatMessage]] = []
     for n, submission in enumerate(submissions):
         for index, given in submission.chats:
-            try:
-                message = strings.chat(given)
-            except strings.Refused as exc:
-                results[n].rejected.append(Rejected(index, str(exc)))
+            message = admitted(given, strings.chat, index, results[n].rejected, latest, now)
+            if message is None:
                 continue
-            if message.at > latest:
-                results[n].rejected.append(too_far(index, "`at`", latest, now))
-            elif (submission.project.id, message.id) in first:
+            if (submission.project.id, message.id) in first:
                 repeats.append((n, index, message))
             else:
                 first[(submission.project.id, message.id)] = (n, index, message)

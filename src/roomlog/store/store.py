@@ -55,11 +55,10 @@ from roomlog.store.transactions import Transactions, Turn, retrying
 from roomlog.store.wide import append_new, room_events_of, rooms_of
 from roomlog.store.writes import (
     IngestResult,
-    Rejected,
     Settings,
     Submission,
+    admitted,
     conflict,
-    too_far,
 )
 
 log = logging.getLogger("roomlog.store")
@@ -150,13 +149,8 @@ class Store:
         for n, submission in enumerate(submissions):
             pid = submission.project.id
             for index, given in submission.events:
-                try:
-                    event = strings.presence(given)
-                except strings.Refused as exc:
-                    results[n].rejected.append(Rejected(index, str(exc)))
-                    continue
-                if event.at > latest:
-                    results[n].rejected.append(too_far(index, "`at`", latest, now))
+                event = admitted(given, strings.presence, index, results[n].rejected, latest, now)
+                if event is None:
                     continue
                 key = (pid, event.id)
                 if key in first:

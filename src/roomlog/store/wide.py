@@ -15,7 +15,7 @@ from roomlog.domain.engine import Wide, wide
 from roomlog.domain.events import ROOM_ENDED, ROOM_SNAPSHOT, RoomEvent
 from roomlog.store.log import append_room_events, room_content
 from roomlog.store.snapshots import sighted, snapshot_event
-from roomlog.store.writes import IngestResult, Rejected, Submission, conflict, too_far
+from roomlog.store.writes import IngestResult, Submission, admitted, conflict
 
 
 def room_events_of(
@@ -36,14 +36,10 @@ def room_events_of(
             *submission.room_events,
         ]
         for index, given in items:
-            try:
-                event = strings.room_event(given)
-            except strings.Refused as exc:
-                results[n].rejected.append(Rejected(index, str(exc)))
-                continue
-            if event.at > latest:
-                what = "the room's end" if event.type == ROOM_ENDED else "the snapshot"
-                results[n].rejected.append(too_far(index, what, latest, now))
+            what = "the room's end" if given.type == ROOM_ENDED else "the snapshot"
+            rejected = results[n].rejected
+            event = admitted(given, strings.room_event, index, rejected, latest, now, what)
+            if event is None:
                 continue
             found.append((n, index, event))
             if event.type == ROOM_SNAPSHOT:

@@ -3,14 +3,16 @@ them, and the settings it applies them with."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from typing import TypeVar
 
 import msgspec
 
 from roomlog.domain.events import MICROS, ChatMessage, PresenceEvent, RoomEvent
 from roomlog.domain.rules import DEFAULT_RULES, Rules
+from roomlog.domain.strings import Refused
 from roomlog.ingest.webhook import RoomEnd, Snapshot
 from roomlog.store.projects import Project
 
@@ -81,3 +83,28 @@ def too_far(index: int, what: str, latest: int, now: int) -> Rejected:
         f"{what} is further in the future than the server allows ({allowance} s ahead of its"
         f" clock, which reads {clock.replace('+00:00', 'Z')}): check the sender's clock",
     )
+
+
+Item = TypeVar("Item", PresenceEvent, ChatMessage, RoomEvent)
+
+
+def admitted(
+    given: Item,
+    clean: Callable[[Item], Item],
+    index: int,
+    rejected: list[Rejected],
+    latest: int,
+    now: int,
+    what: str = "`at`",
+) -> Item | None:
+    """`given` as it is stored (`clean`, domain/strings.py), or None once its rejection is
+    listed in `rejected`: a string it cannot be stored with, or a stamp after `latest`."""
+    try:
+        item = clean(given)
+    except Refused as exc:
+        rejected.append(Rejected(index, str(exc)))
+        return None
+    if item.at > latest:
+        rejected.append(too_far(index, what, latest, now))
+        return None
+    return item
