@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 import uuid
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -66,10 +67,13 @@ def drop_postgres(base: str, url: str) -> None:
         connection.execute(f"DROP SCHEMA IF EXISTS {schema} CASCADE")
 
 
-@pytest.fixture(params=["sqlite", "postgresql"])
-def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
-    if request.param == "sqlite":
-        yield f"sqlite:///{tmp_path / 'roomlog.db'}"
+@contextmanager
+def scratch_database(kind: str, folder: Path) -> Iterator[str]:
+    """The URL of an empty database: `kind` "sqlite", a file in `folder`; "postgresql", a
+    fresh schema, dropped afterwards (the test skips, saying why, if the server is not
+    reachable)."""
+    if kind == "sqlite":
+        yield f"sqlite:///{folder / 'roomlog.db'}"
         return
     if _PROBLEM is not None:
         pytest.skip(_PROBLEM)
@@ -78,6 +82,12 @@ def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str
         yield url
     finally:
         drop_postgres(POSTGRES_URL, url)
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    with scratch_database(request.param, tmp_path) as url:
+        yield url
 
 
 @pytest.fixture

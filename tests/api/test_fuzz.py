@@ -17,7 +17,7 @@ from schemathesis.core import NotSet
 from schemathesis.core.result import Ok
 
 from roomlog.store.db import migrate, open_database
-from tests.fixtures import _PROBLEM, POSTGRES_URL, drop_postgres, fresh_postgres, make_project
+from tests.fixtures import make_project, scratch_database
 from tests.servers import Server
 
 
@@ -26,23 +26,16 @@ def served(
     request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[tuple[Server, str]]:
     folder: Path = tmp_path_factory.mktemp("fuzz")
-    if request.param == "sqlite":
-        url = f"sqlite:///{folder / 'roomlog.db'}"
-    else:
-        if _PROBLEM is not None:
-            pytest.skip(_PROBLEM)
-        url = fresh_postgres(POSTGRES_URL)
-    database = open_database(url)
-    migrate(database)
-    _, key = make_project(database, "default")
-    database.dispose()
-    server = Server(url, folder / "server.log")
-    try:
-        yield server, key
-    finally:
-        server.stop()
-        if request.param == "postgresql":
-            drop_postgres(POSTGRES_URL, url)
+    with scratch_database(request.param, folder) as url:
+        database = open_database(url)
+        migrate(database)
+        _, key = make_project(database, "default")
+        database.dispose()
+        server = Server(url, folder / "server.log")
+        try:
+            yield server, key
+        finally:
+            server.stop()
 
 
 def test_no_input_gets_a_server_error(served: tuple[Server, str]) -> None:

@@ -7,13 +7,12 @@ import asyncio
 import json
 from typing import Any
 
-import jwt
 import pytest
 from sqlalchemy import select
 
-from roomlog.store.projects import revoke_key
 from roomlog.store.schema import chat_messages, events
 from roomlog.workers import targets
+from tests.api.test_presence_and_videosdk import token
 from tests.bodies import joined, left
 from tests.fixtures import T0, Api, make_project
 
@@ -224,30 +223,15 @@ def test_a_flood_of_refused_items_leaves_another_project_ingesting(api: Api) -> 
     assert accepted == 40
 
 
-def test_a_revoked_key_is_told_apart_from_an_invalid_one(api: Api) -> None:
-    _, key = make_project(api.database, "revoking")
-    with api.database.engine.begin() as connection:
-        revoke_key(connection, key)
-    revoked = api.client.get("/v1/meetings", headers={"Authorization": f"Bearer {key}"})
-    assert revoked.status_code == 401
-    assert "was revoked" in revoked.json()["info"]
-    assert "roomlog keys create" in revoked.json()["info"]
-    # The same key id with a wrong secret says nothing of the key's state.
-    forged = key.rsplit("_", 1)[0] + "_wrong"
-    invalid = api.client.get("/v1/meetings", headers={"Authorization": f"Bearer {forged}"})
-    assert invalid.status_code == 401
-    assert invalid.json()["info"] == "the API key is not valid"
-
-
 def test_a_jwt_sent_as_bearer_to_videosdk_routes_says_to_drop_bearer(api: Api) -> None:
-    claims = {"apikey": api.project.public_id, "permissions": ["allow_join"], "exp": 2**40}
-    token = jwt.encode(claims, api.project.secret, algorithm="HS256")
-    answer = api.client.get("/v1/meeting-sessions", headers={"Authorization": f"Bearer {token}"})
+    jwt_token = token(api)
+    answer = api.client.get(
+        "/v1/meeting-sessions", headers={"Authorization": f"Bearer {jwt_token}"}
+    )
     assert answer.status_code == 401
     assert "no `Bearer`" in answer.json()["info"]
-    assert (
-        api.client.get("/v1/meeting-sessions", headers={"Authorization": token}).status_code == 200
-    )
+    headers = {"Authorization": jwt_token}
+    assert api.client.get("/v1/meeting-sessions", headers=headers).status_code == 200
 
 
 def test_csv_answers_name_their_charset_once_and_openapi_says_text_csv(api: Api) -> None:

@@ -102,15 +102,20 @@ def test_events_later_than_the_late_window_rebuild_the_room(api: Api) -> None:
     assert all_pages(api) == expected(bodies, api.clock())
 
 
-def test_a_late_event_re_derives_its_room_from_a_checkpoint_not_its_whole_log(api: Api) -> None:
-    # One room, meetings over many hours, posted in order as they happen: the room settles
-    # behind them and keeps checkpoints.
-    bodies = sorted(history(21, rooms=1, meetings=60), key=lambda b: float(b["at"]))
+def settled_room(api: Api, seed: int) -> list[dict[str, Any]]:
+    """One room, meetings over many hours, posted in order as they happen and read an hour
+    after the last: the room settles behind them and keeps checkpoints. Its events."""
+    bodies = sorted(history(seed, rooms=1, meetings=60), key=lambda b: float(b["at"]))
     for i in range(0, len(bodies), 10):
         api.clock.set(float(bodies[i + 9 if i + 9 < len(bodies) else -1]["at"]) + 1)
         api.client.post("/v1/events", json=bodies[i : i + 10], headers=api.headers)
     api.clock.set(float(bodies[-1]["at"]) + 3600)
     api.tick()
+    return bodies
+
+
+def test_a_late_event_re_derives_its_room_from_a_checkpoint_not_its_whole_log(api: Api) -> None:
+    bodies = settled_room(api, 21)
     # Then an event from two thirds of the way through arrives, hours late.
     middle = float(bodies[2 * len(bodies) // 3]["at"]) - T0
     late = [joined("late-a", middle + 1, "room-0"), left("late-a", middle + 400, "room-0")]
@@ -132,12 +137,7 @@ def test_late_events_of_one_request_rebuild_from_before_the_earliest_of_them(api
     """Two late events in one request, the later one first: the room is re-derived from a
     checkpoint before both (one named by the first late event met would leave the other out
     of its room's sessions until a full rebuild)."""
-    bodies = sorted(history(22, rooms=1, meetings=60), key=lambda b: float(b["at"]))
-    for i in range(0, len(bodies), 10):
-        api.clock.set(float(bodies[i + 9 if i + 9 < len(bodies) else -1]["at"]) + 1)
-        api.client.post("/v1/events", json=bodies[i : i + 10], headers=api.headers)
-    api.clock.set(float(bodies[-1]["at"]) + 3600)
-    api.tick()
+    bodies = settled_room(api, 22)
     early = float(bodies[len(bodies) // 4]["at"]) - T0
     later = float(bodies[3 * len(bodies) // 4]["at"]) - T0
     late = [

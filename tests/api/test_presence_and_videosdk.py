@@ -232,13 +232,20 @@ def test_daily_routes_want_the_bearer_scheme(api: Api, method: str, url: str) ->
     assert answer.json()["error"] == "authorization-header-error"
 
 
-def test_a_revoked_key_is_refused(api: Api) -> None:
+def test_a_revoked_key_is_refused_and_told_apart_from_an_invalid_one(api: Api) -> None:
     _, key = make_project(api.database, "default")
     with api.database.engine.begin() as connection:
         revoke_key(connection, key)
     answer = api.client.get("/v1/meetings", headers={"Authorization": f"Bearer {key}"})
     assert answer.status_code == 401
+    assert "was revoked" in answer.json()["info"]
+    assert "roomlog keys create" in answer.json()["info"]
     assert api.client.get("/v1/meetings", headers=api.headers).status_code == 200
+    # The same key id with a wrong secret says nothing of the key's state.
+    forged = key.rsplit("_", 1)[0] + "_wrong"
+    invalid = api.client.get("/v1/meetings", headers={"Authorization": f"Bearer {forged}"})
+    assert invalid.status_code == 401
+    assert invalid.json()["info"] == "the API key is not valid"
 
 
 def test_errors_keep_dailys_shape(api: Api) -> None:

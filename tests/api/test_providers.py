@@ -29,13 +29,7 @@ from roomlog.ingest.daily import signature
 from roomlog.store.db import Database, migrate, open_database
 from roomlog.store.providers import PROVIDERS, set_credentials
 from roomlog.store.schema import events
-from tests.fixtures import (
-    _PROBLEM,
-    POSTGRES_URL,
-    drop_postgres,
-    fresh_postgres,
-    make_project,
-)
+from tests.fixtures import make_project, scratch_database
 from tests.servers import Server
 from tests.test_processes import expected, listed, recent_history
 
@@ -71,34 +65,27 @@ def served(
     request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[Served]:
     folder: Path = tmp_path_factory.mktemp("providers")
-    if request.param == "sqlite":
-        url = f"sqlite:///{folder / 'roomlog.db'}"
-    else:
-        if _PROBLEM is not None:
-            pytest.skip(_PROBLEM)
-        url = fresh_postgres(POSTGRES_URL)
-    database = open_database(url)
-    migrate(database)
-    project, key = make_project(database, "default")
-    credentials = {
-        "livekit": {"api_key": LIVEKIT_KEY, "api_secret": LIVEKIT_SECRET},
-        "daily": {"hmac": DAILY_HMAC},
-        "twilio": {"auth_token": TWILIO_TOKEN},
-        "videosdk": {"public_key": VIDEOSDK_PEM},
-        "jitsi": {"secret": JITSI_SECRET},
-    }
-    assert set(credentials) == set(PROVIDERS)
-    with database.engine.begin() as connection:
-        for provider, values in credentials.items():
-            set_credentials(connection, project.id, provider, values)
-    server = Server(url, folder / "server.log")
-    try:
-        yield Served(server, key, database)
-    finally:
-        server.stop()
-        database.dispose()
-        if request.param == "postgresql":
-            drop_postgres(POSTGRES_URL, url)
+    with scratch_database(request.param, folder) as url:
+        database = open_database(url)
+        migrate(database)
+        project, key = make_project(database, "default")
+        credentials = {
+            "livekit": {"api_key": LIVEKIT_KEY, "api_secret": LIVEKIT_SECRET},
+            "daily": {"hmac": DAILY_HMAC},
+            "twilio": {"auth_token": TWILIO_TOKEN},
+            "videosdk": {"public_key": VIDEOSDK_PEM},
+            "jitsi": {"secret": JITSI_SECRET},
+        }
+        assert set(credentials) == set(PROVIDERS)
+        with database.engine.begin() as connection:
+            for provider, values in credentials.items():
+                set_credentials(connection, project.id, provider, values)
+        server = Server(url, folder / "server.log")
+        try:
+            yield Served(server, key, database)
+        finally:
+            server.stop()
+            database.dispose()
 
 
 def native(bodies: list[Body], names: bool = True) -> list[Body]:
