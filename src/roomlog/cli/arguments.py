@@ -147,8 +147,8 @@ def add_commands(commands: argparse._SubParsersAction[argparse.ArgumentParser]) 
         choices=("process", "thread"),
         default="process",
         help="apply events in a process of their own (default: ingest and applying use two "
-        "cores, and one project's costly work does not slow another's requests) or in a "
-        "thread of the server",
+        "cores, and on PostgreSQL one project's costly work does not hold up another's "
+        "requests) or in a thread of the server",
     )
 
     keys = commands.add_parser("keys", help="create, list and revoke API keys")
