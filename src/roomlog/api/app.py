@@ -39,8 +39,18 @@ from litestar.types import (
     Send,
 )
 
-from roomlog import __version__
-from roomlog.api import attendance, exports, meetings, receivers, videosdk, videosdk_v2, webhooks
+from roomlog import __version__, logs, metrics
+from roomlog.api import (
+    access,
+    attendance,
+    exports,
+    meetings,
+    operations,
+    receivers,
+    videosdk,
+    videosdk_v2,
+    webhooks,
+)
 from roomlog.api.applied import HEADER, applied_header, header_value
 from roomlog.api.auth import Authenticator, bearer, daily_project, videosdk_project
 from roomlog.api.dashboard import routes as dashboard
@@ -56,6 +66,7 @@ from roomlog.api.errors import (
     unexpected,
 )
 from roomlog.api.events import MAX_BODY, post_events, receive_events
+from roomlog.api.operations import Workings
 from roomlog.api.receivers import Receivers, put_room_presence
 from roomlog.domain.events import MICROS
 from roomlog.store.db import Database, migrate, open_database
@@ -64,6 +75,8 @@ from roomlog.store.writes import Settings
 from roomlog.workers.applier import Applier, run_process
 from roomlog.workers.delivery import Deliverer, DeliverySettings
 from roomlog.workers.writer import Writer
+
+log = logging.getLogger("roomlog.server")
 
 
 def _now() -> int:
@@ -143,20 +156,30 @@ class Roomlog(Litestar):
         receive: Receive | LifeSpanReceive,
         send: Send | LifeSpanSend,
     ) -> None:
-        if scope["type"] == ScopeType.HTTP:
-            http = cast("HTTPScope", scope)
-            refusal = _refusal(http)
-            if refusal is not None:
-                await _answer(
-                    cast("Send", send), 400, _encode(error_body(INVALID_REQUEST, refusal))
-                )
-                return
-            http["path"] = room_path(http["path"])
-            if (
-                http["path"] == "/v1/events"
-                and http["method"] == "POST"
-                and await self._events(http, cast("Receive", receive), cast("Send", send))
-            ):
+        if scope["type"] != ScopeType.HTTP:
+            await super().__call__(scope, receive, send)
+            return
+        http = cast("HTTPScope", scope)
+        started = time.perf_counter()
+        entry = access.begin(http)
+        sending = access.sender(entry, cast("Send", send))
+        try:
+            await self._http(http, cast("Receive", receive), sending, entry)
+        finally:
+            access.finish(entry, http, started, self.state.access_log)
+
+    async def _http(
+        self, scope: HTTPScope, receive: Receive, send: Send, entry: access.Access
+    ) -> None:
+        refusal = _refusal(scope)
+        if refusal is not None:
+            entry.route = access.UNMATCHED
+            await _answer(send, 400, _encode(error_body(INVALID_REQUEST, refusal)))
+            return
+        scope["path"] = room_path(scope["path"])
+        if scope["path"] == "/v1/events" and scope["method"] == "POST":
+            entry.route = "/v1/events"
+            if await self._events(scope, receive, send):
                 return
         await super().__call__(scope, receive, send)
 
@@ -230,7 +253,7 @@ def _openapi() -> OpenAPIConfig:
 
 
 def _open_routes() -> tuple[HTTPRouteHandler, ...]:
-    return (*receivers.ROUTES, health, *exports.OPEN_ROUTES)
+    return (*receivers.ROUTES, health, *operations.ROUTES, *exports.OPEN_ROUTES)
 
 
 def _open_in_openapi(app: Litestar) -> None:
@@ -290,21 +313,33 @@ def _workers(
     @asynccontextmanager
     async def lifespan(app: Litestar) -> AsyncIterator[None]:
         migrate(store.database)
+        workings: Workings = app.state.workings
         child: multiprocessing.process.BaseProcess | None = None
         if appliers == "process":
             spawn = multiprocessing.get_context("spawn")
             stop, wake, applied = spawn.Event(), spawn.Event(), spawn.Event()
+            workings.beat = spawn.Value("d", 0.0, lock=False)
             child = spawn.Process(
                 target=run_process,
-                args=(store.database.url, store.settings, tick, stale_after, stop, wake, applied),
+                args=(
+                    store.database.url,
+                    store.settings,
+                    tick,
+                    stale_after,
+                    stop,
+                    wake,
+                    applied,
+                    workings.beat,
+                ),
                 name="roomlog-applier",
                 daemon=True,
             )
             child.start()
+            workings.applier_process = child
             applier = Applier(store, clock, applies=False, wake=applied)
             writer_wake: Callable[[], None] = wake.set
         else:
-            applier = Applier(store, clock, tick=tick, stale_after=stale_after)
+            applier = Applier(store, clock, tick=tick, stale_after=stale_after, beat=workings.beat)
             writer_wake = applier.wake
         applier.start()
         app.state.applier = applier
@@ -320,6 +355,11 @@ def _workers(
         try:
             yield
         finally:
+            # Every request has been answered (the server waits for them before this): the
+            # writer commits its last group, the applier gives up its leases at once, and
+            # the deliverer hands back the webhook events it claimed.
+            workings.stopping = True
+            log.info("stopping: the requests under way are answered; committing the last events")
             if deliverer is not None:
                 deliverer.stop()
             writer.stop()
@@ -327,6 +367,10 @@ def _workers(
             if child is not None:
                 stop.set()
                 child.join(timeout=30)
+                if child.pid is not None:
+                    metrics.process_ended(child.pid)
+            metrics.process_ended(os.getpid())
+            log.info("stopped")
 
     return lifespan
 
@@ -342,6 +386,9 @@ def create_app(
     chat_link_ttl: int = exports.DEFAULT_LINK_TTL,
     wait: str = "logged",
     appliers: str = "thread",
+    public_url: str | None = None,
+    metrics_token: str | None = None,
+    access_log: bool = True,
 ) -> Roomlog:
     """The API over `database` (migrated on start), with its writer, applier and webhook
     threads. `wait="applied"` answers writes once their events are applied, by default.
@@ -349,7 +396,10 @@ def create_app(
 
     `stale_after` (µs, 0 for never) closes presences with no event or snapshot for that long.
     Without `deliver`, no thread sends webhooks (a test drives `Deliverer.run_once` instead).
-    `chat_link_ttl` is how long (s) a session's `chatLink` works.
+    `chat_link_ttl` is how long (s) a session's `chatLink` works. `public_url` is the
+    address clients use (Twilio signs it; chat links point at it), when not the one requests
+    arrive at. `metrics_token`, when set, is required to read `/metrics`. `access_log` logs
+    one line per request.
     """
     store = Store(database, settings)
     deliverer = Deliverer(database, store.queued, delivery, clock=clock) if deliver else None
@@ -361,6 +411,10 @@ def create_app(
         "receivers": Receivers(database),
         "chat_link_ttl": chat_link_ttl,
         "wait": wait,
+        "public_url": public_url or None,
+        "metrics_token": metrics_token or None,
+        "access_log": access_log,
+        "workings": Workings(),
     }
     return Roomlog(
         route_handlers=_routes(),
@@ -377,11 +431,7 @@ def create_app(
 
 def app_from_env() -> Litestar:
     """The app as `roomlog serve` configures it through the environment (for its workers)."""
-    logging.basicConfig(
-        level=os.environ.get("ROOMLOG_LOG_LEVEL", "INFO"),
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-    )
-    logging.getLogger("alembic").setLevel(logging.WARNING)
+    logs.configure()
     # Reads run in worker threads beside the event loop and the writer: hand the GIL over
     # sooner than the default 5 ms, which otherwise shows in the tail latency.
     sys.setswitchinterval(0.0005)
@@ -402,4 +452,7 @@ def app_from_env() -> Litestar:
         chat_link_ttl=int(os.environ.get("ROOMLOG_CHAT_LINK_TTL", exports.DEFAULT_LINK_TTL)),
         wait=os.environ.get("ROOMLOG_WAIT", "logged"),
         appliers=os.environ.get("ROOMLOG_APPLIERS", "thread"),
+        public_url=os.environ.get("ROOMLOG_PUBLIC_URL"),
+        metrics_token=os.environ.get("ROOMLOG_METRICS_TOKEN"),
+        access_log=os.environ.get("ROOMLOG_ACCESS_LOG", "1") == "1",
     )

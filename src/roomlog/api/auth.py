@@ -19,6 +19,7 @@ import jwt
 from anyio import to_thread
 from litestar import Request
 
+from roomlog.api import access
 from roomlog.api.errors import AUTH_HEADER, AUTHENTICATION, ApiError
 from roomlog.store.db import Database
 from roomlog.store.projects import Project, authenticate, project_by_public_id, refusal
@@ -57,6 +58,7 @@ class Authenticator:
     async def key(self, key: str) -> Project:
         cached = self._known.get(key)
         if cached is not None and cached[1] > time.monotonic():
+            access.name_project(cached[0].name)
             return cached[0]
         project = await to_thread.run_sync(self._lookup_key, key)
         if project is None:
@@ -64,6 +66,7 @@ class Authenticator:
         if len(self._known) > 10_000:
             self._known.clear()
         self._known[key] = (project, time.monotonic() + CACHE_SECONDS)
+        access.name_project(project.name)
         return project
 
     async def token(self, token: str) -> Caller:
@@ -90,6 +93,7 @@ class Authenticator:
             raise ApiError(401, AUTHENTICATION, f"the token is not valid: {exc}") from None
         if not isinstance(claims.get("permissions", []), list):
             raise ApiError(401, AUTHENTICATION, "the token's `permissions` is not a list")
+        access.name_project(project.name)
         return Caller(project, _scope(claims))
 
 

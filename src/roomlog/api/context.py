@@ -26,6 +26,24 @@ def clock(request: Request[Any, Any, Any]) -> int:
     return now()
 
 
+def base_url(request: Request[Any, Any, Any]) -> str:
+    """The address clients reach this service at: `serve --public-url`, else the one the
+    request came to (as the proxy's forwarded headers say, for `--forwarded-allow-ips`)."""
+    configured: str | None = request.app.state.public_url
+    return configured.rstrip("/") + "/" if configured else str(request.base_url)
+
+
+def public_url(request: Request[Any, Any, Any]) -> str:
+    """The full URL the client called: the request's path and query under `base_url`. A
+    Twilio signature covers this URL."""
+    configured: str | None = request.app.state.public_url
+    if not configured:
+        return str(request.url)
+    query = request.scope.get("query_string", b"").decode("latin-1")
+    path = request.scope.get("raw_path", b"").decode("latin-1") or request.url.path
+    return configured.rstrip("/") + path + ("?" + query if query else "")
+
+
 def meeting(source: Database, project_id: int, meeting_id: str) -> MeetingSession:
     """The project's session `meeting_id`; another project's answers 404 like an unknown one."""
     with source.engine.connect() as connection:

@@ -10,6 +10,7 @@ from litestar import Request, Response
 from litestar.exceptions import HTTPException, ValidationException
 from litestar.openapi import ResponseSpec
 
+from roomlog.api import access
 from roomlog.ingest.native import unreadable
 
 log = logging.getLogger("roomlog.api")
@@ -37,6 +38,10 @@ class ApiError(Exception):
 
 
 def error_body(error: str, info: str, **extra: Any) -> dict[str, Any]:
+    """Daily's error body, with the request's id (`request_id`, as in the server's log)."""
+    answering = access.current()
+    if answering is not None:
+        extra["request_id"] = answering.id
     return {"error": error, "info": info, **extra}
 
 

@@ -19,6 +19,7 @@ from litestar.openapi.spec import (
 )
 from litestar.params import QueryParameter
 
+from roomlog import metrics
 from roomlog.api.applied import WAIT_VALUES, wants_wait
 from roomlog.api.errors import (
     ERRORS,
@@ -293,6 +294,7 @@ async def receive_events(
             )
         )
     rejected = sorted(parsed.rejected + result.rejected, key=lambda r: r.index)
+    metrics.count_events("native", result.accepted, result.duplicates, len(rejected))
     if rejected and not result.accepted and not result.duplicates:
         first = rejected[0]
         raise ApiError(

@@ -81,7 +81,7 @@ def chat_links(
     """Links to the chat of each of `session_ids` on the server `request` came to, working
     for the configured time (`chat_link_ttl`) from `now` (µs)."""
     expires = now // MICROS + request.app.state.chat_link_ttl
-    base = str(request.base_url)
+    base = context.base_url(request)
     return {sid: chat_link(base, project, sid, expires) for sid in session_ids}
 
 

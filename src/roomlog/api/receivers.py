@@ -21,7 +21,8 @@ from litestar.di import NamedDependency
 from litestar.openapi import ResponseSpec
 from litestar.params import Body, FromPath, FromQuery
 
-from roomlog.api import context
+from roomlog import metrics
+from roomlog.api import access, context
 from roomlog.api.applied import wants_wait
 from roomlog.api.errors import AUTHENTICATION, INVALID_REQUEST, NOT_FOUND, ApiError, ErrorBody
 from roomlog.domain.events import InvalidTime, micros_from_at
@@ -73,6 +74,8 @@ class Receivers:
             self._known[key] = (found, creds, time.monotonic() + CACHE_SECONDS)
         else:
             found, creds, _ = cached
+        if found is not None:
+            access.name_project(found.name)
         if found is None or creds is None:
             raise ApiError(
                 401,
@@ -101,7 +104,7 @@ async def _receive(
     inbound = Inbound(
         body=await request.body(),
         headers={k.lower(): v for k, v in request.headers.items()},
-        url=str(request.url),
+        url=context.public_url(request),
         received_at=context.clock(request),
     )
     checking = chosen.probe(inbound) if chosen.probe is not None else None
@@ -116,11 +119,11 @@ async def _receive(
         raise ApiError(401, AUTHENTICATION, str(exc)) from None
     except Unreadable as exc:
         raise ApiError(400, INVALID_REQUEST, str(exc)) from None
-    return await _store(request, project, mapped)
+    return await _store(request, project, mapped, provider)
 
 
 async def _store(
-    request: Request[Any, Any, Any], project: Project, mapped: Mapped
+    request: Request[Any, Any, Any], project: Project, mapped: Mapped, provider: str
 ) -> ProviderReport:
     if mapped.ignored is not None:
         return ProviderReport(0, 0, [], mapped.ignored)
@@ -136,6 +139,7 @@ async def _store(
     )
     for rejected in result.rejected:
         log.info("a provider event for project %r was refused: %s", project.name, rejected.reason)
+    metrics.count_events(provider, result.accepted, result.duplicates, len(result.rejected))
     return ProviderReport(result.accepted, result.duplicates, result.rejected, None, result.changed)
 
 
@@ -264,6 +268,7 @@ async def put_room_presence(
     )
     if result.rejected:
         raise ApiError(400, INVALID_REQUEST, result.rejected[0].reason)
+    metrics.count_events("native", result.accepted, result.duplicates, len(result.rejected))
     return SnapshotReport(result.accepted, result.duplicates, result.changed)
 
 

@@ -66,7 +66,7 @@ def _page_info(page: int, per_page: int, total: int) -> PageInfo:
 
 
 def _links(request: Request[Any, Any, Any]) -> Links:
-    return Links(str(request.base_url))
+    return Links(context.base_url(request))
 
 
 def _session(state: State, caller: Caller, session_id: str) -> MeetingSession:

@@ -3,9 +3,13 @@
 from __future__ import annotations
 
 import argparse
+import atexit
 import gc
+import glob
 import os
+import shutil
 import sys
+import tempfile
 import time
 from collections.abc import Callable, Sequence
 from typing import IO, NoReturn
@@ -154,6 +158,22 @@ def _progress(source: IO[bytes]) -> Callable[[], float] | None:
     return lambda: min(1.0, max(source.tell(), 1) / size)
 
 
+def _metrics_directory() -> None:
+    """Set up prometheus-client's multiprocess mode for `roomlog serve`, whose workers and
+    applier processes each count their own metrics: a directory they all write to, emptied of
+    an earlier run's files (or a new one, removed at exit). It must be in the environment
+    before prometheus-client is first imported, here and in every process started after."""
+    path = os.environ.get("PROMETHEUS_MULTIPROC_DIR")
+    if path:
+        os.makedirs(path, exist_ok=True)
+        for stale in glob.glob(os.path.join(path, "*.db")):
+            os.remove(stale)
+        return
+    path = tempfile.mkdtemp(prefix="roomlog-metrics-")
+    os.environ["PROMETHEUS_MULTIPROC_DIR"] = path
+    atexit.register(shutil.rmtree, path, ignore_errors=True)
+
+
 def command() -> NoReturn:
     """The `roomlog` program. After `sessionize` it exits at once, leaving the millions of
     objects it made to the operating system instead of freeing them one by one."""
@@ -166,6 +186,8 @@ def main(argv: Sequence[str] | None = None, *, exit_when_done: bool = False) -> 
     args = parser.parse_args(argv)
     if args.command == "sessionize":
         return _sessionize(args, parser, exit_when_done)
+    if args.command == "serve":
+        _metrics_directory()
     if args.command in SERVICE_COMMANDS:
         # Imported here, not at the top: SQLAlchemy, Alembic and Litestar take a quarter of a
         # second to import, which `roomlog sessionize` should not pay.

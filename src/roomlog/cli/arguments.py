@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import argparse
 from typing import Final
+from urllib.parse import urlsplit, urlunsplit
 
 from roomlog.domain.events import InvalidTime, micros_from_at
 from roomlog.store.defaults import DEFAULT_PROJECT, ENV_URL
@@ -47,6 +48,78 @@ def instant(text: str) -> int:
         return micros_from_at(value)
     except InvalidTime as exc:
         raise argparse.ArgumentTypeError(str(exc)) from None
+
+
+def public_url(text: str) -> str:
+    """`serve --public-url`: an http(s) URL with a host, and a path prefix at most."""
+    parts = urlsplit(text.strip())
+    if parts.scheme not in ("http", "https") or not parts.netloc:
+        raise argparse.ArgumentTypeError(
+            f"expected the URL clients use, such as https://roomlog.example.com, got {text!r}"
+        )
+    if parts.query or parts.fragment:
+        raise argparse.ArgumentTypeError(f"{text!r}: give no query string or fragment")
+    return urlunsplit((parts.scheme, parts.netloc, parts.path.rstrip("/"), "", ""))
+
+
+def _days(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected days, got {text!r}") from None
+    if not 0 < value <= 100_000:
+        raise argparse.ArgumentTypeError(f"expected more than 0 days, got {text!r}")
+    return value
+
+
+def operations(serve: argparse.ArgumentParser) -> None:
+    """`serve`'s options for running it in production (docs/OPERATIONS.md)."""
+    serve.add_argument(
+        "--public-url",
+        type=public_url,
+        metavar="URL",
+        help="the address clients reach this server at, when a proxy stands in front "
+        "(https://roomlog.example.com): Twilio's signatures and VideoSDK's chatLink use it "
+        "instead of the forwarded headers",
+    )
+    serve.add_argument(
+        "--forwarded-allow-ips",
+        metavar="IPS",
+        help="comma-separated proxy addresses whose X-Forwarded-For and X-Forwarded-Proto "
+        "are believed, or * (default: 127.0.0.1, or $FORWARDED_ALLOW_IPS)",
+    )
+    serve.add_argument(
+        "--log-format",
+        choices=("text", "json"),
+        default="text",
+        help="log lines as text (default) or one JSON object per line",
+    )
+    serve.add_argument(
+        "--no-access-log",
+        action="store_true",
+        help="do not log a line per request (errors are still logged)",
+    )
+    serve.add_argument(
+        "--metrics-token",
+        metavar="TOKEN",
+        help="require `Authorization: Bearer TOKEN` to read /metrics (default: open; or "
+        "$ROOMLOG_METRICS_TOKEN)",
+    )
+    serve.add_argument(
+        "--shutdown-timeout",
+        type=float,
+        default=20.0,
+        metavar="SECONDS",
+        help="on SIGTERM, wait at most SECONDS for the requests under way before closing "
+        "their connections (default 20); the server exits within about SECONDS + 5",
+    )
+    serve.add_argument(
+        "--retention-days",
+        type=_days,
+        metavar="N",
+        help="remove events, sessions and chat older than N days (default: keep everything); "
+        "delivered webhook events and the delivery log are removed after 30 days regardless",
+    )
 
 
 def add_commands(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -150,6 +223,8 @@ def add_commands(commands: argparse._SubParsersAction[argparse.ArgumentParser]) 
         "cores, and on PostgreSQL one project's costly work does not hold up another's "
         "requests) or in a thread of the server",
     )
+
+    operations(serve)
 
     keys = commands.add_parser("keys", help="create, list and revoke API keys")
     key_commands = keys.add_subparsers(dest="keys_command", required=True, metavar="ACTION")

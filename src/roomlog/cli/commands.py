@@ -5,13 +5,16 @@ from __future__ import annotations
 
 import argparse
 import os
+import signal
 import sys
 import time
 from collections.abc import Callable, Iterator
+from types import FrameType
 from typing import IO, Final
 
 import uvicorn
 
+from roomlog import logs
 from roomlog.api.server import GuardedProtocol
 from roomlog.cli import demo
 from roomlog.cli.arguments import PROVIDER_OPTIONS
@@ -93,7 +96,16 @@ def _serve(args: argparse.Namespace, database: Database) -> int:
     os.environ[targets.ENV] = "1" if args.webhook_deny_private else ""
     os.environ["ROOMLOG_HEADER_TIMEOUT"] = str(args.header_timeout)
     os.environ["ROOMLOG_MAX_HEADER_BYTES"] = str(args.max_header_bytes)
+    os.environ[logs.ENV_FORMAT] = args.log_format
+    os.environ["ROOMLOG_ACCESS_LOG"] = "0" if args.no_access_log else "1"
+    os.environ["ROOMLOG_PUBLIC_URL"] = args.public_url or ""
+    if args.metrics_token is not None:
+        os.environ["ROOMLOG_METRICS_TOKEN"] = args.metrics_token
+    os.environ["ROOMLOG_RETENTION_DAYS"] = str(args.retention_days or "")
     print(f"roomlog on http://{args.host}:{args.port} (OpenAPI: /schema)", flush=True)
+    # uvicorn answers SIGTERM by finishing what is under way, then raises the signal again
+    # once it has shut down: exit 0 then, as a clean stop, rather than die of it.
+    signal.signal(signal.SIGTERM, _terminated)
     uvicorn.run(
         "roomlog.api.app:app_from_env",
         factory=True,
@@ -103,9 +115,15 @@ def _serve(args: argparse.Namespace, database: Database) -> int:
         loop="uvloop",
         http=GuardedProtocol,
         timeout_keep_alive=max(1, round(args.keep_alive)),
+        timeout_graceful_shutdown=max(1, round(args.shutdown_timeout)),
+        forwarded_allow_ips=args.forwarded_allow_ips,
         log_level="warning",
     )
     return 0
+
+
+def _terminated(signum: int, frame: FrameType | None) -> None:
+    raise SystemExit(0)
 
 
 def _keys(args: argparse.Namespace, database: Database) -> int:

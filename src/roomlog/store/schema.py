@@ -18,6 +18,7 @@ from sqlalchemy import (
     String,
     Table,
     Text,
+    text,
 )
 
 metadata = MetaData()
@@ -100,6 +101,12 @@ sessions = Table(
     Column("attended", BigInteger, nullable=False, server_default="0"),
     Index("sessions_newest", "project_id", "start_at", "room"),
     Index("sessions_by_room", "project_id", "room", "start_at"),
+    Index(
+        "sessions_ongoing",
+        "project_id",
+        postgresql_where=text("end_at IS NULL"),
+        sqlite_where=text("end_at IS NULL"),
+    ),
 )
 
 # Where a room settled: the engine's checkpoint there (msgpack) and how many sessions had
@@ -217,6 +224,7 @@ deliveries = Table(
     Column("error", String(1024), nullable=True),
     Column("duration_ms", Integer, nullable=False),
     Index("deliveries_by_webhook", "webhook_id", "id"),
+    Index("deliveries_by_time", "at"),
 )
 
 # Chat messages (`chat.message` events): a session's chat is the messages of its room inside

@@ -27,6 +27,7 @@ from sqlalchemy import Connection, select
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
+from roomlog import metrics
 from roomlog.domain import strings
 from roomlog.domain.engine import LateEvent, Stamped, Wide, stamp
 from roomlog.domain.events import (
@@ -349,6 +350,7 @@ class Store:
         since = None if start is None else start[0].at
         found = room_events(connection, project_id, name, since)
         self.rebuild_events += len(found)
+        metrics.REBUILD_EVENTS.inc(len(found))
         if late is not None:
             log.info(
                 "room %r of project %r: an event %.3f s before its checkpoint; rebuilding it"

@@ -12,13 +12,16 @@ from __future__ import annotations
 
 import logging
 import os
+import signal
 import socket
 import threading
 import time
 import uuid
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Final, Protocol
 
+from roomlog import logs, metrics
 from roomlog.domain.events import MICROS
 from roomlog.store import leases
 from roomlog.store.behind import apply_pending, partitions
@@ -36,6 +39,20 @@ ROUNDS: Final = 32  # apply transactions per partition per round, so every parti
 
 def _wall() -> int:
     return time.time_ns() // 1000
+
+
+class Beat(Protocol):
+    """Where an applier says when it last claimed its leases: an object with a `value`
+    (unix seconds), a `multiprocessing.Value` when it runs in a process of its own."""
+
+    value: float
+
+
+@dataclass
+class Heartbeat:
+    """A `Beat` for an applier in a thread of the server."""
+
+    value: float = 0.0
 
 
 class Waker(Protocol):
@@ -62,6 +79,7 @@ class Applier:
         applies: bool = True,
         wake: Waker | None = None,
         applied: Waker | None = None,
+        beat: Beat | None = None,
     ) -> None:
         self.store = store
         self.clock = clock
@@ -77,6 +95,8 @@ class Applier:
         self.applies = applies
         self._wake: Waker = wake if wake is not None else threading.Event()
         self.applied = applied  # set after applying anything (for a watching process)
+        # Set to the time (unix s) of each successful claim, for readiness to read.
+        self.beat = beat
         self._stopping = threading.Event()
         self._thread = threading.Thread(target=self._run, name="roomlog-applier", daemon=True)
         self._next_sweep = 0.0
@@ -96,8 +116,10 @@ class Applier:
         try:
             with self.store.database.engine.begin() as connection:
                 leases.release(connection, self.holder)
+            log.info("gave up partitions %s for another server to take at once", self.held)
         except Exception:
             log.exception("giving up the partition leases failed; they expire by themselves")
+        metrics.PARTITIONS_HELD.set(0)
 
     def _run(self) -> None:
         with self.store.holding():
@@ -126,7 +148,10 @@ class Applier:
             held = leases.claim(connection, self.holder, _wall(), self.lease)
         if held != self.held:
             log.info("applying partitions %s of %d", held, self.store.parts)
+            metrics.PARTITIONS_HELD.set(len(held))
         self.held = held
+        if self.beat is not None:
+            self.beat.value = time.time()
 
     def _look(self) -> set[int]:
         """The partitions with events waiting, and when the oldest of them arrived."""
@@ -146,8 +171,10 @@ class Applier:
                 applied += taken
                 if not taken:
                     break
-        if applied and self.applied is not None:
-            self.applied.set()
+        if applied:
+            metrics.APPLIED.inc(applied)
+            if self.applied is not None:
+                self.applied.set()
 
     def _time_passes(self) -> None:
         if not self.held:
@@ -174,15 +201,21 @@ def run_process(
     stop: Waker,
     wake: Waker,
     applied: Waker,
+    beat: Beat,
 ) -> None:
     """An applier in a process of its own (`roomlog serve --appliers process`): it applies
     until `stop` is set or the process that started it is gone. `wake` is set by the
     server's writer when it appended events; the applier sets `applied` when it applied
     some, for the server's watcher to look again."""
     parent = os.getppid()
+    logs.configure()
+    # The server stops it (through `stop`) once its requests are answered; a signal sent to
+    # the whole group (Ctrl-C, a service manager) must not cut it short before that.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
     database = open_database(url)
     store = Store(database, settings)
-    applier = Applier(store, _wall, tick, stale_after, wake=wake, applied=applied)
+    applier = Applier(store, _wall, tick, stale_after, wake=wake, applied=applied, beat=beat)
     applier.start()
     try:
         while not stop.wait(RENEW) and os.getppid() == parent:

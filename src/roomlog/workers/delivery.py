@@ -25,6 +25,7 @@ import aiohttp
 import msgspec
 from sqlalchemy import Connection, and_, bindparam, select, update
 
+from roomlog import metrics
 from roomlog.domain.events import MICROS
 from roomlog.ingest.daily import signature
 from roomlog.store.db import Database
@@ -34,6 +35,7 @@ from roomlog.workers import targets
 log = logging.getLogger("roomlog.webhooks")
 
 VERSION: Final = "1.0.0"
+STOP_GRACE: Final = 2.0  # seconds a stopping server lets webhook sends under way finish
 CIRCUIT_BREAKER: Final = "circuit-breaker"
 EXPONENTIAL: Final = "exponential"
 
@@ -155,12 +157,34 @@ class Deliverer:
                 self._wake.clear()
 
     async def _round(self, client: aiohttp.ClientSession) -> int:
-        """Send what is due now; how many attempts were made."""
+        """Send what is due now; how many attempts were made. When the server stops, the
+        sends still under way after `STOP_GRACE` seconds are cut short and their events
+        handed back (due at once, no attempt counted), for another server to send now."""
         claimed = self.claim()
-        if claimed:
-            outcomes = await asyncio.gather(*(self._send(client, c) for c in claimed))
-            self.record(list(outcomes))
-        return len(claimed)
+        if not claimed:
+            return 0
+        sends = {asyncio.ensure_future(self._send(client, c)): c for c in claimed}
+        waiting, cut_at = set(sends), None
+        while waiting:
+            _, waiting = await asyncio.wait(waiting, timeout=0.1)
+            if self._stopping.is_set() and waiting:
+                cut_at = cut_at or time.monotonic() + STOP_GRACE
+                if time.monotonic() >= cut_at:
+                    for task in waiting:
+                        task.cancel()
+                    break
+        outcomes = [t.result() for t in sends if t.done() and not t.cancelled()]
+        if outcomes:
+            self.record(outcomes)
+        if waiting:
+            self.hand_back([sends[t] for t in waiting])
+        return len(outcomes)
+
+    def hand_back(self, claimed: list[Claimed]) -> None:
+        """Make claimed events due now again, without counting an attempt."""
+        with self.database.engine.begin() as connection:
+            _reschedule(connection, [(c.webhook_id, c.event_id) for c in claimed], self.clock())
+        log.info("handed back %d webhook event(s) not sent before stopping", len(claimed))
 
     def run_once(self) -> int:
         """One round outside the thread (for `roomlog` tools and tests); attempts made."""
@@ -260,6 +284,7 @@ class Deliverer:
                 row = {"w": item.webhook_id, "e": item.event_id, "att": attempts}
                 current = state.get(item.webhook_id)
                 if o.ok:
+                    metrics.DELIVERIES.labels("delivered").inc()
                     rows.append({**row, "st": "delivered", "nx": o.at})
                     pushed[item.webhook_id] = o.at
                     if current is not None:
@@ -274,8 +299,10 @@ class Deliverer:
                         attempts,
                         o.error,
                     )
+                    metrics.DELIVERIES.labels("gave_up").inc()
                     rows.append({**row, "st": "failed", "nx": o.at})
                     continue
+                metrics.DELIVERIES.labels("failed").inc()
                 rows.append({**row, "st": "pending", "nx": retry_at})
                 if item.retry_type == CIRCUIT_BREAKER and current is not None:
                     current[1] += 1

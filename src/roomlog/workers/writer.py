@@ -21,6 +21,7 @@ import time
 from collections.abc import Callable
 from typing import Final
 
+from roomlog import metrics
 from roomlog.store.store import Store
 from roomlog.store.writes import IngestResult, Submission
 
@@ -112,6 +113,8 @@ class Writer:
             )
             if behind:
                 self.wake()
+            else:
+                metrics.APPLIED.inc(sum(r.accepted for r in results if isinstance(r, IngestResult)))
         except Exception as exc:  # one request's failure must not fail the others
             if len(group) == 1:
                 log.exception("storing events failed")
