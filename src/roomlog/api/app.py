@@ -70,10 +70,12 @@ from roomlog.api.operations import Workings
 from roomlog.api.receivers import Receivers, put_room_presence
 from roomlog.domain.events import MICROS
 from roomlog.store.db import Database, migrate, open_database
+from roomlog.store.retention import DAY
 from roomlog.store.store import Store
 from roomlog.store.writes import Settings
 from roomlog.workers.applier import Applier, run_process
 from roomlog.workers.delivery import Deliverer, DeliverySettings
+from roomlog.workers.pruner import Pruner
 from roomlog.workers.writer import Writer
 
 log = logging.getLogger("roomlog.server")
@@ -348,6 +350,8 @@ def _workers(
         app.state.writer = writer
         if deliverer is not None:
             deliverer.start()
+        pruner = Pruner(store, store.settings.retention / DAY if store.settings.retention else None)
+        pruner.start()
         # Everything built at start lives as long as the process: keep the collector off it,
         # so that full collections stay short (they showed in the read latency's tail).
         gc.collect()
@@ -360,6 +364,7 @@ def _workers(
             # the deliverer hands back the webhook events it claimed.
             workings.stopping = True
             log.info("stopping: the requests under way are answered; committing the last events")
+            pruner.stop()
             if deliverer is not None:
                 deliverer.stop()
             writer.stop()
@@ -439,6 +444,7 @@ def app_from_env() -> Litestar:
         late_window=int(float(os.environ.get("ROOMLOG_LATE_WINDOW", "600")) * MICROS),
         max_skew=int(float(os.environ.get("ROOMLOG_MAX_SKEW", "60")) * MICROS),
         partitions=int(os.environ.get("ROOMLOG_PARTITIONS", "16")),
+        retention=int(float(os.environ.get("ROOMLOG_RETENTION_DAYS") or 0) * DAY),
     )
     delivery = DeliverySettings(
         retry_base=float(os.environ.get("ROOMLOG_WEBHOOK_RETRY_BASE", "60")),

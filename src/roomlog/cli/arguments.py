@@ -18,6 +18,8 @@ SERVICE_COMMANDS: Final = (
     "import",
     "rebuild",
     "export",
+    "prune",
+    "backup",
 )
 # Each provider's credential options (`api_key` is `--api-key`); `roomlog.store.providers`
 # has the same fields, and `public_key_file` stores the file's content as `public_key`.
@@ -284,6 +286,31 @@ def add_commands(commands: argparse._SubParsersAction[argparse.ArgumentParser]) 
     rebuild = commands.add_parser("rebuild", help="recompute sessions from the event log")
     rebuild.add_argument("--project", default=DEFAULT_PROJECT, metavar="NAME")
     database_option(rebuild)
+
+    pruning = commands.add_parser(
+        "prune",
+        help="remove what is older than kept, as a server does every hour",
+        description="Remove delivered webhook events and the delivery log older than 30 days "
+        "and, with --retention-days, events, sessions and chat older than N days (each room "
+        "from its last settled instant before then). Small transactions: safe beside "
+        "running servers.",
+    )
+    pruning.add_argument("--retention-days", type=_days, metavar="N", help="as `serve` takes it")
+    pruning.add_argument(
+        "--dry-run", action="store_true", help="say what would be removed, and remove nothing"
+    )
+    database_option(pruning)
+
+    backup = commands.add_parser(
+        "backup",
+        help="copy a SQLite database while servers run (PostgreSQL: pg_dump)",
+        description="Write a consistent copy of the SQLite database to FILE with SQLite's "
+        "online backup, while servers keep writing. Restore by stopping the servers and "
+        "putting FILE in the database's place. For PostgreSQL use pg_dump "
+        "(docs/OPERATIONS.md).",
+    )
+    backup.add_argument("file", metavar="FILE", help="where to write the copy (must not exist)")
+    database_option(backup)
 
     export = commands.add_parser(
         "export",

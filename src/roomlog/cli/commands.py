@@ -4,15 +4,20 @@
 from __future__ import annotations
 
 import argparse
+import hashlib
 import os
 import signal
+import sqlite3
 import sys
 import time
 from collections.abc import Callable, Iterator
+from contextlib import closing
+from pathlib import Path
 from types import FrameType
 from typing import IO, Final
 
 import uvicorn
+from sqlalchemy import make_url, select
 
 from roomlog import logs
 from roomlog.api.server import GuardedProtocol
@@ -37,6 +42,8 @@ from roomlog.store.projects import (
 )
 from roomlog.store.providers import list_credentials, masked, set_credentials
 from roomlog.store.queries import MeetingFilter, meeting_pages
+from roomlog.store.retention import prune
+from roomlog.store.schema import sessions
 from roomlog.store.store import Store
 from roomlog.store.writes import IngestResult, Settings, Submission
 from roomlog.views.exports import attendance_csv, people_csv, sessions_csv
@@ -286,8 +293,76 @@ def _rebuild(args: argparse.Namespace, database: Database) -> int:
     project = _existing_project(database, args.project, "rebuild")
     if project is None:
         return 1
+    before = _fingerprints(database, project.id)
     rooms = Store(database).rebuild(project, _micros())
+    after = _fingerprints(database, project.id)
+    changed = sum(1 for sid in before.keys() | after.keys() if before.get(sid) != after.get(sid))
     print(f"Rebuilt {rooms} room(s) of project {project.name!r} from the event log.")
+    print(
+        f"{len(after)} session(s); {changed} differed from the stored ones"
+        + (" (they were stored behind their events, or the rules changed)" if changed else "")
+    )
+    return 0
+
+
+def _fingerprints(database: Database, project_id: int) -> dict[str, bytes]:
+    """Each of the project's sessions, as a digest of everything stored about it."""
+    columns = (
+        sessions.c.id,
+        sessions.c.room,
+        sessions.c.start_at,
+        sessions.c.end_at,
+        sessions.c.max_participants,
+        sessions.c.participants,
+    )
+    found: dict[str, bytes] = {}
+    with database.engine.connect() as connection:
+        for row in connection.execute(select(*columns).where(sessions.c.project_id == project_id)):
+            digest = hashlib.blake2b(repr(tuple(row[1:5])).encode(), digest_size=16)
+            digest.update(row[5])
+            found[row[0]] = digest.digest()
+    return found
+
+
+def _prune(args: argparse.Namespace, database: Database) -> int:
+    pruned = prune(Store(database), _micros(), args.retention_days, dry_run=args.dry_run)
+    verb = "would remove" if args.dry_run else "removed"
+    kept = "events, sessions and chat: all kept (no --retention-days)"
+    if args.retention_days is not None:
+        kept = f"rooms cut at their last settled instant before {args.retention_days:g} days ago"
+        kept += f": {pruned.rooms}"
+    print(f"{'TABLE':<16} {verb.upper()}")
+    for table, count in pruned.rows.items():
+        print(f"{table:<16} {count}")
+    print(kept)
+    return 0
+
+
+def _backup(args: argparse.Namespace, database: Database) -> int:
+    if not database.sqlite:
+        print(
+            "roomlog backup: copies a SQLite database; for PostgreSQL run\n"
+            "  pg_dump --format=custom --file roomlog.dump 'postgresql://...'\n"
+            "(docs/OPERATIONS.md: backup and restore)",
+            file=sys.stderr,
+        )
+        return EXIT_INVALID
+    target = Path(args.file)
+    if target.exists():
+        print(f"roomlog backup: {target} exists; name a new file", file=sys.stderr)
+        return 1
+    source_path = make_url(database.url).database or ""
+    try:
+        with (
+            closing(sqlite3.connect(source_path)) as source,
+            closing(sqlite3.connect(target)) as copy,
+        ):
+            source.backup(copy)
+    except (OSError, sqlite3.Error) as exc:
+        target.unlink(missing_ok=True)
+        print(f"roomlog backup: {exc}", file=sys.stderr)
+        return 1
+    print(f"Copied {source_path} to {target} ({target.stat().st_size} bytes).")
     return 0
 
 
@@ -328,4 +403,6 @@ _COMMANDS: Final[dict[str, Callable[[argparse.Namespace, Database], int]]] = {
     "import": _import,
     "rebuild": _rebuild,
     "export": _export,
+    "prune": _prune,
+    "backup": _backup,
 }

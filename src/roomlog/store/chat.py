@@ -10,24 +10,23 @@ from sqlalchemy import Connection, select
 from roomlog.domain import strings
 from roomlog.domain.events import ChatMessage
 from roomlog.store.schema import chat_messages
-from roomlog.store.writes import IngestResult, Submission, admitted, conflict
+from roomlog.store.writes import IngestResult, Submission, Window, admitted, conflict
 
 
 def write_chats(
     connection: Connection,
     insert: Any,
-    max_skew: int,
+    window: Window,
     submissions: Sequence[Submission],
     results: list[IngestResult],
     now: int,
 ) -> None:
     """Append the chat messages to their log, with the same duplicate rules as events."""
-    latest = now + max_skew
     first: dict[tuple[int, str], tuple[int, int, ChatMessage]] = {}
     repeats: list[tuple[int, int, ChatMessage]] = []
     for n, submission in enumerate(submissions):
         for index, given in submission.chats:
-            message = admitted(given, strings.chat, index, results[n].rejected, latest, now)
+            message = admitted(given, strings.chat, index, results[n].rejected, window)
             if message is None:
                 continue
             if (submission.project.id, message.id) in first:

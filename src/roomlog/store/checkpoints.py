@@ -6,7 +6,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import Connection, delete, or_, select
+from sqlalchemy import Connection, delete, func, or_, select
 
 from roomlog.domain.engine import Checkpoint
 from roomlog.store.rooms import RoomWrite, load_checkpoint
@@ -31,6 +31,28 @@ def newest_before(
         .limit(1)
     ).first()
     return None if found is None else (load_checkpoint(found[0]), found[1])
+
+
+def floor(connection: Connection, project_id: int, name: str) -> tuple[Checkpoint, int] | None:
+    """Room `name`'s oldest checkpoint if no event of the room is older: retention removed
+    what came before it, and the room is derived from there. None for a room with its whole
+    history."""
+    oldest = connection.execute(
+        select(checkpoints.c.at, checkpoints.c.state, checkpoints.c.settled)
+        .where(checkpoints.c.project_id == project_id, checkpoints.c.room == name)
+        .order_by(checkpoints.c.at)
+        .limit(1)
+    ).first()
+    if oldest is None:
+        return None
+    first = connection.execute(
+        select(func.min(events.c.at)).where(
+            events.c.project_id == project_id, events.c.room == name
+        )
+    ).scalar_one()
+    if first is not None and first < oldest[0]:
+        return None
+    return load_checkpoint(oldest[1]), oldest[2]
 
 
 def replace(connection: Connection, project_id: int, name: str, since: int | None) -> None:

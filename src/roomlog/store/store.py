@@ -39,7 +39,7 @@ from roomlog.store import outbox, statements
 from roomlog.store import rooms as room_state
 from roomlog.store.behind import defer, partitions
 from roomlog.store.chat import write_chats
-from roomlog.store.checkpoints import keep, newest_before, rebuild_project, replace
+from roomlog.store.checkpoints import floor, keep, newest_before, rebuild_project, replace
 from roomlog.store.db import Database
 from roomlog.store.leases import part_of
 from roomlog.store.log import (
@@ -141,16 +141,16 @@ class Store:
         behind: bool = False,
     ) -> list[IngestResult]:
         results = [IngestResult(0, 0, []) for _ in submissions]
+        window = self.settings.window(now)
         if any(submission.chats for submission in submissions):
-            write_chats(connection, self._insert, self.settings.max_skew, submissions, results, now)
+            write_chats(connection, self._insert, window, submissions, results, now)
         # First occurrence of each (project, id) in this group; later ones compare with it.
         first: dict[tuple[int, str], tuple[int, int, PresenceEvent]] = {}
         repeats: list[tuple[int, int, PresenceEvent]] = []
-        latest = now + self.settings.max_skew
         for n, submission in enumerate(submissions):
             pid = submission.project.id
             for index, given in submission.events:
-                event = admitted(given, strings.presence, index, results[n].rejected, latest, now)
+                event = admitted(given, strings.presence, index, results[n].rejected, window)
                 if event is None:
                     continue
                 key = (pid, event.id)
@@ -158,7 +158,7 @@ class Store:
                     repeats.append((n, index, event))
                 else:
                     first[key] = (n, index, event)
-        wide_items = room_events_of(connection, self._insert, submissions, results, latest, now)
+        wide_items = room_events_of(connection, self._insert, submissions, results, window)
         fresh_wide = append_new(connection, self._insert, submissions, results, wide_items, now)
         if not first and not fresh_wide:
             return results
@@ -347,6 +347,8 @@ class Store:
         checkpoint at or before it (the events before it cannot change anything after it);
         otherwise, or without one, from the beginning."""
         start = None if late is None else newest_before(connection, project_id, name, late.at)
+        if start is None:
+            start = floor(connection, project_id, name)
         since = None if start is None else start[0].at
         found = room_events(connection, project_id, name, since)
         self.rebuild_events += len(found)

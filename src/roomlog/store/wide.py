@@ -15,7 +15,7 @@ from roomlog.domain.engine import Wide, wide
 from roomlog.domain.events import ROOM_ENDED, ROOM_SNAPSHOT, RoomEvent
 from roomlog.store.log import append_room_events, room_content
 from roomlog.store.snapshots import sighted, snapshot_event
-from roomlog.store.writes import IngestResult, Submission, admitted, conflict
+from roomlog.store.writes import IngestResult, Submission, Window, admitted, conflict
 
 
 def room_events_of(
@@ -23,8 +23,7 @@ def room_events_of(
     insert: Any,
     submissions: Sequence[Submission],
     results: list[IngestResult],
-    latest: int,
-    now: int,
+    window: Window,
 ) -> list[tuple[int, int, RoomEvent]]:
     """The room ends and snapshots of `submissions` as events, (submission, index, event);
     those stamped too far ahead are rejected. Snapshots count as sightings."""
@@ -38,7 +37,7 @@ def room_events_of(
         for index, given in items:
             what = "the room's end" if given.type == ROOM_ENDED else "the snapshot"
             rejected = results[n].rejected
-            event = admitted(given, strings.room_event, index, rejected, latest, now, what)
+            event = admitted(given, strings.room_event, index, rejected, window, what)
             if event is None:
                 continue
             found.append((n, index, event))

@@ -45,6 +45,24 @@ class Settings:
     # Rooms fall into this many partitions (a hash of project and room), each applied by one
     # process at a time. Fixed for a database by its first server.
     partitions: int = 16
+    # Events, sessions and chat older than this are removed (`serve --retention-days`), and
+    # events stamped that long ago are refused. 0: keep everything.
+    retention: int = 0
+
+    def window(self, now: int) -> Window:
+        """The stamps an item received at `now` may carry."""
+        earliest = now - self.retention if self.retention else 0
+        return Window(earliest, now + self.max_skew, now)
+
+
+@dataclass(frozen=True, slots=True)
+class Window:
+    """The stamps the server accepts now: not older than the retention (`earliest`, 0 for no
+    bound) nor further ahead than its clock allows (`latest`)."""
+
+    earliest: int
+    latest: int
+    now: int
 
 
 @dataclass(frozen=True, slots=True)
@@ -93,18 +111,29 @@ def admitted(
     clean: Callable[[Item], Item],
     index: int,
     rejected: list[Rejected],
-    latest: int,
-    now: int,
+    window: Window,
     what: str = "`at`",
 ) -> Item | None:
     """`given` as it is stored (`clean`, domain/strings.py), or None once its rejection is
-    listed in `rejected`: a string it cannot be stored with, or a stamp after `latest`."""
+    listed in `rejected`: a string it cannot be stored with, or a stamp outside `window`."""
     try:
         item = clean(given)
     except Refused as exc:
         rejected.append(Rejected(index, str(exc)))
         return None
-    if item.at > latest:
-        rejected.append(too_far(index, what, latest, now))
+    if item.at > window.latest:
+        rejected.append(too_far(index, what, window.latest, window.now))
+        return None
+    if item.at < window.earliest:
+        rejected.append(too_old(index, what, window))
         return None
     return item
+
+
+def too_old(index: int, what: str, window: Window) -> Rejected:
+    days = (window.now - window.earliest) / MICROS / 86_400
+    return Rejected(
+        index,
+        f"{what} is older than the server keeps anything ({days:g} days, `--retention-days`):"
+        " what old would be removed at once, so it is not stored",
+    )
