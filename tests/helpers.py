@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import itertools
 from collections.abc import Sequence
+from typing import Any
 
+from httpx import Response
 from hypothesis import strategies as st
 
 from roomlog.domain.events import JOINED, LEFT, MICROS, PresenceEvent
@@ -61,3 +63,11 @@ def histories(
         )
         for i in range(n)
     ]
+
+
+def error_of(answer: Response) -> dict[str, Any]:
+    """An error answer's body without its `request_id`, once that is checked to be the id the
+    answer's `X-Request-Id` header carries."""
+    body: dict[str, Any] = answer.json()
+    assert body.pop("request_id") == answer.headers["x-request-id"]
+    return body

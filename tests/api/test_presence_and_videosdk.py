@@ -11,6 +11,7 @@ import pytest
 from roomlog.store.projects import revoke_key
 from tests.bodies import joined, left
 from tests.fixtures import T0, Api, make_project
+from tests.helpers import error_of
 
 
 def meeting(api: Api) -> None:
@@ -188,7 +189,7 @@ def test_bad_tokens_are_401(
     forged = jwt.encode(body, secret or api.project.secret, algorithm="HS256")
     answer = api.client.get("/v1/meeting-sessions", headers={"Authorization": forged})
     assert answer.status_code == 401
-    assert answer.json() == {"error": "authentication-error", "info": info}
+    assert error_of(answer) == {"error": "authentication-error", "info": info}
 
 
 def test_a_token_without_exp_is_refused(api: Api) -> None:
@@ -254,7 +255,7 @@ def test_errors_keep_dailys_shape(api: Api) -> None:
         api.client.delete("/v1/meetings", headers=api.headers),
     ):
         assert answer.status_code in (404, 405)
-        assert set(answer.json()) == {"error", "info"}
+        assert set(error_of(answer)) == {"error", "info"}
 
 
 def test_the_openapi_document_is_served(api: Api) -> None:
