@@ -3,8 +3,11 @@ request log and ids, the metrics token, readiness, retention and the idempotency
 
 from __future__ import annotations
 
+import json
 import logging
+import re
 import time
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -186,3 +189,17 @@ def test_events_older_than_the_retention_are_refused(database: Database) -> None
         (refused,) = answer["rejected"]
         assert refused["index"] == 0
         assert "older than the server keeps anything (30 days" in refused["reason"]
+
+
+def test_the_dashboard_and_the_docs_name_only_metrics_the_server_has(api: Api) -> None:
+    page = api.client.get("/metrics").text
+    exposed = set(re.findall(r"^# TYPE (\w+) ", page, re.MULTILINE))
+    docs = Path(__file__).resolve().parents[2] / "docs"
+    dashboard = json.loads((docs / "grafana-dashboard.json").read_text())
+    queries = " ".join(t["expr"] for p in dashboard["panels"] for t in p["targets"])
+    documented = (docs / "OPERATIONS.md").read_text()
+    named = set(re.findall(r"\broomlog_\w+", queries) + re.findall(r"`(roomlog_\w+)`", documented))
+    assert len(named) >= 12
+    for name in named:
+        base = re.sub(r"_(bucket|count|sum)$", "", name)
+        assert name in exposed or base in exposed, f"{name} is not on /metrics"

@@ -79,7 +79,13 @@ def on_unreadable(_: Request[Any, Any, Any], exc: Exception) -> Response[Any]:
 
 def unexpected(method: str, path: str) -> dict[str, Any]:
     """Log the error being handled, raised answering `method path`; the 500's body."""
-    log.exception("unexpected error answering %s %s", method, path)
+    answering = access.current()
+    log.exception(
+        "unexpected error answering %s %s (request %s)",
+        method,
+        path,
+        answering.id if answering is not None else "-",
+    )
     return error_body("server-error", "an unexpected error; it has been logged")
 
 
