@@ -152,11 +152,16 @@ def serve(argv: list[str], url: str, log: Path, pin: bool = True) -> subprocess.
 
 
 def serve_roomlog(
-    database_url: str, port: int, log: Path, appliers: str = "thread", pin: bool = True
+    database_url: str,
+    port: int,
+    log: Path,
+    appliers: str = "thread",
+    pin: bool = True,
+    extra: tuple[str, ...] = (),
 ) -> subprocess.Popen[bytes]:
     """`roomlog serve` on `database_url` (on core 0 if `pin`), once it answers."""
     argv = [sys.executable, "-m", "roomlog", "serve", "--database-url", database_url]
-    argv += ["--appliers", appliers, "--port", str(port)]
+    argv += ["--appliers", appliers, "--port", str(port), *extra]
     return serve(argv, f"http://127.0.0.1:{port}/health", log, pin)
 
 
@@ -334,7 +339,8 @@ def main() -> None:
         floor, bare = figures["floor"], figures["bare floor"]
         print(f"hello-world POST, Litestar (floor):   {floor:10,.0f} req/s")
         print(f"hello-world POST, bare ASGI (floor):  {bare:10,.0f} req/s")
-        for name in ("history, 200 rooms", "history, 2,000 rooms", "churn"):
+        names = ("history, 200 rooms", "history, 2,000 rooms", "churn")
+        for name in (*names, "history, 200 rooms, no access log"):
             single = figures[f"single {name}"]
             print(
                 f"POST /v1/events, 1 event, SQLite, {name}: {single:10,.0f} events/s"
@@ -403,6 +409,17 @@ def singles(figures: dict[str, float], folder: Path, log: Path, seconds: int, ta
             if bad:
                 ends = log.read_text()[-3000:]
                 sys.exit(f"{bad} single-event posts failed; the server's log ends:\n{ends}")
+    finally:
+        stop(server)
+    # The same first workload without the request log: what a line per request costs.
+    quiet_url = f"sqlite:///{folder / 'singles-quiet.db'}"
+    key = make_key(quiet_url)
+    server = serve_roomlog(quiet_url, 8711, log, extra=("--no-access-log",))
+    try:
+        headers = {"Content-Type": "application/json", "Authorization": f"Bearer {key}"}
+        name, given = next(iter(histories.items()))
+        url = "http://127.0.0.1:8711/v1/events"
+        figures[f"single {name}, no access log"], _ = wrk(url, headers, seconds, folder, given)
     finally:
         stop(server)
 

@@ -37,7 +37,7 @@ from roomlog.store.db import Database
 from roomlog.store.schema import outbox, partitions, pending, projects, sessions
 
 # The `_created` series of every counter and histogram double the page for little use.
-disable_created_metrics()
+disable_created_metrics()  # type: ignore[no-untyped-call]
 
 ENV_DIRECTORY: Final = "PROMETHEUS_MULTIPROC_DIR"
 CONTENT_TYPE: Final = CONTENT_TYPE_LATEST
