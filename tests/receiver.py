@@ -7,6 +7,7 @@ import hashlib
 import hmac
 import json
 import threading
+import time
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
@@ -37,6 +38,7 @@ class Receiver:
 
     def __init__(self, port: int = 0) -> None:
         self.status = 200
+        self.delay = 0.0  # seconds it takes to answer, once it has read a request
         self.received: list[Received] = []
         self._lock = threading.Lock()
         owner = self
@@ -50,6 +52,7 @@ class Receiver:
                         Received({k.lower(): v for k, v in self.headers.items()}, body)
                     )
                     status = owner.status
+                time.sleep(owner.delay)
                 self.send_response(status)
                 self.send_header("Content-Length", "2")
                 self.end_headers()

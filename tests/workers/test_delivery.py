@@ -3,14 +3,18 @@ that survives a crash. Real HTTP to a loopback receiver."""
 
 from __future__ import annotations
 
+import threading
 import time
 from pathlib import Path
 from typing import Any
 
 import httpx
+from sqlalchemy import func, select
 
 from roomlog.store.db import migrate, open_database
-from tests.api.test_webhooks import Hooked, hooked, receiver
+from roomlog.store.schema import deliveries, outbox
+from roomlog.workers.delivery import Deliverer
+from tests.api.test_webhooks import SETTINGS, Hooked, hooked, receiver
 from tests.bodies import joined, left
 from tests.fixtures import T0, make_project
 from tests.receiver import Receiver, verified
@@ -184,3 +188,28 @@ def test_queued_deliveries_survive_a_crash(tmp_path: Path) -> None:
     finally:
         server.stop()
         receiver.stop()
+
+
+def test_a_stopping_deliverer_hands_back_what_it_could_not_send(
+    hooked: Hooked, receiver: Receiver
+) -> None:
+    """Sends still under way when the server stops are cut short after a grace period, and
+    their events are due again at once, with no attempt counted, for another server."""
+    hooked.create(receiver.url, eventTypes=["participant.joined"])
+    receiver.delay = 30.0
+    hooked.post(joined("a", 0))
+    deliverer = Deliverer(hooked.database, threading.Event(), SETTINGS, clock=hooked.clock)
+    deliverer.start()
+    for _ in range(200):
+        if receiver.types() == ["participant.joined"]:
+            break
+        time.sleep(0.05)
+    assert receiver.types() == ["participant.joined"]  # sent, and waiting for the answer
+    deliverer.stop()
+    with hooked.database.engine.connect() as connection:
+        (row,) = connection.execute(
+            select(outbox.c.status, outbox.c.attempts, outbox.c.next_attempt_at)
+        ).all()
+        logged = connection.execute(select(func.count()).select_from(deliveries)).scalar_one()
+    assert tuple(row) == ("pending", 0, hooked.clock())
+    assert logged == 0
