@@ -12,15 +12,20 @@ PACKAGE = Path(__file__).resolve().parents[1] / "src" / "roomlog"
 MAX_LINES = 500
 
 # What each part of roomlog may import of roomlog's own parts.
+# `metrics` (the counters) and `logs` (the log format) stand apart, for every part that runs
+# in the service to use.
+SERVICE = {"metrics", "logs"}
 ALLOWED: dict[str, set[str]] = {
     "domain": {"domain"},
     "ingest": {"domain", "ingest"},
     "views": {"domain", "views"},
-    "store": {"domain", "ingest", "store"},
-    "workers": {"domain", "ingest", "views", "store", "workers"},
-    "api": {"domain", "ingest", "views", "store", "workers", "api"},
-    "cli": {"domain", "ingest", "views", "store", "workers", "api", "cli", "offline"},
+    "store": {"domain", "ingest", "store", "metrics"},
+    "workers": {"domain", "ingest", "views", "store", "workers"} | SERVICE,
+    "api": {"domain", "ingest", "views", "store", "workers", "api"} | SERVICE,
+    "cli": {"domain", "ingest", "views", "store", "workers", "api", "cli", "offline"} | SERVICE,
     "offline": {"domain", "ingest", "views", "offline"},
+    "metrics": {"metrics"},
+    "logs": {"logs"},
 }
 # Libraries that only the edges may use: HTTP frameworks, servers and clients, and (for the
 # pure middle) databases.
@@ -32,6 +37,8 @@ FORBIDDEN: dict[str, set[str]] = {
     "views": HTTP | DATABASE,
     "offline": HTTP | DATABASE,
     "store": HTTP,
+    "metrics": HTTP | DATABASE,
+    "logs": HTTP | DATABASE,
 }
 
 

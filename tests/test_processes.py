@@ -21,7 +21,7 @@ from roomlog.store.db import migrate, open_database
 from roomlog.store.schema import events, partitions
 from roomlog.views.daily import meeting_object
 from tests.fixtures import drop_postgres, fresh_postgres, make_project
-from tests.servers import Server
+from tests.servers import Server, alive, children
 
 
 def recent_history(
@@ -142,12 +142,17 @@ def test_a_killed_servers_partitions_are_taken_over_and_nothing_is_lost(
         first, rest = bodies[: len(bodies) // 2], bodies[len(bodies) // 2 :]
         answer = httpx.post(f"{servers[0].url}/v1/events", json=first, headers=headers)
         assert answer.json()["accepted"] == len(first)
+        orphans = children(servers[0].process.pid, b"spawn_main")  # its applier process
+        assert len(orphans) == (1 if appliers == "process" else 0)
         servers[0].kill()  # likely before it applied all of its partitions' share
         answer = httpx.post(f"{servers[1].url}/v1/events", json=rest, headers=headers)
         assert answer.json()["accepted"] == len(rest)
         want = expected(bodies, project.name)
         assert eventually(lambda: listed(servers[1].url, key), want) == want
         assert eventually(lambda: list(holders(database_url).values()), [16]) == [16]
+        # An applier process sees its server gone, and ends (not waiting on a lock the
+        # killed server held).
+        assert eventually(lambda: [p for p in orphans if alive(p)], [], 10) == []
     finally:
         for server in servers:
             server.stop()

@@ -76,6 +76,7 @@ from roomlog.store.writes import Settings
 from roomlog.workers.applier import Applier, run_process
 from roomlog.workers.delivery import Deliverer, DeliverySettings
 from roomlog.workers.pruner import Pruner
+from roomlog.workers.signals import pipe
 from roomlog.workers.writer import Writer
 
 log = logging.getLogger("roomlog.server")
@@ -319,7 +320,7 @@ def _workers(
         child: multiprocessing.process.BaseProcess | None = None
         if appliers == "process":
             spawn = multiprocessing.get_context("spawn")
-            stop, wake, applied = spawn.Event(), spawn.Event(), spawn.Event()
+            (stop_in, stop), (wake_in, wake), (applied, applied_out) = pipe(), pipe(), pipe()
             workings.beat = spawn.Value("d", 0.0, lock=False)
             child = spawn.Process(
                 target=run_process,
@@ -328,15 +329,17 @@ def _workers(
                     store.settings,
                     tick,
                     stale_after,
-                    stop,
-                    wake,
-                    applied,
+                    stop_in,
+                    wake_in,
+                    applied_out,
                     workings.beat,
                 ),
                 name="roomlog-applier",
                 daemon=True,
             )
             child.start()
+            for theirs in (stop_in, wake_in, applied_out):  # so that each side sees the other go
+                theirs.close()
             workings.applier_process = child
             applier = Applier(store, clock, applies=False, wake=applied)
             writer_wake: Callable[[], None] = wake.set
@@ -372,6 +375,9 @@ def _workers(
             if child is not None:
                 stop.set()
                 child.join(timeout=30)
+                stop.close()
+                wake.close()
+                applied.close()
                 if child.pid is not None:
                     metrics.process_ended(child.pid)
             metrics.process_ended(os.getpid())

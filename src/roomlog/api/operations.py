@@ -21,7 +21,7 @@ from litestar.datastructures import State
 from litestar.openapi import ResponseSpec
 from sqlalchemy import text
 
-from roomlog import metrics
+from roomlog.api import scrape
 from roomlog.api.auth import bearer
 from roomlog.api.errors import AUTHENTICATION, ApiError, ErrorBody
 from roomlog.store.db import Database
@@ -104,7 +104,7 @@ async def ready(request: Request[Any, Any, Any]) -> Response[Readiness]:
     tags=["service"],
     security=[],
     sync_to_thread=True,
-    media_type=metrics.CONTENT_TYPE,
+    media_type=scrape.CONTENT_TYPE,
     responses={401: ResponseSpec(ErrorBody, description="The metrics token is missing or wrong")},
 )
 def metrics_page(request: Request[Any, Any, Any]) -> Response[bytes]:
@@ -118,7 +118,7 @@ def metrics_page(request: Request[Any, Any, Any]) -> Response[bytes]:
                 "the metrics need `Authorization: Bearer <token>` with the server's "
                 "--metrics-token",
             )
-    return Response(metrics.exposition(request.app.state.database), media_type=metrics.CONTENT_TYPE)
+    return Response(scrape.exposition(request.app.state.database), media_type=scrape.CONTENT_TYPE)
 
 
 ROUTES: Final = (ready, metrics_page)

@@ -28,6 +28,7 @@ from roomlog.store.behind import apply_pending, partitions
 from roomlog.store.db import open_database
 from roomlog.store.store import Store
 from roomlog.store.writes import Settings
+from roomlog.workers.signals import Receiver, Sender
 
 log = logging.getLogger("roomlog.applier")
 
@@ -198,9 +199,9 @@ def run_process(
     settings: Settings,
     tick: float,
     stale_after: int,
-    stop: Waker,
-    wake: Waker,
-    applied: Waker,
+    stop: Receiver,
+    wake: Receiver,
+    applied: Sender,
     beat: Beat,
 ) -> None:
     """An applier in a process of its own (`roomlog serve --appliers process`): it applies
@@ -218,7 +219,8 @@ def run_process(
     applier = Applier(store, _wall, tick, stale_after, wake=wake, applied=applied, beat=beat)
     applier.start()
     try:
-        while not stop.wait(RENEW) and os.getppid() == parent:
+        # Until told to stop, or the server is gone (its ends of the pipes close with it).
+        while not stop.wait(RENEW) and not wake.gone and os.getppid() == parent:
             pass
     finally:
         applier.stop()
