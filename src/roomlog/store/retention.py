@@ -10,7 +10,7 @@ cutoff (someone has been in it all along) keeps everything until it does. Sessio
 ended before the floor are removed; those that ended between the floor and the cutoff stay
 until the next floor passes them.
 
-Each transaction removes at most `CHUNK` rows, so a writer waits milliseconds, not for the
+Each transaction removes about `CHUNK` rows, so a writer waits milliseconds, not for the
 whole pruning; on SQLite they take turns with the writer like any other transaction.
 """
 
@@ -21,7 +21,7 @@ import threading
 from dataclasses import dataclass, field
 from typing import Any, Final
 
-from sqlalchemy import ColumnElement, Connection, Table, and_, delete, func, select, tuple_
+from sqlalchemy import ColumnElement, Table, and_, delete, func, select
 
 from roomlog.domain.events import MICROS
 from roomlog.store.schema import chat_messages, checkpoints, deliveries, events, outbox, sessions
@@ -30,7 +30,7 @@ from roomlog.store.store import Store
 log = logging.getLogger("roomlog.retention")
 
 DELIVERY_DAYS: Final = 30
-CHUNK: Final = 1_000
+CHUNK: Final = 250
 DAY: Final = 86_400 * MICROS
 TABLES: Final = ("events", "sessions", "chat_messages", "checkpoints", "outbox", "deliveries")
 
@@ -65,11 +65,9 @@ def prune(
     delivered_before = now - DELIVERY_DAYS * DAY
     done = outbox.c.status.in_(("delivered", "failed"))
     run.chunked(
-        outbox,
-        (outbox.c.webhook_id, outbox.c.event_id),
-        and_(done, outbox.c.next_attempt_at < delivered_before),
+        outbox, outbox.c.next_attempt_at, and_(done, outbox.c.next_attempt_at < delivered_before)
     )
-    run.chunked(deliveries, (deliveries.c.id,), deliveries.c.at < delivered_before)
+    run.chunked(deliveries, deliveries.c.at, deliveries.c.at < delivered_before)
     if days is not None:
         cutoff = now - int(days * DAY)
         for project_id, room, at in _floors(store, cutoff):
@@ -115,41 +113,33 @@ class _Run:
         self.stop = stop
 
     def room(self, project_id: int, room: str, floor: int) -> None:
-        def of(table: Table, at: ColumnElement[bool]) -> ColumnElement[bool]:
-            return and_(table.c.project_id == project_id, table.c.room == room, at)
+        def of(table: Table, *more: ColumnElement[bool]) -> ColumnElement[bool]:
+            return and_(table.c.project_id == project_id, table.c.room == room, *more)
 
         run = self.chunked
-        run(events, (events.c.project_id, events.c.id), of(events, events.c.at < floor))
-        ended = and_(sessions.c.end_at.is_not(None), sessions.c.end_at < floor)
-        run(sessions, (sessions.c.project_id, sessions.c.id), of(sessions, ended))
-        chats = (chat_messages.c.project_id, chat_messages.c.id)
-        run(chat_messages, chats, of(chat_messages, chat_messages.c.at < floor))
-        marks = (checkpoints.c.project_id, checkpoints.c.room, checkpoints.c.at)
-        run(checkpoints, marks, of(checkpoints, checkpoints.c.at < floor))
+        run(events, events.c.at, of(events, events.c.at < floor))
+        # A session that ended before the floor began before it: `start_at` keeps to the index.
+        ended = (sessions.c.start_at < floor, sessions.c.end_at < floor)
+        run(sessions, sessions.c.start_at, of(sessions, *ended))
+        run(chat_messages, chat_messages.c.at, of(chat_messages, chat_messages.c.at < floor))
+        run(checkpoints, checkpoints.c.at, of(checkpoints, checkpoints.c.at < floor))
 
-    def chunked(self, table: Table, key: tuple[ColumnElement[object], ...], where: Any) -> None:
-        """Delete `table`'s rows matching `where`, `CHUNK` per transaction, by `key`."""
+    def chunked(self, table: Table, order: ColumnElement[Any], where: Any) -> None:
+        """Delete `table`'s rows matching `where`, about `CHUNK` per transaction, in the
+        order of `order` (the last column of the index `where` follows, so that every
+        statement is a range of one index)."""
         if self.dry_run:
             with self.store.database.engine.connect() as connection:
                 count = connection.execute(select(func.count()).where(where)).scalar_one()
             self.pruned.add(table.name, int(count))
             return
-        while True:
+        while not self.stop.is_set():
             with self.store.transactions.begin() as connection:
-                removed = _delete_some(connection, table, key, where)
+                last = connection.execute(
+                    select(order).where(where).order_by(order).offset(CHUNK - 1).limit(1)
+                ).scalar()
+                bounded = where if last is None else and_(where, order <= last)
+                removed = int(connection.execute(delete(table).where(bounded)).rowcount)
             self.pruned.add(table.name, removed)
-            if removed < CHUNK or self.stop.is_set():
+            if last is None:
                 return
-
-
-def _delete_some(
-    connection: Connection, table: Table, key: tuple[ColumnElement[object], ...], where: Any
-) -> int:
-    keys = connection.execute(select(*key).where(where).limit(CHUNK)).all()
-    if not keys:
-        return 0
-    if len(key) == 1:
-        condition = key[0].in_([k[0] for k in keys])
-    else:
-        condition = tuple_(*key).in_([tuple(k) for k in keys])
-    return int(connection.execute(delete(table).where(condition)).rowcount)
