@@ -3,8 +3,11 @@ per line (`serve --log-format`), at `ROOMLOG_LOG_LEVEL` (default INFO)."""
 
 from __future__ import annotations
 
+import atexit
 import logging
+import logging.handlers
 import os
+import queue
 import time
 from typing import Any, Final
 
@@ -56,14 +59,39 @@ class JsonFormatter(logging.Formatter):
         return _encode(entry).decode()
 
 
+_listeners: list[logging.handlers.QueueListener] = []
+
+
+def close() -> None:
+    """Write what is still queued, and stop the writing thread (at exit; a process that
+    ends without running `atexit`, as a multiprocessing child does, calls it itself)."""
+    while _listeners:
+        _listeners.pop().stop()
+
+
+class _Handoff(logging.handlers.QueueHandler):
+    """Hands records to the writing thread as they are: formatting and writing happen there,
+    not in the request's thread (`QueueHandler` would format them here)."""
+
+    def prepare(self, record: logging.LogRecord) -> logging.LogRecord:
+        return record
+
+
 def configure() -> None:
-    """Set up the process's logging from the environment `roomlog serve` sets."""
+    """Set up the process's logging from the environment `roomlog serve` sets. A thread of
+    its own formats and writes the lines, so that a request pays only for handing its line
+    over; what is still queued is written at exit."""
     chosen = os.environ.get(ENV_FORMAT, "text")
-    handler = logging.StreamHandler()
-    handler.setFormatter(JsonFormatter() if chosen == "json" else TextFormatter())
+    writer = logging.StreamHandler()
+    writer.setFormatter(JsonFormatter() if chosen == "json" else TextFormatter())
+    lines: queue.SimpleQueue[logging.LogRecord] = queue.SimpleQueue()
+    listener = logging.handlers.QueueListener(lines, writer)
+    listener.start()
+    _listeners.append(listener)
+    atexit.register(close)
     root = logging.getLogger()
     for old in list(root.handlers):
         root.removeHandler(old)
-    root.addHandler(handler)
+    root.addHandler(_Handoff(lines))
     root.setLevel(os.environ.get(ENV_LEVEL, "INFO").upper())
     logging.getLogger("alembic").setLevel(logging.WARNING)

@@ -10,6 +10,7 @@ out; never a header, key or secret.
 
 from __future__ import annotations
 
+import itertools
 import logging
 import re
 import time
@@ -51,6 +52,10 @@ class Access:
     bytes_out: int = 0
 
 
+# A new id is this process's random prefix and a serial: unique without a system call.
+_PREFIX: Final = uuid.uuid4().hex[:8]
+_serial = itertools.count()
+
 _current: ContextVar[Access | None] = ContextVar("roomlog_access", default=None)
 
 
@@ -69,7 +74,7 @@ def _request_id(scope: HTTPScope) -> str:
     for name, value in scope["headers"]:
         if name == HEADER and _GIVEN_ID.fullmatch(value):
             return value.decode()
-    return uuid.uuid4().hex[:16]
+    return f"{_PREFIX}{next(_serial):08x}"
 
 
 def begin(scope: HTTPScope) -> Access:

@@ -225,3 +225,4 @@ def run_process(
     finally:
         applier.stop()
         database.dispose()
+        logs.close()
