@@ -10,8 +10,8 @@ from typing import TYPE_CHECKING, Final
 import msgspec
 from sqlalchemy import Connection, insert, select
 
-from roomlog.domain.engine import Stamped, stamp
-from roomlog.domain.events import PresenceEvent
+from roomlog.domain.engine import Stamped
+from roomlog.domain.events import JOINED, EventType, PresenceEvent
 from roomlog.store.leases import forget, holds, part_of, partition_count
 from roomlog.store.schema import pending
 from roomlog.store.transactions import retrying
@@ -22,7 +22,9 @@ if TYPE_CHECKING:
 # `pending` rows one applier transaction takes at most.
 APPLY_ROWS: Final = 64
 _encode = msgspec.msgpack.Encoder().encode
-_decode = msgspec.msgpack.Decoder().decode
+_decode_rows = msgspec.msgpack.Decoder(
+    list[tuple[str, EventType, str, str, int, str | None, str | None]]
+).decode
 
 
 def defer(
@@ -77,18 +79,29 @@ def apply_pending(store: Store, part: int, holder: str | None, now: int, wall: i
         ).all()
         if not rows:
             return 0
-        stored: dict[tuple[int, str], tuple[int, int, PresenceEvent]] = {}
-        fresh: defaultdict[tuple[int, str], list[Stamped]] = defaultdict(list)
-        for _, pid, blob in rows:
-            for fields in _decode(blob):
-                event = PresenceEvent(*fields)
-                if (pid, event.id) not in stored:
-                    stored[(pid, event.id)] = (0, 0, event)
-                    fresh[(pid, event.room)].append(stamp(event))
         projects = sorted({pid for _, pid, _ in rows})
         subs = {pid: store._subscribers(connection, pid) for pid in projects}
+        # The engine's form of each event, straight from the row's fields (this loop is a
+        # good part of an applier's time); events only for the projects with webhooks.
+        stored: dict[tuple[int, str], tuple[int, int, PresenceEvent]] = {}
+        seen: set[tuple[int, str]] = set()
+        fresh: defaultdict[tuple[int, str], list[Stamped]] = defaultdict(list)
+        for _, pid, blob in rows:
+            announced = bool(subs[pid])
+            for fields in _decode_rows(blob):
+                key = (pid, fields[0])
+                if key in seen:
+                    continue
+                seen.add(key)
+                _, kind, room, participant, at, user_id, user_name = fields
+                fresh[(pid, room)].append(
+                    (at * 2 + (kind == JOINED), participant, user_id, user_name)
+                )
+                if announced:
+                    stored[key] = (0, 0, PresenceEvent(*fields))
         store._update_rooms(connection, fresh, {}, now, subs)
-        store._announce_participants(connection, stored, set(stored), now, subs)
+        if stored:
+            store._announce_participants(connection, stored, set(stored), now, subs)
         forget(connection, part, rows[-1][0])
     store._committed()
     store._announced()

@@ -1,0 +1,93 @@
+"""The applier's own rate: events applied per second from a backlog, on SQLite and on
+PostgreSQL, with nothing else running.
+
+A backlog of `--batches` batches of 1,000 events (500 short visits, each batch in 500 rooms
+of 20,000, as `benchmarks.late` posts them) is appended as the request path appends it,
+then applied partition by partition as an applier does (`apply_pending`), timed. Lag at
+half the maximum ingest rate stays bounded only if this rate is above half of ingest's
+(`benchmarks.late` measures that, end to end).
+
+Needs PostgreSQL at $ROOMLOG_BENCH_POSTGRES_URL for its half (default
+postgresql://postgres@127.0.0.1:5432/test; a fresh schema is made and dropped).
+"""
+
+from __future__ import annotations
+
+import argparse
+import platform
+import tempfile
+import time
+import uuid
+from pathlib import Path
+
+import psycopg
+
+from benchmarks.ingest import POSTGRES
+from roomlog.domain.events import JOINED, LEFT, MICROS, PresenceEvent
+from roomlog.store.behind import apply_pending
+from roomlog.store.db import migrate, open_database
+from roomlog.store.projects import ensure_project
+from roomlog.store.store import Store
+from roomlog.store.writes import Settings, Submission
+
+
+def batch(n: int, at: float) -> list[tuple[int, PresenceEvent]]:
+    tag = f"b{n}"
+    found = []
+    for k in range(1000):
+        stamp = int((at + (k % 2) * 0.001) * MICROS)
+        room, person = f"busy-{n % 40}-{k // 2}", f"{tag}-{k // 2}"
+        event = PresenceEvent(f"{tag}-{k}", LEFT if k % 2 else JOINED, room, person, stamp)
+        found.append((k, event))
+    return found
+
+
+def run(label: str, url: str, batches: int) -> None:
+    database = open_database(url)
+    migrate(database)
+    with database.engine.begin() as connection:
+        project, _ = ensure_project(connection, "bench")
+    store = Store(database, Settings())
+    now = time.time_ns() // 1000
+    began = time.perf_counter()
+    for n in range(batches):
+        store.ingest([Submission(project, batch(n, now / MICROS - 60))], now, behind=True)
+    appended = time.perf_counter() - began
+    began, cpu = time.perf_counter(), time.process_time()
+    applied = 0
+    with store.holding():
+        for part in range(store.parts or 16):
+            while taken := apply_pending(store, part, None, now, now):
+                applied += taken
+    took, cpu = time.perf_counter() - began, time.process_time() - cpu
+    events = batches * 1000
+    print(
+        f"{label}: {events:,} events appended at {events / appended:,.0f}/s, applied at "
+        f"{events / took:,.0f}/s ({applied} pending rows); the applier's own CPU: "
+        f"{cpu / events * 1e6:.1f} µs an event"
+    )
+    database.dispose()
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--batches", type=int, default=60)
+    parser.add_argument("--databases", default="sqlite,postgresql")
+    args = parser.parse_args()
+    print(f"{platform.machine()}, Python {platform.python_version()}, {time.strftime('%Y-%m-%d')}")
+    with tempfile.TemporaryDirectory() as folder:
+        if "sqlite" in args.databases:
+            run("SQLite", f"sqlite:///{Path(folder) / 'applier.db'}", args.batches)
+    if "postgresql" in args.databases:
+        schema = f"bench_{uuid.uuid4().hex[:8]}"
+        with psycopg.connect(POSTGRES, autocommit=True) as connection:
+            connection.execute(f"CREATE SCHEMA {schema}")
+        try:
+            run("PostgreSQL", f"{POSTGRES}?options=-csearch_path%3D{schema}", args.batches)
+        finally:
+            with psycopg.connect(POSTGRES, autocommit=True) as connection:
+                connection.execute(f"DROP SCHEMA {schema} CASCADE")
+
+
+if __name__ == "__main__":
+    main()
