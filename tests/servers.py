@@ -68,10 +68,21 @@ class Server:
             stdout=self._log,
             stderr=subprocess.STDOUT,
             env={**os.environ, "PYTHONUNBUFFERED": "1"},
+            start_new_session=True,  # its own process group, for `_wait_ready` to end
         )
         self._wait_ready(log)
 
     def _wait_ready(self, log: Path) -> None:
+        try:
+            self._poll_ready(log)
+        except RuntimeError:
+            # A server that did not come up must not outlive its test, nor its workers.
+            os.killpg(self.process.pid, signal.SIGKILL)
+            self.process.wait()
+            self._log.close()
+            raise
+
+    def _poll_ready(self, log: Path) -> None:
         for _ in range(300):
             if self.process.poll() is not None:
                 raise RuntimeError(f"roomlog serve exited: {log.read_text()[-2000:]}")
