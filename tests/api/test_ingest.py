@@ -10,7 +10,7 @@ from typing import Any
 from sqlalchemy import func, select
 
 from roomlog.api.events import MAX_BODY, MAX_EVENTS
-from roomlog.domain.events import micros_from_rfc3339
+from roomlog.domain.events import MICROS, micros_from_rfc3339
 from roomlog.store.schema import events, pending
 from tests.bodies import joined, left
 from tests.fixtures import T0, Api
@@ -323,3 +323,21 @@ def test_a_request_of_only_duplicates_is_answered_when_applied_behind(api: Api) 
         assert answer.json()["duplicates"] == (1 if isinstance(body, dict) else 2)
     with api.database.engine.connect() as connection:
         assert connection.execute(select(func.count()).select_from(pending)).scalar_one() <= 1
+
+
+def test_a_few_fresh_events_are_applied_at_once_while_the_appliers_are_idle(api: Api) -> None:
+    """With nothing waiting for the appliers, a small group of events none of which is late
+    is applied in its append's transaction (one fsync, not two): its session shows although
+    no applier runs. A late one is left to the applier of its partition."""
+    api.client.app.state.applier.stop()  # it saw nothing waiting, and applies nothing now
+    now = api.clock() / MICROS - T0
+    fresh = [joined("a", now - 60, "fresh"), joined("b", now - 50, "fresh")]
+    answer = api.client.post("/v1/events?wait=logged", json=fresh, headers=api.headers)
+    assert answer.json()["accepted"] == 2
+    listed = api.client.get("/v1/meetings", params={"room": "fresh"}, headers=api.headers)
+    assert listed.json()["total_count"] == 1
+    late = [joined("c", now - 3600, "late"), joined("d", now - 3599, "late")]
+    answer = api.client.post("/v1/events?wait=logged", json=late, headers=api.headers)
+    assert answer.json()["accepted"] == 2
+    listed = api.client.get("/v1/meetings", params={"room": "late"}, headers=api.headers)
+    assert listed.json()["total_count"] == 0  # waiting in `pending` for an applier

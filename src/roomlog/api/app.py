@@ -348,7 +348,9 @@ def _workers(
             writer_wake = applier.wake
         applier.start()
         app.state.applier = applier
-        writer = Writer(store, clock=clock, wake=writer_wake)
+        writer = Writer(
+            store, clock=clock, wake=writer_wake, idle=lambda: applier.oldest_pending is None
+        )
         writer.start()
         app.state.writer = writer
         if deliverer is not None:

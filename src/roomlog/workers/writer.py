@@ -7,7 +7,9 @@ request still gets its own. The events are applied to their rooms behind the log
 partitions' appliers (`roomlog.workers.applier`), which `wake` tells of new ones. Room ends
 and snapshots (rare, answered with what they changed) and requests that wait for their
 events to be applied are applied in the append's own transaction instead; the room locks
-keep them in step with the appliers.
+keep them in step with the appliers. So is a small group of events none of which is late
+while the appliers have nothing waiting: single events at a steady pace then cost one
+transaction, not two.
 The thread runs its transactions on one database connection it holds (`Store.holding`).
 """
 
@@ -28,6 +30,7 @@ from roomlog.store.writes import IngestResult, Submission
 log = logging.getLogger("roomlog.writer")
 
 MAX_GROUP_EVENTS: Final = 20_000
+EAGER_AT_MOST: Final = 64  # events in a group applied at once when the appliers are idle
 
 Waiting = tuple[Submission, asyncio.Future[IngestResult], asyncio.AbstractEventLoop]
 Answer = tuple[asyncio.Future[IngestResult], IngestResult | BaseException]
@@ -53,10 +56,12 @@ class Writer:
         store: Store,
         clock: Callable[[], int] = _micros,
         wake: Callable[[], None] = lambda: None,
+        idle: Callable[[], bool] = lambda: False,
     ) -> None:
         self.store = store
         self.clock = clock
         self.wake = wake
+        self.idle = idle
         self._queue: queue.SimpleQueue[Waiting | None] = queue.SimpleQueue()
         self._thread = threading.Thread(target=self._run, name="roomlog-writer", daemon=True)
         self._stopping = False
@@ -108,9 +113,13 @@ class Writer:
             group, inline = [w for w in group if not _at_once(w[0])], []
         behind = not inline
         try:
-            results: list[IngestResult | BaseException] = list(
-                self.store.ingest([s for s, _, _ in group], self.clock(), behind=behind)
-            )
+            results: list[IngestResult | BaseException]
+            if behind and self._eager(group):
+                results, behind = self._applied_at_once(group)
+            else:
+                results = list(
+                    self.store.ingest([s for s, _, _ in group], self.clock(), behind=behind)
+                )
             if behind:
                 self.wake()
             else:
@@ -123,6 +132,32 @@ class Writer:
                 for item in group:
                     self._write([item])
                 return
+        self._answer(group, results)
+
+    def _eager(self, group: list[Waiting]) -> bool:
+        """Whether to apply a group in its append's transaction although nothing asks to: a
+        few events, none late, while the appliers have nothing waiting. One transaction (one
+        fsync) instead of two, and the applier has nothing to do; a late event, whose room
+        may have to be re-derived, is left to the applier of its partition."""
+        size = sum(len(w[0].events) for w in group)
+        if size > EAGER_AT_MOST or not self.idle():
+            return False
+        oldest = self.clock() - self.store.settings.late_window // 2
+        return all(e.at >= oldest for w in group for _, e in w[0].events)
+
+    def _applied_at_once(
+        self, group: list[Waiting]
+    ) -> tuple[list[IngestResult | BaseException], bool]:
+        """The group applied in its append's transaction, or if that fails (a fault in the
+        sessions, say), appended for the appliers after all; and whether it went behind."""
+        submissions = [s for s, _, _ in group]
+        try:
+            return list(self.store.ingest(submissions, self.clock(), behind=False)), False
+        except Exception:
+            log.exception("applying events at once failed; leaving them to the appliers")
+            return list(self.store.ingest(submissions, self.clock(), behind=True)), True
+
+    def _answer(self, group: list[Waiting], results: list[IngestResult | BaseException]) -> None:
         # One wake-up per event loop for the whole group, not one per request.
         answers: dict[asyncio.AbstractEventLoop, list[Answer]] = {}
         for (_, future, loop), outcome in zip(group, results, strict=True):
