@@ -158,8 +158,8 @@ def test_pruning_keeps_every_session_retention_keeps(api: Api) -> None:
     before = all_pages(api)
     assert before == expected(bodies, api.clock())
     now = api.clock()
-    counted = prune(api.store, now, 30, dry_run=True)
-    removed = prune(api.store, now, 30)
+    counted = prune(api.store, now, 30 * DAY, dry_run=True)
+    removed = prune(api.store, now, 30 * DAY)
     assert counted.rows == removed.rows
     assert removed.rows["events"] > 0 and removed.rows["sessions"] > 0 and removed.rooms > 0
     after = all_pages(api)
@@ -172,7 +172,7 @@ def test_pruning_keeps_every_session_retention_keeps(api: Api) -> None:
     assert stays and stays[0]["start_time"] < cutoff  # began before the cutoff, ended after
     api.store.rebuild(api.project, now)
     assert all_pages(api) == after
-    assert prune(api.store, now, 30).total == 0
+    assert prune(api.store, now, 30 * DAY).total == 0
 
 
 def test_events_older_than_the_retention_are_refused(database: Database) -> None:

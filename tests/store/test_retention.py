@@ -14,8 +14,8 @@ from sqlalchemy import select
 
 from roomlog.domain.events import MICROS, PresenceEvent
 from roomlog.store.db import Database, migrate, open_database
-from roomlog.store.retention import DAY, prune
-from roomlog.store.schema import sessions
+from roomlog.store.queries import SESSION_COLUMNS
+from roomlog.store.retention import prune
 from roomlog.store.store import Store
 from roomlog.store.writes import Settings, Submission
 from tests.fixtures import RULES, T0, make_project
@@ -27,19 +27,7 @@ SPAN = 2 * 86_400 * MICROS  # the histories' length
 
 def _sessions(database: Database) -> dict[str, tuple[Any, ...]]:
     with database.engine.connect() as connection:
-        return {
-            row[0]: tuple(row[1:])
-            for row in connection.execute(
-                select(
-                    sessions.c.id,
-                    sessions.c.room,
-                    sessions.c.start_at,
-                    sessions.c.end_at,
-                    sessions.c.max_participants,
-                    sessions.c.participants,
-                )
-            )
-        }
+        return {row[0]: tuple(row[1:]) for row in connection.execute(select(*SESSION_COLUMNS))}
 
 
 @settings(max_examples=100)
@@ -69,7 +57,7 @@ def test_pruning_keeps_what_retention_keeps(history: list[PresenceEvent], cut: i
             pass
         before = _sessions(database)
         cutoff = T0 * MICROS + cut * HOUR
-        pruned = prune(store, now, (now - cutoff) / DAY)
+        pruned = prune(store, now, now - cutoff)
         event(f"sessions removed: {'some' if pruned.rows['sessions'] else 'none'}")
         event(f"events removed: {'some' if pruned.rows['events'] else 'none'}")
         after = _sessions(database)

@@ -70,19 +70,15 @@ def name_project(name: str) -> None:
         found.project = name
 
 
-def _request_id(scope: HTTPScope) -> str:
+def begin(scope: HTTPScope) -> Access:
+    given, length = None, 0
     for name, value in scope["headers"]:
         if name == HEADER and _GIVEN_ID.fullmatch(value):
-            return value.decode()
-    return f"{_PREFIX}{next(_serial):08x}"
-
-
-def begin(scope: HTTPScope) -> Access:
-    length = 0
-    for name, value in scope["headers"]:
-        if name == b"content-length" and value.isdigit():
+            given = value.decode()
+        elif name == b"content-length" and value.isdigit():
             length = int(value)
-    access = Access(_request_id(scope), scope["method"], bytes_in=length)
+    request_id = given or f"{_PREFIX}{next(_serial):08x}"
+    access = Access(request_id, scope["method"], bytes_in=length)
     _current.set(access)
     return access
 

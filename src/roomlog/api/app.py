@@ -355,7 +355,7 @@ def _workers(
         app.state.writer = writer
         if deliverer is not None:
             deliverer.start()
-        pruner = Pruner(store, store.settings.retention / DAY if store.settings.retention else None)
+        pruner = Pruner(store)
         pruner.start()
         # Everything built at start lives as long as the process: keep the collector off it,
         # so that full collections stay short (they showed in the read latency's tail).
@@ -367,7 +367,6 @@ def _workers(
             # Every request has been answered (the server waits for them before this): the
             # writer commits its last group, the applier gives up its leases at once, and
             # the deliverer hands back the webhook events it claimed.
-            workings.stopping = True
             log.info("stopping: the requests under way are answered; committing the last events")
             pruner.stop()
             if deliverer is not None:

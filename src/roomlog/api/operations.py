@@ -37,7 +37,6 @@ class Workings:
     # When the applier last claimed its leases (a multiprocessing.Value in process mode).
     beat: Beat = field(default_factory=Heartbeat)
     applier_process: Any = None  # the applier's process, when it has one
-    stopping: bool = False
 
 
 class Readiness(msgspec.Struct, omit_defaults=True):
@@ -53,8 +52,6 @@ def _database_answers(database: Database) -> None:
 async def problem(state: State) -> str | None:
     """Why this process cannot do its work now, or None."""
     workings: Workings = state.workings
-    if workings.stopping:
-        return "shutting down"
     try:
         await asyncio.wait_for(
             to_thread.run_sync(_database_answers, state.database, abandon_on_cancel=True),

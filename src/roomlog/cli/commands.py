@@ -41,8 +41,8 @@ from roomlog.store.projects import (
     set_person_key,
 )
 from roomlog.store.providers import list_credentials, masked, set_credentials
-from roomlog.store.queries import MeetingFilter, meeting_pages
-from roomlog.store.retention import prune
+from roomlog.store.queries import SESSION_COLUMNS, MeetingFilter, meeting_pages
+from roomlog.store.retention import DAY, prune
 from roomlog.store.schema import sessions
 from roomlog.store.store import Store
 from roomlog.store.writes import IngestResult, Settings, Submission
@@ -307,17 +307,10 @@ def _rebuild(args: argparse.Namespace, database: Database) -> int:
 
 def _fingerprints(database: Database, project_id: int) -> dict[str, bytes]:
     """Each of the project's sessions, as a digest of everything stored about it."""
-    columns = (
-        sessions.c.id,
-        sessions.c.room,
-        sessions.c.start_at,
-        sessions.c.end_at,
-        sessions.c.max_participants,
-        sessions.c.participants,
-    )
     found: dict[str, bytes] = {}
+    query = select(*SESSION_COLUMNS).where(sessions.c.project_id == project_id)
     with database.engine.connect() as connection:
-        for row in connection.execute(select(*columns).where(sessions.c.project_id == project_id)):
+        for row in connection.execute(query):
             digest = hashlib.blake2b(repr(tuple(row[1:5])).encode(), digest_size=16)
             digest.update(row[5])
             found[row[0]] = digest.digest()
@@ -325,7 +318,8 @@ def _fingerprints(database: Database, project_id: int) -> dict[str, bytes]:
 
 
 def _prune(args: argparse.Namespace, database: Database) -> int:
-    pruned = prune(Store(database), _micros(), args.retention_days, dry_run=args.dry_run)
+    retention = int(args.retention_days * DAY) if args.retention_days is not None else 0
+    pruned = prune(Store(database), _micros(), retention, dry_run=args.dry_run)
     verb = "would remove" if args.dry_run else "removed"
     kept = "events, sessions and chat: all kept (no --retention-days)"
     if args.retention_days is not None:

@@ -49,7 +49,8 @@ class MeetingFilter:
         )
 
 
-_COLUMNS = (
+# A session's columns, in the order `to_session` reads them.
+SESSION_COLUMNS: Final = (
     sessions.c.id,
     sessions.c.room,
     sessions.c.start_at,
@@ -125,7 +126,7 @@ def list_meetings(
         position = tuple_(*map(literal, _position(connection, project_id, ending_before)))
         clauses.append(tuple_(sessions.c.start_at, sessions.c.room) > position)
         newer = starting_after is None
-    query = select(*_COLUMNS).where(*clauses)
+    query = select(*SESSION_COLUMNS).where(*clauses)
     if newer:
         # The page just before the cursor: the oldest rows newer than it, shown newest first.
         query = query.order_by(sessions.c.start_at.asc(), sessions.c.room.asc())
@@ -138,7 +139,9 @@ def list_meetings(
 
 def get_meeting(connection: Connection, project_id: int, session_id: str) -> MeetingSession | None:
     row = connection.execute(
-        select(*_COLUMNS).where(sessions.c.project_id == project_id, sessions.c.id == session_id)
+        select(*SESSION_COLUMNS).where(
+            sessions.c.project_id == project_id, sessions.c.id == session_id
+        )
     ).first()
     return None if row is None else to_session(row)
 

@@ -16,7 +16,6 @@ whole pruning; on SQLite they take turns with the writer like any other transact
 
 from __future__ import annotations
 
-import logging
 import threading
 from dataclasses import dataclass, field
 from typing import Any, Final
@@ -26,8 +25,6 @@ from sqlalchemy import ColumnElement, Table, and_, delete, func, select
 from roomlog.domain.events import MICROS
 from roomlog.store.schema import chat_messages, checkpoints, deliveries, events, outbox, sessions
 from roomlog.store.store import Store
-
-log = logging.getLogger("roomlog.retention")
 
 DELIVERY_DAYS: Final = 30
 CHUNK: Final = 250
@@ -53,12 +50,13 @@ class Pruned:
 def prune(
     store: Store,
     now: int,
-    days: float | None,
+    retention: int,
     dry_run: bool = False,
     stop: threading.Event | None = None,
 ) -> Pruned:
-    """Remove (or with `dry_run`, count) what is older than kept at `now` (µs): `days` of
-    events, sessions and chat (None: keep them all) and 30 days of delivered webhooks.
+    """Remove (or with `dry_run`, count) what is older than kept at `now` (µs): events,
+    sessions and chat older than `retention` (µs, as `Settings.retention`; 0: keep them all)
+    and delivered webhooks older than 30 days.
     Setting `stop` ends it after the current transaction."""
     pruned = Pruned()
     run = _Run(store, pruned, dry_run, stop or threading.Event())
@@ -68,8 +66,8 @@ def prune(
         outbox, outbox.c.next_attempt_at, and_(done, outbox.c.next_attempt_at < delivered_before)
     )
     run.chunked(deliveries, deliveries.c.at, deliveries.c.at < delivered_before)
-    if days is not None:
-        cutoff = now - int(days * DAY)
+    if retention:
+        cutoff = now - retention
         for project_id, room, at in _floors(store, cutoff):
             if run.stop.is_set():
                 break

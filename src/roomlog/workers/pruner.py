@@ -19,9 +19,8 @@ EVERY: Final = 3600.0
 
 
 class Pruner:
-    def __init__(self, store: Store, days: float | None) -> None:
+    def __init__(self, store: Store) -> None:
         self.store = store
-        self.days = days
         self._stopping = threading.Event()
         self._thread = threading.Thread(target=self._run, name="roomlog-pruner", daemon=True)
 
@@ -37,7 +36,12 @@ class Pruner:
         while not self._stopping.wait(wait):
             wait = EVERY
             try:
-                pruned = prune(self.store, time.time_ns() // 1000, self.days, stop=self._stopping)
+                pruned = prune(
+                    self.store,
+                    time.time_ns() // 1000,
+                    self.store.settings.retention,
+                    stop=self._stopping,
+                )
             except Exception:
                 log.exception("pruning failed; trying again in an hour")
                 continue
