@@ -44,15 +44,15 @@ class Authenticator:
         self._known: dict[str, tuple[Project, float]] = {}
 
     def _lookup_key(self, key: str) -> Project | None:
-        with self.database.engine.connect() as connection:
+        with self.database.reader.connect() as connection:
             return authenticate(connection, key)
 
     def _refusal(self, key: str) -> str:
-        with self.database.engine.connect() as connection:
+        with self.database.reader.connect() as connection:
             return refusal(connection, key)
 
     def _lookup_public(self, public_id: str) -> Project | None:
-        with self.database.engine.connect() as connection:
+        with self.database.reader.connect() as connection:
             return project_by_public_id(connection, public_id)
 
     async def key(self, key: str) -> Project:

@@ -46,7 +46,7 @@ def public_url(request: Request[Any, Any, Any]) -> str:
 
 def meeting(source: Database, project_id: int, meeting_id: str) -> MeetingSession:
     """The project's session `meeting_id`; another project's answers 404 like an unknown one."""
-    with source.engine.connect() as connection:
+    with source.reader.connect() as connection:
         found = queries.get_meeting(connection, project_id, meeting_id)
     if found is None:
         raise ApiError(404, NOT_FOUND, f"no meeting {meeting_id!r}")

@@ -55,7 +55,7 @@ _ERRORS = {
 
 
 def chat_csv(database: Database, project_id: int, session: MeetingSession) -> str:
-    with database.engine.connect() as connection:
+    with database.reader.connect() as connection:
         messages = queries.chat(connection, project_id, session)
     names = {r.participant_id: r.user_name for r in session.participants}
     return render([CHAT_COLUMNS, *chat_rows(messages, names)])
@@ -98,7 +98,7 @@ def verify_chat_token(database: Database, token: str, session_id: str, now: int)
         raise _refused("the chat link's token is not a valid JWT") from None
     if not isinstance(public_id, str):
         raise _refused("the chat link's token names no project")
-    with database.engine.connect() as connection:
+    with database.reader.connect() as connection:
         project = project_by_public_id(connection, public_id)
     if project is None:
         raise _refused("the chat link's token names no project")

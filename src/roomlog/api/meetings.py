@@ -84,7 +84,7 @@ def list_meetings(
 ) -> MeetingList:
     now = context.clock(request)
     where = meeting_filter(room, timeframe_start, timeframe_end, ongoing)
-    with context.database(state).engine.connect() as connection:
+    with context.database(state).reader.connect() as connection:
         try:
             page = queries.list_meetings(
                 connection, project.id, where, limit, starting_after, ending_before
@@ -208,7 +208,7 @@ def get_presence(
     project: NamedDependency[Project], state: State, request: Request[Any, Any, Any]
 ) -> dict[str, list[PresenceItem]]:
     now = context.clock(request)
-    with context.database(state).engine.connect() as connection:
+    with context.database(state).reader.connect() as connection:
         found = queries.presence(connection, project.id)
     by_room: dict[str, list[PresenceItem]] = {}
     for present in found:
@@ -235,7 +235,7 @@ def get_room_presence(
 ) -> RoomPresence:
     now = context.clock(request)
     room_name = unquote(room_name)  # encoded by `roomlog.api.app.room_path`
-    with context.database(state).engine.connect() as connection:
+    with context.database(state).reader.connect() as connection:
         if not queries.room_exists(connection, project.id, room_name):
             raise ApiError(404, NOT_FOUND, f"no room {room_name!r}")
         found = queries.presence(connection, project.id, room_name)

@@ -45,7 +45,7 @@ class Readiness(msgspec.Struct, omit_defaults=True):
 
 
 def _database_answers(database: Database) -> None:
-    with database.engine.connect() as connection:
+    with database.reader.connect() as connection:
         connection.execute(text("SELECT 1"))
 
 

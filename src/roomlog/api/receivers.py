@@ -58,7 +58,7 @@ class Receivers:
         self._known: dict[tuple[str, str], tuple[Project | None, dict[str, str] | None, float]] = {}
 
     def _lookup(self, project: str, provider: str) -> tuple[Project | None, dict[str, str] | None]:
-        with self.database.engine.connect() as connection:
+        with self.database.reader.connect() as connection:
             found = find_project(connection, project)
             if found is None:
                 return None, None

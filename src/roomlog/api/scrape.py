@@ -38,7 +38,7 @@ class DatabaseFigures(Collector):
 
     def collect(self) -> Iterable[Metric]:
         now = time.time_ns() // 1000
-        with self.database.engine.connect() as connection:
+        with self.database.reader.connect() as connection:
             parts = connection.execute(
                 select(partitions.c.part, partitions.c.lease_until).order_by(partitions.c.part)
             ).all()

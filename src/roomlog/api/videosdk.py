@@ -66,7 +66,7 @@ def list_sessions(
 ) -> SessionList:
     now = context.clock(request)
     where = queries.MeetingFilter(room=meetingId)
-    with context.database(state).engine.connect() as connection:
+    with context.database(state).reader.connect() as connection:
         found = queries.list_meetings(
             connection, project.id, where, perPage, offset=(page - 1) * perPage
         )
@@ -93,7 +93,7 @@ def get_session(
 ) -> MeetingSessionObject:
     now = context.clock(request)
     session = context.meeting(context.database(state), project.id, session_id)
-    with context.database(state).engine.connect() as connection:
+    with context.database(state).reader.connect() as connection:
         chatty = queries.with_chat(connection, project.id, [session])
     return session_object(
         session, now, exports.chat_links(request, project, chatty, now).get(session.id)

@@ -111,7 +111,7 @@ def list_sessions_v2(
     customRoomId: FromQuery[str | None] = None,  # noqa: N803
 ) -> SessionPage:
     where = queries.MeetingFilter(room=_room_filter(caller, roomId, customRoomId))
-    with context.database(state).engine.connect() as connection:
+    with context.database(state).reader.connect() as connection:
         found = queries.list_meetings(
             connection, caller.project.id, where, perPage, offset=(page - 1) * perPage
         )
@@ -136,7 +136,7 @@ def get_session_v2(
 ) -> SessionV2Detail:
     now = context.clock(request)
     session = _session(state, caller, session_id)
-    with context.database(state).engine.connect() as connection:
+    with context.database(state).reader.connect() as connection:
         chatty = queries.with_chat(connection, caller.project.id, [session])
     chat_link = exports.chat_links(request, caller.project, chatty, now).get(session.id)
     return session_v2_detail(session, now, _links(request), chat_link)
@@ -214,7 +214,7 @@ def list_rooms_v2(
     perPage: PerPage = 20,  # noqa: N803
 ) -> RoomPage:
     links = _links(request)
-    with context.database(state).engine.connect() as connection:
+    with context.database(state).reader.connect() as connection:
         if caller.room is not None:
             one = queries.find_room(connection, caller.project.id, caller.room)
             known = [] if one is None else [one]
@@ -246,7 +246,7 @@ def get_room_v2(
     room = None
     room_id = unquote(room_id)  # encoded by `roomlog.api.app.room_path`
     if caller.room is None or caller.room == room_id:
-        with context.database(state).engine.connect() as connection:
+        with context.database(state).reader.connect() as connection:
             room = queries.find_room(connection, caller.project.id, room_id)
     if room is None:
         raise ApiError(404, NOT_FOUND, f"no room {room_id!r}")

@@ -287,7 +287,7 @@ async def list_webhooks(
     request: Request[Any, Any, Any], project: NamedDependency[Project]
 ) -> list[WebhookObject]:
     def read() -> list[WebhookObject]:
-        with context.database(request.app.state).engine.connect() as connection:
+        with context.database(request.app.state).reader.connect() as connection:
             rows = connection.execute(
                 select(*_COLUMNS)
                 .where(webhooks.c.project_id == project.id)
@@ -309,7 +309,7 @@ async def get_webhook(
     request: Request[Any, Any, Any], project: NamedDependency[Project], webhook_id: FromPath[str]
 ) -> list[WebhookObject]:
     def read() -> list[WebhookObject]:
-        with context.database(request.app.state).engine.connect() as connection:
+        with context.database(request.app.state).reader.connect() as connection:
             return [_object(project, _row(connection, project, webhook_id))]
 
     return await to_thread.run_sync(read)
@@ -333,7 +333,7 @@ async def update_webhook(
     _refuse_nul(data)
 
     def current() -> Any:
-        with context.database(request.app.state).engine.connect() as connection:
+        with context.database(request.app.state).reader.connect() as connection:
             return _row(connection, project, webhook_id)
 
     row = await to_thread.run_sync(current)
@@ -407,7 +407,7 @@ async def list_deliveries(
     limit: DeliveryLimit = 100,
 ) -> DeliveryList:
     def read() -> DeliveryList:
-        with context.database(request.app.state).engine.connect() as connection:
+        with context.database(request.app.state).reader.connect() as connection:
             _row(connection, project, webhook_id)
             scope = deliveries.c.webhook_id == webhook_id
             total = connection.execute(select(func.count()).where(scope)).scalar_one()

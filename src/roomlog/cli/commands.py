@@ -144,7 +144,7 @@ def _keys(args: argparse.Namespace, database: Database) -> int:
         print(key)
         return 0
     if args.keys_command == "list":
-        with database.engine.connect() as connection:
+        with database.reader.connect() as connection:
             keys = list_keys(connection, args.project)
         print(f"{'KEY ID':<18} {'PROJECT':<20} {'CREATED':<22} REVOKED")
         for info in keys:
@@ -171,7 +171,7 @@ def _when(micros: int | None) -> str:
 
 def _existing_project(database: Database, name: str, command: str) -> Project | None:
     """The project called `name`, or None after saying on stderr that there is none."""
-    with database.engine.connect() as connection:
+    with database.reader.connect() as connection:
         project = find_project(connection, name)
     if project is None:
         print(f"roomlog {command}: no project {name!r}", file=sys.stderr)
@@ -196,7 +196,7 @@ def _projects(args: argparse.Namespace, database: Database) -> int:
 
 def _providers(args: argparse.Namespace, database: Database) -> int:
     if args.providers_command == "list":
-        with database.engine.connect() as connection:
+        with database.reader.connect() as connection:
             found = list_credentials(connection, args.project)
         print(f"{'PROJECT':<20} {'PROVIDER':<10} {'UPDATED':<22} CREDENTIALS")
         for entry in found:
@@ -309,7 +309,7 @@ def _fingerprints(database: Database, project_id: int) -> dict[str, bytes]:
     """Each of the project's sessions, as a digest of everything stored about it."""
     found: dict[str, bytes] = {}
     query = select(*SESSION_COLUMNS).where(sessions.c.project_id == project_id)
-    with database.engine.connect() as connection:
+    with database.reader.connect() as connection:
         for row in connection.execute(query):
             digest = hashlib.blake2b(repr(tuple(row[1:5])).encode(), digest_size=16)
             digest.update(row[5])

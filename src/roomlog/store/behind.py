@@ -102,7 +102,7 @@ def apply_pending(store: Store, part: int, holder: str | None, now: int, wall: i
         store._update_rooms(connection, fresh, {}, now, subs)
         if stored:
             store._announce_participants(connection, stored, set(stored), now, subs)
-        forget(connection, part, rows[-1][0])
+        forget(connection, [row[0] for row in rows])
     store._committed()
     store._announced()
     return len(rows)

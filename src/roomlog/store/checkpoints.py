@@ -88,7 +88,7 @@ def keep(
 def rebuild_project(store: Store, project_id: int, now: int) -> int:
     """Recompute every room of a project from its event log, 50 rooms per transaction; how
     many rooms."""
-    with store.database.engine.connect() as connection:
+    with store.database.reader.connect() as connection:
         names = sorted(
             r[0]
             for r in connection.execute(

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Final
 
 from alembic import command
 from alembic.config import Config
@@ -18,6 +18,9 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError
 
 from roomlog.store.defaults import DEFAULT_URL, ENV_URL
+
+# The execution option that marks `Database.reader`'s connections.
+READ_ONLY: Final = "roomlog_read_only"
 
 
 class BadDatabaseUrl(ValueError):
@@ -45,6 +48,9 @@ class Database:
 
     url: str
     engine: Engine
+    # The same connections for reading only: in SQLite their transactions begin deferred,
+    # reading a snapshot of the WAL without taking the one writer's lock (`_on_begin`).
+    reader: Engine
 
     @property
     def sqlite(self) -> bool:
@@ -71,7 +77,11 @@ def _sqlite_engine(url: str) -> Engine:
     @event.listens_for(engine, "begin")
     def _on_begin(connection: Any) -> None:
         # Straight to the driver: SQLAlchemy's execution path costs more than the statement.
-        connection.connection.driver_connection.execute("BEGIN IMMEDIATE")
+        # A transaction that may write takes the lock at once (a deferred one that tries to
+        # write after another writer committed would fail instead of waiting); one that only
+        # reads (`Database.reader`) takes no lock, so it neither waits for nor holds up a write.
+        reads = connection.get_execution_options().get(READ_ONLY, False)
+        connection.connection.driver_connection.execute("BEGIN" if reads else "BEGIN IMMEDIATE")
 
     return engine
 
@@ -83,7 +93,7 @@ def open_database(url: str | None = None) -> Database:
         engine = _sqlite_engine(chosen)
     else:
         engine = create_engine(chosen, pool_size=8, max_overflow=8, pool_pre_ping=True)
-    return Database(chosen, engine)
+    return Database(chosen, engine, engine.execution_options(**{READ_ONLY: True}))
 
 
 def migrate(database: Database) -> None:

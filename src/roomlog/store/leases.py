@@ -112,5 +112,8 @@ def waiting(connection: Connection) -> dict[int, int]:
     return {int(part): int(oldest) for part, oldest in connection.execute(query)}
 
 
-def forget(connection: Connection, part: int, last: int) -> None:
-    connection.execute(delete(pending).where(pending.c.part == part, pending.c.id <= last))
+def forget(connection: Connection, taken: list[int]) -> None:
+    """Delete the `pending` rows `taken`, once applied. By their ids, not up to the last: an
+    append numbered before that one may commit after it was read (PostgreSQL numbers rows
+    when they are written), and its row must stay for the applier's next turn."""
+    connection.execute(delete(pending).where(pending.c.id.in_(taken)))

@@ -296,7 +296,7 @@ def meeting_pages(
     transaction of its own: a download of the whole history holds one page in memory."""
     below: tuple[int, str] | None = None
     while True:
-        with database.engine.connect() as connection:
+        with database.reader.connect() as connection:
             found = list_meetings(connection, project_id, where, size, below=below)
         if found:
             yield found

@@ -99,7 +99,7 @@ def _floors(store: Store, cutoff: int) -> list[tuple[int, str, int]]:
         .exists()
     )
     query = select(floor.c.project_id, floor.c.room, floor.c.at).where(older)
-    with store.database.engine.connect() as connection:
+    with store.database.reader.connect() as connection:
         return [(int(p), str(r), int(a)) for p, r, a in connection.execute(query)]
 
 
@@ -127,7 +127,7 @@ class _Run:
         order of `order` (the last column of the index `where` follows, so that every
         statement is a range of one index)."""
         if self.dry_run:
-            with self.store.database.engine.connect() as connection:
+            with self.store.database.reader.connect() as connection:
                 count = connection.execute(select(func.count()).where(where)).scalar_one()
             self.pruned.add(table.name, int(count))
             return

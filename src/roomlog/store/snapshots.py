@@ -85,7 +85,7 @@ def stale_presences(
 def close_stale(store: Store, now: int, stale_after: int) -> int:
     """End every presence with no event and no snapshot for `stale_after`, at the last time
     it was seen; how many. The leaves go through `store`'s write path like any event."""
-    with store.database.engine.connect() as connection:
+    with store.database.reader.connect() as connection:
         closing = stale_presences(connection, now - stale_after)
         submissions = [
             Submission(project_by_id(connection, pid), found) for pid, found in closing.items()

@@ -144,7 +144,9 @@ class Applier:
                 self._wake.clear()
 
     def _claim(self) -> None:
-        with self.store.transactions.begin() as connection:
+        # In turn with the writers: on SQLite, waiting for the lock file hands over at once,
+        # where SQLite's own busy handler sleeps between tries.
+        with self.store.turn, self.store.transactions.begin() as connection:
             partitions(self.store, connection)
             held = leases.claim(connection, self.holder, _wall(), self.lease)
         if held != self.held:
@@ -156,7 +158,7 @@ class Applier:
 
     def _look(self) -> set[int]:
         """The partitions with events waiting, and when the oldest of them arrived."""
-        with self.store.transactions.begin() as connection:
+        with self.store.database.reader.connect() as connection:
             waiting = leases.waiting(connection)
         self.oldest_pending = min(waiting.values()) if waiting else None
         self.checked_at = self.clock()

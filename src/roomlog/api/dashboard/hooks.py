@@ -41,7 +41,7 @@ class Attempt(NamedTuple):
 
 
 def _read(database: Database, project_id: int) -> tuple[list[Hook], list[Attempt]]:
-    with database.engine.connect() as connection:
+    with database.reader.connect() as connection:
         waiting = (
             select(func.count())
             .where(outbox.c.webhook_id == webhooks.c.id, outbox.c.status == "pending")

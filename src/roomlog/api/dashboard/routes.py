@@ -61,7 +61,7 @@ def on_page_not_found(_: Request[Any, Any, Any], exc: PageNotFound) -> Response[
 
 
 def _live(database: Database, project: Project, now: int) -> list[dict[str, Any]]:
-    with database.engine.connect() as connection:
+    with database.reader.connect() as connection:
         present = queries.presence(connection, project.id)
     rooms: dict[str, dict[str, Any]] = {}
     for person in present:
@@ -100,7 +100,7 @@ async def overview(request: Request[Any, Any, Any]) -> Response[str]:
         if kept is not None and since <= kept[0] <= now < kept[0] + FIGURES_FOR:
             groups = kept[1]
         else:
-            with database.engine.connect() as connection:
+            with database.reader.connect() as connection:
                 groups = queries.activity(connection, project.id, since, now)
             cache[key] = (now, groups)
         per_day, busiest = activity(groups, now, DAYS, zone=zone)
@@ -161,7 +161,7 @@ async def sessions_page(
     where = _sessions_filter(chosen, room, search, status)
 
     def gather() -> dict[str, Any]:
-        with database.engine.connect() as connection:
+        with database.reader.connect() as connection:
             try:
                 found = queries.list_meetings(
                     connection, project.id, where, PAGE_SIZE + 1, after or None, before or None
@@ -256,7 +256,7 @@ async def sessions_csv_page(
 
 
 def _session(database: Database, project: Project, session_id: FromPath[str]) -> MeetingSession:
-    with database.engine.connect() as connection:
+    with database.reader.connect() as connection:
         found = queries.get_meeting(connection, project.id, session_id)
     if found is None:
         raise PageNotFound(f"No session {session_id!r} in this project.")
@@ -318,7 +318,7 @@ async def session_page(request: Request[Any, Any, Any], session_id: FromPath[str
 
     def gather() -> dict[str, Any]:
         session = _session(database, project, session_id)
-        with database.engine.connect() as connection:
+        with database.reader.connect() as connection:
             previous, following = queries.neighbours(connection, project.id, session)
             messages = queries.chat(connection, project.id, session)
         return {

@@ -39,7 +39,7 @@ async def viewer(request: Request[Any, Any, Any]) -> Project:
     now = context.clock(request)
 
     def lookup() -> Project | None:
-        with database.engine.connect() as connection:
+        with database.reader.connect() as connection:
             return logins.signed_in(connection, token, now)
 
     project = await to_thread.run_sync(lookup)
