@@ -273,7 +273,7 @@ def test_a_read_restarts_where_the_last_visitor_left_even_when_no_visit_counted(
     room.add(join("Q", 200))
     assert [shape(s) for s in room.sessions(300 * MICROS)] == [(200, None, 1, [("Q", 200, None)])]
     # The second read started from the first read's latest restart point: after P4 left.
-    assert room._marks and room._marks[-1][0] == 100 * MICROS
+    assert room._marks and room._marks[-1][0].at == 100 * MICROS
     assert [shape(s) for s in room.sessions(300 * MICROS)] == both_faces(
         [*events, join("Q", 200)], 300
     )

@@ -45,6 +45,9 @@ from roomlog.domain.replay import (
 from roomlog.domain.rules import DEFAULT_RULES, Rules
 from roomlog.domain.sessions import MeetingSession
 
+# A read that replays more events than this places a restart point (`Room._restart_point`).
+RESTART_AFTER = 32
+
 # The engine's forms of events and checkpoints, for its callers.
 __all__ = [
     "Checkpoint",
@@ -79,6 +82,8 @@ class Room:
     and settled before it (see the module docstring for why that instant is safe).
     """
 
+    restart_after = RESTART_AFTER
+
     def __init__(
         self,
         name: str,
@@ -94,10 +99,14 @@ class Room:
         self.checkpoint = checkpoint if checkpoint is not None else Checkpoint()
         self._events: list[Stamped] = []
         self._sorted = True
-        # From the last read: the sessions that closed, and empty settled instants with how
-        # many of those sessions closed before each. A late event invalidates what follows it.
+        # From the last reads: the sessions that closed, and settled instants to restart from
+        # (the room's state there, with how many of those sessions closed before it): where
+        # the room was found empty, and every so often where a long replay found it settled.
+        # A late event invalidates what follows it.
         self._closed: list[MeetingSession] = []
-        self._marks: list[tuple[int, int]] = []
+        self._marks: list[tuple[Checkpoint, int]] = []
+        # How many events the last attempt to place a restart point had replayed.
+        self._tried = 0
         self._dirty: int | None = None
         # What the last read needs to place its marks; they are placed by the next read, if any.
         self._unmarked: tuple[list[Interval], list[int], int, int] | None = None
@@ -183,10 +192,9 @@ class Room:
         limit = now if self._dirty is None else min(self._dirty, now)
         start, kept_closed, kept_marks = self.checkpoint, 0, 0
         for i in range(len(self._marks) - 1, -1, -1):
-            at, closed_before = self._marks[i]
-            if at <= limit:
-                start = Checkpoint(at=at)
-                kept_closed, kept_marks = closed_before, i + 1
+            mark, closed_before = self._marks[i]
+            if mark.at is not None and mark.at <= limit:
+                start, kept_closed, kept_marks = mark, closed_before, i + 1
                 break
         offset = 0 if start.at is None else bisect_left(events, start.at * 2, key=by_stamp)
         since = 0 if start.at is None else bisect_left(self._wide, start.at, key=by_stamp)
@@ -208,12 +216,36 @@ class Room:
         self._closed = self._closed[:kept_closed] + newly_closed
         self._marks = self._marks[:kept_marks]
         self._unmarked = (raw, outcome.idle_at, kept_closed, now)
+        self._restart_point(start, events[offset:], now, kept_closed, since)
         self._dirty = None
         self.due = outcome.due
         # The replay started where the room was empty (a mark) or from the checkpoint's
         # presences, so its open presences are everyone in the room at `now`.
         self._present = (now, [(i[2], i[0], i[3], i[4]) for i in raw if i[1] is None])
         return self._closed + ongoing
+
+    def _restart_point(
+        self, start: Checkpoint, events: list[Stamped], now: int, closed: int, since: int
+    ) -> None:
+        """After a read that replayed many events, keep the room's state at the latest settled
+        instant at or before `now` as a restart point, so that the next read replays only
+        what follows it. In order, a room's events then cost a replay of about
+        `restart_after` each, not of everything since the checkpoint. Tried again only once
+        as many more events have come, where a busy room is never settled for long."""
+        replayed, often = len(events), self.restart_after
+        if replayed <= often or replayed < self._tried + often:
+            return
+        self._tried = replayed
+        outcome, _ = replay(
+            start, events, now, False, self.rules, self.tenant, self.name, self._wide[since:]
+        )
+        mark = outcome.checkpoint
+        if mark.at is None or (start.at is not None and mark.at <= start.at):
+            return
+        if self._marks and self._marks[-1][0].at is not None and self._marks[-1][0].at >= mark.at:
+            return
+        self._marks.append((mark, closed + len(outcome.sessions)))
+        self._tried = 0
 
     def present(self, now: int) -> list[Presence]:
         """Who is in the room at `now` (whether or not `min_presence` has passed yet).
@@ -247,8 +279,9 @@ class Room:
             nxt = bisect_right(change_points, emptied)
             upto = change_points[nxt] if nxt < len(change_points) else now
             mark = settled_at_or_before(zones, upto)
-            if emptied < mark <= now and (not self._marks or self._marks[-1][0] < mark):
-                self._marks.append((mark, closed_before + bisect_right(ends, mark)))
+            last = self._marks[-1][0].at if self._marks else None
+            if emptied < mark <= now and (last is None or last < mark):
+                self._marks.append((Checkpoint(at=mark), closed_before + bisect_right(ends, mark)))
 
     def settle(self, until: int) -> list[MeetingSession]:
         """Move the checkpoint to the latest settled instant at or before `until`.
@@ -267,7 +300,7 @@ class Room:
         del self._wide[: bisect_left(self._wide, cut, key=by_stamp)]
         self.checkpoint = outcome.checkpoint
         self._closed, self._marks, self._dirty, self._unmarked = [], [], None, None
-        self._present = None
+        self._present, self._tried = None, 0
         return outcome.sessions
 
     @property
