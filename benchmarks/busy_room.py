@@ -16,7 +16,7 @@ import random
 import time
 
 from roomlog.domain.engine import Room
-from roomlog.domain.events import JOINED, LEFT, MICROS, PresenceEvent
+from roomlog.domain.events import JOINED, LEFT, MICROS, EventType, PresenceEvent
 
 T0 = 1_700_000_000 * MICROS
 
@@ -28,7 +28,7 @@ def events(people: int, count: int, every: float, seed: int = 1) -> list[Presenc
     found = []
     for n in range(count):
         person = rnd.choice(list(inside))
-        kind = LEFT if inside[person] else JOINED
+        kind: EventType = LEFT if inside[person] else JOINED
         inside[person] = not inside[person]
         found.append(PresenceEvent(f"e{n}", kind, "r", person, T0 + int(n * every * MICROS)))
     return found

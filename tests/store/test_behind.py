@@ -12,12 +12,14 @@ from typing import Any
 import pytest
 from sqlalchemy import event, func, select
 
-from roomlog.domain.events import JOINED, MICROS, PresenceEvent
+from roomlog.domain.batch import sessionize
+from roomlog.domain.events import JOINED, LEFT, MICROS, PresenceEvent
 from roomlog.store.behind import apply_pending
 from roomlog.store.db import migrate, open_database
+from roomlog.store.leases import part_of
 from roomlog.store.projects import Project, ensure_project
 from roomlog.store.queries import presence
-from roomlog.store.schema import pending
+from roomlog.store.schema import pending, sessions
 from roomlog.store.store import Store
 from roomlog.store.writes import Settings, Submission
 from tests.fixtures import T0, drop_postgres, fresh_postgres
@@ -121,3 +123,95 @@ def test_a_read_holds_up_no_write_on_sqlite(tmp_path: Path) -> None:
         blocked.close()
         writing.exec_driver_sql("SELECT 1")
     database.dispose()
+
+
+def _sqlite_store(tmp_path: Path, settings: Settings | None = None) -> tuple[Store, Project]:
+    database = open_database(f"sqlite:///{tmp_path / 'roomlog.db'}")
+    migrate(database)
+    with database.engine.begin() as connection:
+        project, _ = ensure_project(connection, "default")
+    return Store(database, settings or Settings()), project
+
+
+def _lock_is_free(path: Path) -> bool:
+    """Whether another connection could take SQLite's write lock right now, without waiting."""
+    other = sqlite3.connect(path, timeout=0, isolation_level=None)
+    try:
+        other.execute("BEGIN IMMEDIATE")
+        other.execute("ROLLBACK")
+        return True
+    except sqlite3.OperationalError:
+        return False
+    finally:
+        other.close()
+
+
+def test_a_late_event_is_re_derived_on_sqlite_without_holding_the_writers_lock(
+    tmp_path: Path,
+) -> None:
+    """The applier reads a late event's room back from the log holding no lock: the server's
+    writer could append meanwhile. The sessions are those of the whole history."""
+    store, project = _sqlite_store(tmp_path, Settings(late_window=10 * MICROS))
+    history = []
+    for n in range(40):  # people coming and going for 20 minutes; the room settles as it goes
+        at = (T0 + 30 * n) * MICROS
+        history.append(PresenceEvent(f"j{n}", JOINED, "r", f"p{n % 3}", at))
+        history.append(PresenceEvent(f"l{n}", LEFT, "r", f"p{n % 3}", at + 20 * MICROS))
+    now = (T0 + 1300) * MICROS
+    for given in history:
+        store.ingest([Submission(project, [(0, given)])], now)
+    late = [
+        PresenceEvent("late-j", JOINED, "r", "x", (T0 + 5) * MICROS),
+        PresenceEvent("late-l", LEFT, "r", "x", (T0 + 700) * MICROS),
+    ]
+    store.ingest([Submission(project, list(enumerate(late)))], now, behind=True)
+
+    free: list[bool] = []
+
+    def reading_the_log(_conn: Any, _cursor: Any, statement: str, *_: Any) -> None:
+        if "FROM events" in statement and "ORDER BY events.at" in statement:
+            free.append(_lock_is_free(tmp_path / "roomlog.db"))
+
+    event.listen(store.database.engine, "before_cursor_execute", reading_the_log)
+    _apply_all(store)
+    event.remove(store.database.engine, "before_cursor_execute", reading_the_log)
+    assert free and all(free)
+
+    expected = sessionize([*history, *late], now, Settings().rules)
+    with store.database.reader.connect() as connection:
+        stored = connection.execute(
+            select(sessions.c.start_at, sessions.c.end_at).order_by(sessions.c.start_at)
+        ).all()
+    assert [tuple(row) for row in stored] == [(s.start, s.end) for s in expected]
+    assert any(a.participant_id == "x" for s in expected for a in s.participants)
+    store.database.dispose()
+
+
+def test_a_room_written_while_the_applier_read_it_is_applied_again_under_the_lock(
+    tmp_path: Path,
+) -> None:
+    """On SQLite the applier plans from a snapshot; a room another writer changed meanwhile
+    is caught at the write and the whole transaction is done again, under the lock."""
+    store, project = _sqlite_store(tmp_path)
+    other = Store(open_database(f"sqlite:///{tmp_path / 'roomlog.db'}"))
+    store.ingest(_join(project, "ana"), NOW, behind=True)
+    interfered: list[bool] = []
+
+    def write_meanwhile(_conn: Any, _cursor: Any, statement: str, *_: Any) -> None:
+        # Once the applier's snapshot is taken (its first read has run), before it plans.
+        if statement.startswith("SELECT pending.id") and not interfered:
+            interfered.append(True)
+            other.ingest(_join(project, "bo"), NOW)  # applied at once: the room's version moves
+
+    event.listen(store.database.engine, "after_cursor_execute", write_meanwhile)
+    part = part_of(project.id, "r", Settings().partitions)
+    assert apply_pending(store, part, None, NOW, NOW) == 1
+    event.remove(store.database.engine, "after_cursor_execute", write_meanwhile)
+    assert interfered
+    with store.database.reader.connect() as connection:
+        here = sorted(p.participant_id for p in presence(connection, project.id, "r"))
+        left = connection.execute(select(func.count()).select_from(pending)).scalar_one()
+    assert here == ["ana", "bo"]
+    assert left == 0
+    other.database.dispose()
+    store.database.dispose()

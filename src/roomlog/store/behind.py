@@ -8,11 +8,12 @@ from collections import defaultdict
 from typing import TYPE_CHECKING, Final
 
 import msgspec
-from sqlalchemy import Connection, insert, select
+from sqlalchemy import Connection, Row, func, insert, select
 
 from roomlog.domain.engine import Stamped
 from roomlog.domain.events import JOINED, EventType, PresenceEvent
 from roomlog.store.leases import forget, holds, part_of, partition_count
+from roomlog.store.outbox import Subscriber
 from roomlog.store.schema import pending
 from roomlog.store.transactions import retrying
 
@@ -62,43 +63,34 @@ def partitions(store: Store, connection: Connection) -> int:
     return store.parts
 
 
+class _Moved(Exception):
+    """A room or a pending row changed between an applier's read and its write."""
+
+
 @retrying
 def apply_pending(store: Store, part: int, holder: str | None, now: int, wall: int) -> int:
     """Apply the oldest pending events of partition `part` (if `holder` still holds it at
-    wall-clock `wall`; None: whoever holds it) in one transaction; how many rows it took."""
+    wall-clock `wall`; None: whoever holds it) in one transaction; how many rows it took.
+
+    On SQLite, whose one writer at a time is also the server's, the events are first applied
+    from a snapshot with no lock held, and the lock is taken only to check that none of
+    their rooms moved since and to write (`_read_first`): a room re-derived from its log
+    then keeps no one else waiting. If one moved, it is all done again under the lock."""
+    if store.database.sqlite:
+        try:
+            return _read_first(store, part, holder, now, wall)
+        except _Moved:
+            pass
     store._here.queued = 0
     store._here.written = {}
     with store.turn, store.transactions.begin() as connection:
         if holder is not None and not holds(connection, holder, part, wall):
             return 0
-        rows = connection.execute(
-            select(pending.c.id, pending.c.project_id, pending.c.events)
-            .where(pending.c.part == part)
-            .order_by(pending.c.id)
-            .limit(APPLY_ROWS)
-        ).all()
+        rows = _taken(connection, part)
         if not rows:
             return 0
-        projects = sorted({pid for _, pid, _ in rows})
-        subs = {pid: store._subscribers(connection, pid) for pid in projects}
-        # The engine's form of each event, straight from the row's fields (this loop is a
-        # good part of an applier's time); events only for the projects with webhooks.
-        stored: dict[tuple[int, str], tuple[int, int, PresenceEvent]] = {}
-        seen: set[tuple[int, str]] = set()
-        fresh: defaultdict[tuple[int, str], list[Stamped]] = defaultdict(list)
-        for _, pid, blob in rows:
-            announced = bool(subs[pid])
-            for fields in _decode_rows(blob):
-                key = (pid, fields[0])
-                if key in seen:
-                    continue
-                seen.add(key)
-                _, kind, room, participant, at, user_id, user_name = fields
-                fresh[(pid, room)].append(
-                    (at * 2 + (kind == JOINED), participant, user_id, user_name)
-                )
-                if announced:
-                    stored[key] = (0, 0, PresenceEvent(*fields))
+        subs = {pid: store._subscribers(connection, pid) for pid in sorted({r[1] for r in rows})}
+        fresh, stored = _decoded(rows, subs)
         store._update_rooms(connection, fresh, {}, now, subs)
         if stored:
             store._announce_participants(connection, stored, set(stored), now, subs)
@@ -106,3 +98,79 @@ def apply_pending(store: Store, part: int, holder: str | None, now: int, wall: i
     store._committed()
     store._announced()
     return len(rows)
+
+
+def _read_first(store: Store, part: int, holder: str | None, now: int, wall: int) -> int:
+    store._here.queued = 0
+    store._here.written = {}
+    with store.database.reader.connect() as reading:
+        if holder is not None and not holds(reading, holder, part, wall):
+            return 0
+        rows = _taken(reading, part)
+        if not rows:
+            return 0
+        subs = {pid: store._subscribers(reading, pid) for pid in sorted({r[1] for r in rows})}
+        fresh, stored = _decoded(rows, subs)
+        by_project: defaultdict[int, list[str]] = defaultdict(list)
+        for pid, name in sorted(fresh):
+            by_project[pid].append(name)
+        plans = {}
+        for pid, names in by_project.items():
+            seen = dict.fromkeys(names, 0) | store._locked(reading, pid, names)
+            plans[pid] = (seen, store._plan(reading, pid, seen, fresh, {}, now))
+    ids = [row[0] for row in rows]
+    with store.turn, store.transactions.begin() as connection:
+        if holder is not None and not holds(connection, holder, part, wall):
+            return 0
+        if connection.execute(
+            select(func.count()).where(pending.c.id.in_(ids))
+        ).scalar_one() != len(ids):
+            raise _Moved("pending rows were applied meanwhile")
+        for pid, (seen, writes) in plans.items():
+            if store._lock_rooms(connection, pid, list(seen)) != seen:
+                raise _Moved("a room was written meanwhile")
+            store._write_plan(connection, pid, writes, seen, now, subs[pid])
+        if stored:
+            store._announce_participants(connection, stored, set(stored), now, subs)
+        forget(connection, ids)
+    store._committed()
+    store._announced()
+    return len(rows)
+
+
+def _taken(connection: Connection, part: int) -> list[Row[tuple[int, int, bytes]]]:
+    """The oldest pending rows of partition `part`, as many as one transaction applies."""
+    return list(
+        connection.execute(
+            select(pending.c.id, pending.c.project_id, pending.c.events)
+            .where(pending.c.part == part)
+            .order_by(pending.c.id)
+            .limit(APPLY_ROWS)
+        ).all()
+    )
+
+
+def _decoded(
+    rows: list[Row[tuple[int, int, bytes]]], subs: dict[int, list[Subscriber]]
+) -> tuple[
+    defaultdict[tuple[int, str], list[Stamped]],
+    dict[tuple[int, str], tuple[int, int, PresenceEvent]],
+]:
+    """The engine's form of each pending event by room, straight from the row's fields
+    (this loop is a good part of an applier's time); and the events themselves for the
+    projects with webhooks."""
+    stored: dict[tuple[int, str], tuple[int, int, PresenceEvent]] = {}
+    seen: set[tuple[int, str]] = set()
+    fresh: defaultdict[tuple[int, str], list[Stamped]] = defaultdict(list)
+    for _, pid, blob in rows:
+        announced = bool(subs[pid])
+        for fields in _decode_rows(blob):
+            key = (pid, fields[0])
+            if key in seen:
+                continue
+            seen.add(key)
+            _, kind, room, participant, at, user_id, user_name = fields
+            fresh[(pid, room)].append((at * 2 + (kind == JOINED), participant, user_id, user_name))
+            if announced:
+                stored[key] = (0, 0, PresenceEvent(*fields))
+    return fresh, stored

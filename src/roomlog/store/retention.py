@@ -5,7 +5,7 @@ With a retention of N days, also each room's events, sessions, chat and checkpoi
 before its *floor*: its newest checkpoint at or before the cutoff (now - N days). A
 checkpoint is an instant where nothing before can change anything after (domain/engine.py),
 so the room's sessions after the floor do not depend on what is removed, and a rebuild of the
-room starts from the floor (`Store._rebuilt`). A room that has not settled since before the
+room starts from the floor (`rebuilding.rebuilt`). A room that has not settled since before the
 cutoff (someone has been in it all along) keeps everything until it does. Sessions that
 ended before the floor are removed; those that ended between the floor and the cutoff stay
 until the next floor passes them.

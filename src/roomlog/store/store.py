@@ -27,11 +27,9 @@ from sqlalchemy import Connection, select
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
-from roomlog import metrics
 from roomlog.domain import strings
 from roomlog.domain.engine import LateEvent, Stamped, Wide, stamp
 from roomlog.domain.events import (
-    MICROS,
     PresenceEvent,
 )
 from roomlog.ingest.webhook import derived_id
@@ -39,17 +37,16 @@ from roomlog.store import outbox, statements
 from roomlog.store import rooms as room_state
 from roomlog.store.behind import defer, partitions
 from roomlog.store.chat import write_chats
-from roomlog.store.checkpoints import floor, keep, newest_before, rebuild_project, replace
+from roomlog.store.checkpoints import keep, rebuild_project, replace
 from roomlog.store.db import Database
 from roomlog.store.leases import part_of
 from roomlog.store.log import (
     append,
     content,
     log_rows,
-    room_events,
-    room_wide,
 )
 from roomlog.store.projects import Project, project_by_id
+from roomlog.store.rebuilding import rebuilt
 from roomlog.store.schema import rooms
 from roomlog.store.snapshots import close_stale
 from roomlog.store.transactions import Transactions, Turn, retrying
@@ -264,6 +261,8 @@ class Store:
                 connection, sql.states_keyed, (sql.keys(stale), project_id)
             ):
                 found[name] = room_state.load_room(name, blob, rules, tenant)
+            for name in stale:  # no row yet (a read outside a write): a room with no events
+                found.setdefault(name, room_state.load_room(name, b"", rules, tenant))
         return found
 
     def _update_rooms(
@@ -281,32 +280,53 @@ class Store:
             by_project[pid].add(name)
         changed: dict[tuple[int, str], int] = {}
         for pid in sorted(by_project):
-            names = sorted(by_project[pid])
-            versions = self._lock_rooms(connection, pid, names)
-            states = self._states(connection, pid, versions)
-            writes = {
-                name: self._advance(
-                    connection,
-                    pid,
-                    name,
-                    states[name],
-                    fresh.get((pid, name), []),
-                    now,
-                    fresh_wide.get((pid, name)),
-                )
-                for name in names
-            }
-            self._apply(connection, pid, writes, versions, now, subs[pid])
-            derived = [e for w in writes.values() for e in w.derived]
-            for name in names:
+            versions = self._lock_rooms(connection, pid, sorted(by_project[pid]))
+            writes = self._plan(connection, pid, versions, fresh, fresh_wide, now)
+            self._write_plan(connection, pid, writes, versions, now, subs[pid])
+            for name, w in writes.items():
                 if (pid, name) in fresh_wide:
-                    changed[(pid, name)] = len(writes[name].derived)
-            if derived and subs[pid]:
-                items = outbox.participant_events(connection, pid, derived)
-                self._here.queued += outbox.queue(
-                    connection, self.database.sqlite, subs[pid], items, now
-                )
+                    changed[(pid, name)] = len(w.derived)
         return changed
+
+    def _plan(
+        self,
+        connection: Connection,
+        pid: int,
+        versions: dict[str, int],
+        fresh: dict[tuple[int, str], list[Stamped]],
+        fresh_wide: dict[tuple[int, str], list[Wide]],
+        now: int,
+    ) -> dict[str, room_state.RoomWrite]:
+        """What the new events make of the rooms `versions` of project `pid` (read only)."""
+        states = self._states(connection, pid, versions)
+        return {
+            name: self._advance(
+                connection,
+                pid,
+                name,
+                state,
+                fresh.get((pid, name), []),
+                now,
+                fresh_wide.get((pid, name)),
+            )
+            for name, state in states.items()
+        }
+
+    def _write_plan(
+        self,
+        connection: Connection,
+        pid: int,
+        writes: dict[str, room_state.RoomWrite],
+        versions: dict[str, int],
+        now: int,
+        subs: list[outbox.Subscriber],
+    ) -> None:
+        """Write `writes` (`_plan`) and queue the events they made for `subs`."""
+        self._apply(connection, pid, writes, versions, now, subs)
+        derived = [e for w in writes.values() for e in w.derived]
+        if derived and subs:
+            items = outbox.participant_events(connection, pid, derived)
+            self._here.queued += outbox.queue(connection, self.database.sqlite, subs, items, now)
 
     def _tenant(self, connection: Connection, project_id: int) -> str:
         name = self._tenants.get(project_id)
@@ -343,37 +363,7 @@ class Store:
         now: int,
         late: LateEvent | None = None,
     ) -> room_state.RoomWrite:
-        """Room `name` from its event log: for an event late at `late`, from the newest
-        checkpoint at or before it (the events before it cannot change anything after it);
-        otherwise, or without one, from the beginning."""
-        start = None if late is None else newest_before(connection, project_id, name, late.at)
-        if start is None:
-            start = floor(connection, project_id, name)
-        since = None if start is None else start[0].at
-        found = room_events(connection, project_id, name, since)
-        self.rebuild_events += len(found)
-        metrics.REBUILD_EVENTS.inc(len(found))
-        if late is not None:
-            log.info(
-                "room %r of project %r: an event %.3f s before its checkpoint; rebuilding it"
-                " from %s: %d events",
-                name,
-                self._tenant(connection, project_id),
-                (late.checkpoint - late.at) / MICROS,
-                "its checkpoint at or before that event" if start else "its whole event log",
-                len(found),
-            )
-        return room_state.rebuilt(
-            project_id,
-            name,
-            self.settings.rules,
-            self._tenant(connection, project_id),
-            found,
-            now,
-            self.settings.late_window,
-            room_wide(connection, project_id, name, since),
-            start,
-        )
+        return rebuilt(self, connection, project_id, name, now, late)
 
     def _apply(
         self,
@@ -462,13 +452,10 @@ class Store:
                 pid: self._lock_rooms(connection, pid, sorted(mine[pid])) for pid in sorted(mine)
             }
             for pid, versions in due.items():
-                states = self._states(connection, pid, versions)
-                writes = {
-                    name: self._advance(connection, pid, name, state, [], now)
-                    for name, state in states.items()
-                }
-                subs = self._subscribers(connection, pid)
-                self._apply(connection, pid, writes, versions, now, subs)
+                writes = self._plan(connection, pid, versions, {}, {}, now)
+                self._apply(
+                    connection, pid, writes, versions, now, self._subscribers(connection, pid)
+                )
         self._committed()
         self._announced()
         return sum(len(s) for s in due.values())
