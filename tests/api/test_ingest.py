@@ -7,11 +7,13 @@ import json
 import time
 from typing import Any
 
+import pytest
 from sqlalchemy import func, select
 
 from roomlog.api.events import MAX_BODY, MAX_EVENTS
 from roomlog.domain.events import MICROS, micros_from_rfc3339
 from roomlog.store.schema import events, pending
+from roomlog.workers import applier as applier_module
 from tests.bodies import joined, left
 from tests.fixtures import T0, Api
 from tests.helpers import error_of
@@ -341,3 +343,25 @@ def test_a_few_fresh_events_are_applied_at_once_while_the_appliers_are_idle(api:
     assert answer.json()["accepted"] == 2
     listed = api.client.get("/v1/meetings", params={"room": "late"}, headers=api.headers)
     assert listed.json()["total_count"] == 0  # waiting in `pending` for an applier
+
+
+def test_events_applied_at_once_move_the_applied_through_header_at_once(
+    api: Api, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Events the writer applies itself (a few fresh ones while the appliers are idle) tell the
+    applier to look again: `Roomlog-Applied-Through` passes them without waiting for the
+    applier's next poll (made a minute long here)."""
+    monkeypatch.setattr(applier_module, "POLL", 60.0)
+    time.sleep(0.2)  # the applier's current short wait ends; the next ones last a minute
+    later = api.clock() // MICROS + 500  # past the applier's last look
+    api.clock.set(later)
+    posted_at = api.clock()
+    body = [joined("a", later - T0 - 60, "quick"), joined("b", later - T0 - 50, "quick")]
+    answer = api.client.post("/v1/events?wait=logged", json=body, headers=api.headers)
+    assert answer.json()["accepted"] == 2
+    for _ in range(200):
+        read = api.client.get("/health")
+        if micros_from_rfc3339(read.headers["roomlog-applied-through"]) >= posted_at // 1000 * 1000:
+            break
+        time.sleep(0.05)
+    assert micros_from_rfc3339(read.headers["roomlog-applied-through"]) >= posted_at // 1000 * 1000

@@ -348,8 +348,14 @@ def _workers(
             writer_wake = applier.wake
         applier.start()
         app.state.applier = applier
+        # The applier (or, with its own process, the server's watcher) looks again once the
+        # writer applied events itself, so that `Roomlog-Applied-Through` moves at once.
         writer = Writer(
-            store, clock=clock, wake=writer_wake, idle=lambda: applier.oldest_pending is None
+            store,
+            clock=clock,
+            wake=writer_wake,
+            idle=lambda: applier.oldest_pending is None,
+            applied=applier.wake,
         )
         writer.start()
         app.state.writer = writer

@@ -57,11 +57,13 @@ class Writer:
         clock: Callable[[], int] = _micros,
         wake: Callable[[], None] = lambda: None,
         idle: Callable[[], bool] = lambda: False,
+        applied: Callable[[], None] = lambda: None,
     ) -> None:
         self.store = store
         self.clock = clock
-        self.wake = wake
+        self.wake = wake  # events appended for the appliers
         self.idle = idle
+        self.applied = applied  # events applied here, in their append's transaction
         self._queue: queue.SimpleQueue[Waiting | None] = queue.SimpleQueue()
         self._thread = threading.Thread(target=self._run, name="roomlog-writer", daemon=True)
         self._stopping = False
@@ -124,6 +126,7 @@ class Writer:
                 self.wake()
             else:
                 metrics.APPLIED.inc(sum(r.accepted for r in results if isinstance(r, IngestResult)))
+                self.applied()
         except Exception as exc:  # one request's failure must not fail the others
             if len(group) == 1:
                 log.exception("storing events failed")
