@@ -304,6 +304,14 @@ class Room:
         return outcome.sessions
 
     @property
+    def earliest(self) -> int | None:
+        """The instant of the oldest event held since the checkpoint (None: none held)."""
+        found = [self._ordered()[0][0] >> 1] if self._events else []
+        if self._wide:
+            found.append(self._wide[0][0])
+        return min(found) if found else None
+
+    @property
     def latest(self) -> int | None:
         """The instant of the newest event known (the checkpoint's when none is held)."""
         found = [self._ordered()[-1][0] >> 1] if self._events else []

@@ -162,7 +162,11 @@ def advance(
     until = _settle_until(room, now, late_window)
     checkpoint = room.checkpoint.at
     marks: list[tuple[int, bytes, int]] = []
-    if until > (checkpoint or 0) + late_window * (SETTLE_LAG - 1) or room.pending_events > 4096:
+    due = until > (checkpoint or 0) + late_window * (SETTLE_LAG - 1) or room.pending_events > 4096
+    held = room.earliest
+    # With no event held from before `until`, settling would only move the checkpoint up to
+    # it, at the cost of a replay and a checkpoint row: a new room with fresh events skips it.
+    if due and held is not None and held < until:
         for session in room.settle(until):
             if live.pop(session.id, None) != _fingerprint(session):
                 upserts.append(session_row(project_id, session))
