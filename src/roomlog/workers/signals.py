@@ -13,8 +13,10 @@ from __future__ import annotations
 
 import contextlib
 import multiprocessing
+import multiprocessing.connection
 import os
 import threading
+import weakref
 from multiprocessing.connection import Connection
 
 
@@ -52,10 +54,18 @@ class Sender:
 
 
 class Receiver:
+    """The waiting end. A wake-up from its own process (`set`: the server's writer waking the
+    server's watcher, or a stop) goes through a pipe of its own, so that it ends a wait
+    already under way, as one from the other process does."""
+
     def __init__(self, end: Connection) -> None:
         self.end = end
         self.gone = False  # the sender's end is closed: its process has ended or let go
-        self._local = threading.Event()  # a wake-up from this process (to stop)
+        self._local = threading.Event()
+        self._nudge, self._nudged = os.pipe()
+        for fd in (self._nudge, self._nudged):
+            os.set_blocking(fd, False)
+        self._fds = weakref.finalize(self, _close, self._nudge, self._nudged)
 
     def __getstate__(self) -> Connection:
         return self.end
@@ -65,9 +75,13 @@ class Receiver:
 
     def set(self) -> None:
         self._local.set()
+        with contextlib.suppress(BlockingIOError):  # a full pipe already wakes the waiter
+            os.write(self._nudged, b"\0")
 
     def clear(self) -> None:
         self._local.clear()
+        with contextlib.suppress(BlockingIOError):
+            os.read(self._nudge, 65536)
 
     def wait(self, timeout: float | None = None) -> bool:
         """Whether woken (or the sender gone) within `timeout` seconds."""
@@ -76,7 +90,8 @@ class Receiver:
         if self.gone:
             self._local.wait(timeout)
             return True
-        if not self.end.poll(timeout):
+        ready = multiprocessing.connection.wait([self.end, self._nudge], timeout)
+        if self.end not in ready:
             return self._local.is_set()
         try:
             drained = os.read(self.end.fileno(), 65536)
@@ -88,3 +103,10 @@ class Receiver:
 
     def close(self) -> None:
         self.end.close()
+        self._fds()
+
+
+def _close(*fds: int) -> None:
+    for fd in fds:
+        with contextlib.suppress(OSError):
+            os.close(fd)
