@@ -118,7 +118,7 @@ def test_incremental_equals_batch_for_every_prefix_and_now(
     room = Room("r", RULES)
     # One that keeps a restart point after every read it can: reads start from those.
     eager = Room("r", RULES)
-    eager.restart_after = 0
+    eager.restart_after, eager.restart_points = 0, 2
     for n, event in enumerate(events, start=1):
         room.add(event)
         eager.add(event)
@@ -135,7 +135,8 @@ def test_settling_as_time_passes_loses_nothing(
     # Arrivals that are late by up to 8 seconds; the room settles up to what can still come.
     arrivals = sorted(events, key=lambda e: e.at + rnd.randint(0, 8) * MICROS)
     room = Room("r", RULES)
-    room.restart_after = rnd.choice([0, 1, 3])  # restart points, late events invalidate them
+    # Restart points (late events invalidate them; the oldest go beyond a few).
+    room.restart_after, room.restart_points = rnd.choice([0, 1, 3]), rnd.choice([1, 2, 16])
     final: list[MeetingSession] = []
     for i, event in enumerate(arrivals):
         room.add(event)

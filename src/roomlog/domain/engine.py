@@ -45,8 +45,12 @@ from roomlog.domain.replay import (
 from roomlog.domain.rules import DEFAULT_RULES, Rules
 from roomlog.domain.sessions import MeetingSession
 
-# A read that replays more events than this places a restart point (`Room._restart_point`).
+# A read that replays more events than this places a restart point (`Room._restart_point`),
+# and a room keeps at most `RESTART_POINTS` of them (each holds who is present and the
+# records of the session under way): the oldest go first, and a late event before the
+# oldest left replays from the checkpoint, as it did without them.
 RESTART_AFTER = 32
+RESTART_POINTS = 16
 
 # The engine's forms of events and checkpoints, for its callers.
 __all__ = [
@@ -83,6 +87,7 @@ class Room:
     """
 
     restart_after = RESTART_AFTER
+    restart_points = RESTART_POINTS
 
     def __init__(
         self,
@@ -246,6 +251,8 @@ class Room:
             return
         self._marks.append((mark, closed + len(outcome.sessions)))
         self._tried = 0
+        if len(self._marks) > self.restart_points:
+            del self._marks[0]
 
     def present(self, now: int) -> list[Presence]:
         """Who is in the room at `now` (whether or not `min_presence` has passed yet).
