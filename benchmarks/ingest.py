@@ -270,7 +270,8 @@ def post_batches(url: str, key: str, shares: list[list[bytes]]) -> float:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seconds", type=int, default=10)
-    parser.add_argument("--batches", type=int, default=60)
+    # 200 batches a workload: runs of 60 moved by a third from one to the next.
+    parser.add_argument("--batches", type=int, default=200)
     parser.add_argument(
         "--only", choices=("all", "batches", "singles"), default="all", help="run one half"
     )

@@ -475,7 +475,7 @@ class Store:
     @retrying
     def rebuild_rooms(self, project_id: int, names: list[str], now: int) -> None:
         self._here.written = {}
-        with self.transactions.begin() as connection:
+        with self.turn, self.transactions.begin() as connection:
             versions = self._lock_rooms(connection, project_id, names)
             for name in names:
                 self._rooms.pop((project_id, name), None)
