@@ -29,6 +29,7 @@ from roomlog.store.db import migrate, open_database
 from roomlog.store.projects import ensure_project
 from roomlog.store.store import Store
 from roomlog.store.writes import Settings, Submission
+from roomlog.workers import collector
 
 
 def batch(n: int, at: float) -> list[tuple[int, PresenceEvent]]:
@@ -73,7 +74,14 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--batches", type=int, default=60)
     parser.add_argument("--databases", default="sqlite,postgresql")
+    parser.add_argument(
+        "--default-gc",
+        action="store_true",
+        help="leave Python's collector at its default pace (the applier process sets its own)",
+    )
     args = parser.parse_args()
+    if not args.default_gc:
+        collector.pace()
     print(f"{platform.machine()}, Python {platform.python_version()}, {time.strftime('%Y-%m-%d')}")
     with tempfile.TemporaryDirectory() as folder:
         if "sqlite" in args.databases:

@@ -73,6 +73,7 @@ from roomlog.store.db import Database, migrate, open_database
 from roomlog.store.retention import DAY
 from roomlog.store.store import Store
 from roomlog.store.writes import Settings
+from roomlog.workers import collector
 from roomlog.workers.applier import Applier, run_process
 from roomlog.workers.delivery import Deliverer, DeliverySettings
 from roomlog.workers.pruner import Pruner
@@ -367,6 +368,7 @@ def _workers(
         # so that full collections stay short (they showed in the read latency's tail).
         gc.collect()
         gc.freeze()
+        collector.pace()
         try:
             yield
         finally:

@@ -28,6 +28,7 @@ from roomlog.store.behind import apply_pending, partitions
 from roomlog.store.db import open_database
 from roomlog.store.store import Store
 from roomlog.store.writes import Settings
+from roomlog.workers import collector
 from roomlog.workers.signals import Receiver, Sender
 
 log = logging.getLogger("roomlog.applier")
@@ -212,6 +213,7 @@ def run_process(
     some, for the server's watcher to look again."""
     parent = os.getppid()
     logs.configure()
+    collector.pace()
     # The server stops it (through `stop`) once its requests are answered; a signal sent to
     # the whole group (Ctrl-C, a service manager) must not cut it short before that.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
