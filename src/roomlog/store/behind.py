@@ -84,13 +84,10 @@ def apply_pending(store: Store, part: int, holder: str | None, now: int, wall: i
     store._here.queued = 0
     store._here.written = {}
     with store.turn, store.transactions.begin() as connection:
-        if holder is not None and not holds(connection, holder, part, wall):
+        taken = _take(store, connection, part, holder, wall)
+        if taken is None:
             return 0
-        rows = _taken(connection, part)
-        if not rows:
-            return 0
-        subs = {pid: store._subscribers(connection, pid) for pid in sorted({r[1] for r in rows})}
-        fresh, stored = _decoded(rows, subs)
+        rows, subs, fresh, stored = taken
         store._update_rooms(connection, fresh, {}, now, subs)
         if stored:
             store._announce_participants(connection, stored, set(stored), now, subs)
@@ -104,13 +101,10 @@ def _read_first(store: Store, part: int, holder: str | None, now: int, wall: int
     store._here.queued = 0
     store._here.written = {}
     with store.database.reader.connect() as reading:
-        if holder is not None and not holds(reading, holder, part, wall):
+        taken = _take(store, reading, part, holder, wall)
+        if taken is None:
             return 0
-        rows = _taken(reading, part)
-        if not rows:
-            return 0
-        subs = {pid: store._subscribers(reading, pid) for pid in sorted({r[1] for r in rows})}
-        fresh, stored = _decoded(rows, subs)
+        rows, subs, fresh, stored = taken
         by_project: defaultdict[int, list[str]] = defaultdict(list)
         for pid, name in sorted(fresh):
             by_project[pid].append(name)
@@ -138,9 +132,20 @@ def _read_first(store: Store, part: int, holder: str | None, now: int, wall: int
     return len(rows)
 
 
-def _taken(connection: Connection, part: int) -> list[Row[tuple[int, int, bytes]]]:
-    """The oldest pending rows of partition `part`, as many as one transaction applies."""
-    return list(
+_Rows = list[Row[tuple[int, int, bytes]]]
+_Fresh = defaultdict[tuple[int, str], list[Stamped]]
+_Stored = dict[tuple[int, str], tuple[int, int, PresenceEvent]]
+
+
+def _take(
+    store: Store, connection: Connection, part: int, holder: str | None, wall: int
+) -> tuple[_Rows, dict[int, list[Subscriber]], _Fresh, _Stored] | None:
+    """The oldest pending rows of partition `part` (as many as one transaction applies), who
+    listens in their projects, and their events decoded (`_decoded`); None if `holder` no
+    longer holds the partition or nothing is pending."""
+    if holder is not None and not holds(connection, holder, part, wall):
+        return None
+    rows = list(
         connection.execute(
             select(pending.c.id, pending.c.project_id, pending.c.events)
             .where(pending.c.part == part)
@@ -148,20 +153,19 @@ def _taken(connection: Connection, part: int) -> list[Row[tuple[int, int, bytes]
             .limit(APPLY_ROWS)
         ).all()
     )
+    if not rows:
+        return None
+    subs = {pid: store._subscribers(connection, pid) for pid in sorted({r[1] for r in rows})}
+    return rows, subs, *_decoded(rows, subs)
 
 
-def _decoded(
-    rows: list[Row[tuple[int, int, bytes]]], subs: dict[int, list[Subscriber]]
-) -> tuple[
-    defaultdict[tuple[int, str], list[Stamped]],
-    dict[tuple[int, str], tuple[int, int, PresenceEvent]],
-]:
+def _decoded(rows: _Rows, subs: dict[int, list[Subscriber]]) -> tuple[_Fresh, _Stored]:
     """The engine's form of each pending event by room, straight from the row's fields
     (this loop is a good part of an applier's time); and the events themselves for the
     projects with webhooks."""
-    stored: dict[tuple[int, str], tuple[int, int, PresenceEvent]] = {}
+    stored: _Stored = {}
     seen: set[tuple[int, str]] = set()
-    fresh: defaultdict[tuple[int, str], list[Stamped]] = defaultdict(list)
+    fresh: _Fresh = defaultdict(list)
     for _, pid, blob in rows:
         announced = bool(subs[pid])
         for fields in _decode_rows(blob):

@@ -353,17 +353,7 @@ class Store:
                 project_id, state, new, now, self.settings.late_window, new_wide, derived_id
             )
         except LateEvent as late:
-            return self._rebuilt(connection, project_id, name, now, late)
-
-    def _rebuilt(
-        self,
-        connection: Connection,
-        project_id: int,
-        name: str,
-        now: int,
-        late: LateEvent | None = None,
-    ) -> room_state.RoomWrite:
-        return rebuilt(self, connection, project_id, name, now, late)
+            return rebuilt(self, connection, project_id, name, now, late)
 
     def _apply(
         self,
@@ -479,6 +469,6 @@ class Store:
             versions = self._lock_rooms(connection, project_id, names)
             for name in names:
                 self._rooms.pop((project_id, name), None)
-            writes = {name: self._rebuilt(connection, project_id, name, now) for name in names}
+            writes = {name: rebuilt(self, connection, project_id, name, now) for name in names}
             self._apply(connection, project_id, writes, versions, now, [])  # announces nothing
         self._committed()
