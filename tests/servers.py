@@ -50,6 +50,7 @@ class Server:
     def __init__(self, database_url: str, log: Path, extra: Sequence[str] = ()) -> None:
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
+        self._path = log
         self._log = open(log, "ab")  # noqa: SIM115 - closed in stop()
         self.process = subprocess.Popen(
             [
@@ -93,6 +94,14 @@ class Server:
                 pass
             time.sleep(0.1)
         raise RuntimeError(f"roomlog serve did not come up: {log.read_text()[-2000:]}")
+
+    def wait_ready(self) -> None:
+        """Wait until `/ready` answers 200: the applier has claimed its partitions."""
+        for _ in range(300):
+            if httpx.get(f"{self.url}/ready", timeout=1).status_code == 200:
+                return
+            time.sleep(0.1)
+        raise RuntimeError(f"roomlog serve did not get ready: {self._path.read_text()[-2000:]}")
 
     def kill(self) -> None:
         self.process.send_signal(signal.SIGKILL)

@@ -33,6 +33,7 @@ def served(
         database.dispose()
         server = Server(url, folder / "server.log")
         try:
+            server.wait_ready()  # `/ready` is among the operations called
             yield server, key
         finally:
             server.stop()

@@ -10,13 +10,14 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from sqlalchemy import event, func, select
+from sqlalchemy import Connection, event, func, select
 
 from roomlog.domain.batch import sessionize
 from roomlog.domain.events import JOINED, LEFT, MICROS, PresenceEvent
+from roomlog.store import behind
 from roomlog.store.behind import apply_pending
 from roomlog.store.db import migrate, open_database
-from roomlog.store.leases import part_of
+from roomlog.store.leases import forget, part_of
 from roomlog.store.projects import Project, ensure_project
 from roomlog.store.queries import presence
 from roomlog.store.schema import pending, sessions
@@ -50,7 +51,7 @@ def _apply_all(store: Store) -> None:
 
 
 def test_an_append_committed_while_the_applier_works_is_applied_not_dropped(
-    postgres: str,
+    postgres: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """Pending rows are numbered when they are written, not when they commit: an append
     that took a lower number commits after the applier read the higher one. The applier
@@ -75,18 +76,18 @@ def test_an_append_committed_while_the_applier_works_is_applied_not_dropped(
     assert at_commit.wait(30)  # its pending row is written (the lower number), not committed
     second.ingest(_join(project, "bo"), NOW, behind=True)  # the higher number, committed
 
-    def commit_the_slow_one_first(_conn: Any, _cursor: Any, statement: str, *_: Any) -> None:
-        if statement.lstrip().upper().startswith("DELETE FROM PENDING"):
-            release.set()
-            slow.join(30)
+    def commit_the_slow_one_first(connection: Connection, taken: list[int]) -> None:
+        release.set()
+        slow.join(30)
+        forget(connection, taken)
 
-    event.listen(applier.database.engine, "before_cursor_execute", commit_the_slow_one_first)
+    monkeypatch.setattr(behind, "forget", commit_the_slow_one_first)
     try:
         _apply_all(applier)
     finally:
         release.set()
         slow.join(30)
-    event.remove(applier.database.engine, "before_cursor_execute", commit_the_slow_one_first)
+    monkeypatch.setattr(behind, "forget", forget)
     _apply_all(applier)
 
     with applier.database.reader.connect() as connection:
@@ -188,7 +189,7 @@ def test_a_late_event_is_re_derived_on_sqlite_without_holding_the_writers_lock(
 
 
 def test_a_room_written_while_the_applier_read_it_is_applied_again_under_the_lock(
-    tmp_path: Path,
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """On SQLite the applier plans from a snapshot; a room another writer changed meanwhile
     is caught at the write and the whole transaction is done again, under the lock."""
@@ -197,16 +198,19 @@ def test_a_room_written_while_the_applier_read_it_is_applied_again_under_the_loc
     store.ingest(_join(project, "ana"), NOW, behind=True)
     interfered: list[bool] = []
 
-    def write_meanwhile(_conn: Any, _cursor: Any, statement: str, *_: Any) -> None:
-        # Once the applier's snapshot is taken (its first read has run), before it plans.
-        if statement.startswith("SELECT pending.id") and not interfered:
+    decoded = behind._decoded
+
+    def write_meanwhile(*args: Any) -> Any:
+        # Once the applier's snapshot is taken (its pending rows are read), before it plans.
+        if not interfered:
             interfered.append(True)
             other.ingest(_join(project, "bo"), NOW)  # applied at once: the room's version moves
+        return decoded(*args)
 
-    event.listen(store.database.engine, "after_cursor_execute", write_meanwhile)
+    monkeypatch.setattr(behind, "_decoded", write_meanwhile)
     part = part_of(project.id, "r", Settings().partitions)
     assert apply_pending(store, part, None, NOW, NOW) == 1
-    event.remove(store.database.engine, "after_cursor_execute", write_meanwhile)
+    monkeypatch.setattr(behind, "_decoded", decoded)
     assert interfered
     with store.database.reader.connect() as connection:
         here = sorted(p.participant_id for p in presence(connection, project.id, "r"))

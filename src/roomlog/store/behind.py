@@ -5,16 +5,16 @@ order, in transactions of their own, and deletes them from `pending` as it does.
 from __future__ import annotations
 
 from collections import defaultdict
-from typing import TYPE_CHECKING, Final
+from typing import TYPE_CHECKING, Final, cast
 
 import msgspec
-from sqlalchemy import Connection, Row, func, insert, select
+from sqlalchemy import Connection
 
 from roomlog.domain.engine import Stamped
 from roomlog.domain.events import JOINED, EventType, PresenceEvent
+from roomlog.store import statements
 from roomlog.store.leases import forget, holds, part_of, partition_count
 from roomlog.store.outbox import Subscriber
-from roomlog.store.schema import pending
 from roomlog.store.transactions import retrying
 
 if TYPE_CHECKING:
@@ -48,12 +48,9 @@ def defer(
         if part is None:
             part = parts[where] = part_of(key[0], event.room, count)
         groups[(key[0], part)].append(event)
-    rows = [
-        {"part": part, "project_id": pid, "received_at": now, "events": _encode(found)}
-        for (pid, part), found in groups.items()
-    ]
-    if rows:  # (an empty list would insert one row of defaults)
-        connection.execute(insert(pending), rows)
+    rows = [(part, pid, now, _encode(found)) for (pid, part), found in groups.items()]
+    if rows:
+        statements.run_many(connection, store._sql.defer, rows)
 
 
 def partitions(store: Store, connection: Connection) -> int:
@@ -100,7 +97,7 @@ def apply_pending(store: Store, part: int, holder: str | None, now: int, wall: i
 def _read_first(store: Store, part: int, holder: str | None, now: int, wall: int) -> int:
     store._here.queued = 0
     store._here.written = {}
-    with store.database.reader.connect() as reading:
+    with store.database.reader.connect() as reading, reading.begin():
         taken = _take(store, reading, part, holder, wall)
         if taken is None:
             return 0
@@ -116,9 +113,9 @@ def _read_first(store: Store, part: int, holder: str | None, now: int, wall: int
     with store.turn, store.transactions.begin() as connection:
         if holder is not None and not holds(connection, holder, part, wall):
             return 0
-        if connection.execute(
-            select(func.count()).where(pending.c.id.in_(ids))
-        ).scalar_one() != len(ids):
+        sql = store._sql
+        found = statements.rows(connection, sql.pending_count_keyed, (sql.keys(ids),))
+        if found[0][0] != len(ids):
             raise _Moved("pending rows were applied meanwhile")
         for pid, (seen, writes) in plans.items():
             if store._lock_rooms(connection, pid, list(seen)) != seen:
@@ -132,7 +129,7 @@ def _read_first(store: Store, part: int, holder: str | None, now: int, wall: int
     return len(rows)
 
 
-_Rows = list[Row[tuple[int, int, bytes]]]
+_Rows = list[tuple[int, int, bytes]]
 _Fresh = defaultdict[tuple[int, str], list[Stamped]]
 _Stored = dict[tuple[int, str], tuple[int, int, PresenceEvent]]
 
@@ -145,14 +142,7 @@ def _take(
     longer holds the partition or nothing is pending."""
     if holder is not None and not holds(connection, holder, part, wall):
         return None
-    rows = list(
-        connection.execute(
-            select(pending.c.id, pending.c.project_id, pending.c.events)
-            .where(pending.c.part == part)
-            .order_by(pending.c.id)
-            .limit(APPLY_ROWS)
-        ).all()
-    )
+    rows = cast("_Rows", statements.rows(connection, store._sql.take_pending, (part, APPLY_ROWS)))
     if not rows:
         return None
     subs = {pid: store._subscribers(connection, pid) for pid in sorted({r[1] for r in rows})}

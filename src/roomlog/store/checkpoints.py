@@ -4,11 +4,12 @@ from the newest one at or before it instead of from its whole event log."""
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from sqlalchemy import Connection, delete, func, or_, select
 
 from roomlog.domain.engine import Checkpoint
+from roomlog.store import statements
 from roomlog.store.rooms import RoomWrite, load_checkpoint
 from roomlog.store.schema import checkpoints, events, sessions
 
@@ -69,20 +70,15 @@ def replace(connection: Connection, project_id: int, name: str, since: int | Non
     connection.execute(delete(checkpoints).where(*marks, checkpoints.c.at > since))
 
 
-def keep(
-    connection: Connection, insert: Any, project_id: int, writes: Mapping[str, RoomWrite]
-) -> None:
+def keep(connection: Connection, project_id: int, writes: Mapping[str, RoomWrite]) -> None:
     """Store the checkpoints the room updates `writes` settled at."""
     rows = [
-        {"project_id": project_id, "room": name, "at": at, "state": blob, "settled": count}
+        (project_id, name, at, blob, count)
         for name, w in writes.items()
         for at, blob, count in w.checkpoints
     ]
     if rows:
-        statement = insert(checkpoints).on_conflict_do_nothing(
-            index_elements=["project_id", "room", "at"]
-        )
-        connection.execute(statement, rows)
+        statements.run_many(connection, statements.of(connection).keep, rows)
 
 
 def rebuild_project(store: Store, project_id: int, now: int) -> int:

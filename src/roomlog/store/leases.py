@@ -16,7 +16,8 @@ import zlib
 
 from sqlalchemy import Connection, delete, func, insert, select, update
 
-from roomlog.store.schema import appliers, partitions, pending
+from roomlog.store import statements
+from roomlog.store.schema import appliers, partitions
 
 
 def part_of(project_id: int, room: str, count: int) -> int:
@@ -90,12 +91,8 @@ def insert_or_renew(connection: Connection, holder: str, until: int) -> bool:
 
 def holds(connection: Connection, holder: str, part: int, now: int) -> bool:
     """Whether `holder` still holds `part` (its row locked until the transaction ends)."""
-    row = connection.execute(
-        select(partitions.c.holder, partitions.c.lease_until)
-        .where(partitions.c.part == part)
-        .with_for_update()
-    ).first()
-    return row is not None and row[0] == holder and row[1] > now
+    found = statements.rows(connection, statements.of(connection).holds, (part,))
+    return bool(found) and found[0][0] == holder and found[0][1] > now
 
 
 def release(connection: Connection, holder: str) -> None:
@@ -108,12 +105,13 @@ def release(connection: Connection, holder: str) -> None:
 
 def waiting(connection: Connection) -> dict[int, int]:
     """The partitions with events not yet applied, each with when its oldest was received."""
-    query = select(pending.c.part, func.min(pending.c.received_at)).group_by(pending.c.part)
-    return {int(part): int(oldest) for part, oldest in connection.execute(query)}
+    found = statements.rows(connection, statements.of(connection).waiting, ())
+    return {int(part): int(oldest) for part, oldest in found}
 
 
 def forget(connection: Connection, taken: list[int]) -> None:
     """Delete the `pending` rows `taken`, once applied. By their ids, not up to the last: an
     append numbered before that one may commit after it was read (PostgreSQL numbers rows
     when they are written), and its row must stay for the applier's next turn."""
-    connection.execute(delete(pending).where(pending.c.id.in_(taken)))
+    sql = statements.of(connection)
+    statements.run(connection, sql.forget_keyed, (sql.keys(taken),))

@@ -44,6 +44,15 @@ _NEW_ROOMS: Final = (
 _DELETE_SESSIONS: Final = "DELETE FROM sessions WHERE project_id = ? AND id = ?"
 _SUBSCRIBERS: Final = "SELECT id, event_types FROM webhooks WHERE project_id = ?"
 _EVENT_CONTENT: Final = "id, room, joined, participant_id, user_id, user_name, at"
+_TAKE_PENDING: Final = (
+    "SELECT id, project_id, events FROM pending WHERE part = ? ORDER BY id LIMIT ?"
+)
+_DEFER: Final = "INSERT INTO pending (part, project_id, received_at, events) VALUES (?, ?, ?, ?)"
+_WAITING: Final = "SELECT part, min(received_at) FROM pending GROUP BY part"
+_KEEP: Final = (
+    "INSERT INTO checkpoints (project_id, room, at, state, settled) VALUES (?, ?, ?, ?, ?)"
+    " ON CONFLICT (project_id, room, at) DO NOTHING"
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -63,10 +72,19 @@ class Statements:
     upsert_sessions: str
     delete_sessions: str
     write_rooms: str
+    # The appliers' own: a partition's lease (locked until the transaction ends), its
+    # pending rows, and the checkpoints settling keeps.
+    holds: str
+    take_pending: str
+    defer: str
+    waiting: str
+    pending_count_keyed: str
+    forget_keyed: str
+    keep: str
     stage: str = ""
     copy: str = ""
 
-    def keys(self, values: list[str]) -> Any:
+    def keys(self, values: list[str] | list[int]) -> Any:
         """`values` as the one parameter a `*_keyed` statement takes for its key list."""
         return msgspec.json.encode(values).decode() if self.sqlite else values
 
@@ -99,6 +117,13 @@ SQLITE: Final = Statements(
     upsert_sessions=_UPSERT_SESSIONS,
     delete_sessions=_DELETE_SESSIONS,
     write_rooms=_WRITE_ROOMS,
+    holds="SELECT holder, lease_until FROM partitions WHERE part = ?",
+    take_pending=_TAKE_PENDING,
+    defer=_DEFER,
+    waiting=_WAITING,
+    pending_count_keyed="SELECT count(*) FROM pending WHERE id IN (SELECT value FROM json_each(?))",
+    forget_keyed="DELETE FROM pending WHERE id IN (SELECT value FROM json_each(?))",
+    keep=_KEEP,
 )
 
 # Lookups by many keys probe the primary key once per key: a lateral subquery with `LIMIT 1`
@@ -134,7 +159,19 @@ POSTGRES: Final = Statements(
     upsert_sessions=_postgres(_UPSERT_SESSIONS),
     delete_sessions=_postgres(_DELETE_SESSIONS),
     write_rooms=_postgres(_WRITE_ROOMS),
+    holds="SELECT holder, lease_until FROM partitions WHERE part = %s FOR UPDATE",
+    take_pending=_postgres(_TAKE_PENDING),
+    defer=_postgres(_DEFER),
+    waiting=_WAITING,
+    pending_count_keyed="SELECT count(*) FROM pending WHERE id = ANY(%s::bigint[])",
+    forget_keyed="DELETE FROM pending WHERE id = ANY(%s::bigint[])",
+    keep=_postgres(_KEEP),
 )
+
+
+def of(connection: Connection) -> Statements:
+    """The statements of `connection`'s database."""
+    return SQLITE if connection.dialect.name == "sqlite" else POSTGRES
 
 
 def rows(connection: Connection, sql: str, parameters: tuple[Any, ...]) -> list[tuple[Any, ...]]:
@@ -147,6 +184,17 @@ def rows(connection: Connection, sql: str, parameters: tuple[Any, ...]) -> list[
     finally:
         cursor.close()
     return found
+
+
+def run(connection: Connection, sql: str, parameters: tuple[Any, ...]) -> int:
+    """Run `sql` once; the rows it changed."""
+    cursor = connection.connection.cursor()
+    try:
+        cursor.execute(sql, parameters)
+        changed: int = cursor.rowcount
+    finally:
+        cursor.close()
+    return changed
 
 
 def run_many(connection: Connection, sql: str, parameters: list[tuple[Any, ...]]) -> int:

@@ -368,7 +368,7 @@ class Store:
         for name, w in writes.items():
             if w.replace_all:
                 replace(connection, project_id, name, w.replace_from)
-        keep(connection, self._insert, project_id, writes)
+        keep(connection, project_id, writes)
         deletes = [(project_id, sid) for w in writes.values() for sid in w.deletes]
         if deletes:
             statements.run_many(connection, self._sql.delete_sessions, deletes)
