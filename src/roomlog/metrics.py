@@ -56,12 +56,37 @@ def multiprocess_mode() -> bool:
     return bool(os.environ.get(ENV_DIRECTORY))
 
 
+# Each metric's children by their labels, looked up once: the request path counts every
+# request, and `labels()` validates and locks on each call. (Labels are routes' templates,
+# methods, statuses and sources: a bounded set.)
+_counters: dict[tuple[Counter, tuple[str, ...]], Counter] = {}
+_histograms: dict[tuple[Histogram, tuple[str, ...]], Histogram] = {}
+
+
+def counted(metric: Counter, *labels: str) -> Counter:
+    """`metric.labels(*labels)`, kept."""
+    key = (metric, labels)
+    found = _counters.get(key)
+    if found is None:
+        found = _counters[key] = metric.labels(*labels)
+    return found
+
+
+def timed(metric: Histogram, *labels: str) -> Histogram:
+    """`metric.labels(*labels)`, kept."""
+    key = (metric, labels)
+    found = _histograms.get(key)
+    if found is None:
+        found = _histograms[key] = metric.labels(*labels)
+    return found
+
+
 def count_events(source: str, accepted: int, duplicates: int, rejected: int) -> None:
     for outcome, count in (("accepted", accepted), ("duplicate", duplicates)):
         if count:
-            EVENTS.labels(outcome, source).inc(count)
+            counted(EVENTS, outcome, source).inc(count)
     if rejected:
-        EVENTS.labels("rejected", source).inc(rejected)
+        counted(EVENTS, "rejected", source).inc(rejected)
 
 
 def process_ended(pid: int) -> None:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import math
 from datetime import UTC, datetime
+from functools import lru_cache
 from typing import Final, Literal, NamedTuple
 
 MICROS: Final = 1_000_000
@@ -107,8 +108,11 @@ def micros_from_at(at: float | str) -> int:
     return micros_from_unix(at)
 
 
+@lru_cache(maxsize=4096)
+def _second(seconds: int) -> str:
+    return f"{datetime.fromtimestamp(seconds, tz=UTC):%Y-%m-%dT%H:%M:%S}"
+
+
 def rfc3339(micros: int) -> str:
     """Microseconds to RFC 3339 in UTC with milliseconds, as VideoSDK writes times."""
-    moment = datetime.fromtimestamp(micros // MICROS, tz=UTC)
-    millis = micros % MICROS // 1000
-    return f"{moment:%Y-%m-%dT%H:%M:%S}.{millis:03d}Z"
+    return f"{_second(micros // MICROS)}.{micros % MICROS // 1000:03d}Z"
