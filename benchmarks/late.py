@@ -15,7 +15,8 @@ checkpoints. Then:
 3. Lag: from the acknowledgement of a single event (`wait=logged`, the default) to the
    moment `Roomlog-Applied-Through` passes it, p50 and p99: idle, and while two clients post
    batches of 1,000 events (short visits in 20,000 rooms) at half the rate they reach when
-   posting as fast as they are answered.
+   posting as fast as they are answered, and at a fixed rate (`--fixed-rate`, default
+   20,000/s), which compares across runs as half the maximum does not.
 
 Each is measured with the applier in a process of its own and in a thread of the server
 (`--appliers`), on SQLite and on PostgreSQL.
@@ -132,7 +133,15 @@ def percentile(values: list[float], q: float) -> float:
     return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
 
 
-def run(label: str, database_url: str, events: int, folder: Path, port: int, appliers: str) -> None:
+def run(
+    label: str,
+    database_url: str,
+    events: int,
+    folder: Path,
+    port: int,
+    appliers: str,
+    fixed_rate: float = 20_000.0,
+) -> None:
     big_key, other_key = keys(database_url)
     log = folder / f"{label}.log"
     server = serve_roomlog(database_url, port, log, appliers, pin=False)
@@ -231,6 +240,21 @@ def run(label: str, database_url: str, events: int, folder: Path, port: int, app
             lambda: loaded.extend(lags(url, other_key, 40, f"m{uuid.uuid4().hex[:6]}")),
         )
         caught_up(url, MAX_WAIT)
+        # Half of the maximum moves with every gain in ingest: the same fixed rate too, so
+        # that runs on different days (and placements) compare.
+        fixed: list[float] = []
+        steady = loaded_rate(
+            url,
+            other_key,
+            fixed_rate,
+            0.0,
+            lambda: fixed.extend(lags(url, other_key, 40, f"f{uuid.uuid4().hex[:6]}")),
+        )
+        caught_up(url, MAX_WAIT)
+        print(
+            f"{label}: acknowledgement to applied at a fixed {steady:,.0f} events/s, p50 / p99: "
+            f"{percentile(fixed, 0.5) * 1000:.1f} / {percentile(fixed, 0.99) * 1000:.1f} ms"
+        )
         print(
             f"{label}: acknowledgement to applied, p50 / p99: idle "
             f"{percentile(idle, 0.5) * 1000:.1f} / {percentile(idle, 0.99) * 1000:.1f} ms; "
@@ -325,6 +349,12 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--events", type=int, default=100_000)
     parser.add_argument(
+        "--fixed-rate",
+        type=float,
+        default=20_000.0,
+        help="events/s of batches at which lag is measured besides half the maximum",
+    )
+    parser.add_argument(
         "--appliers",
         choices=("thread", "process"),
         nargs="+",
@@ -342,7 +372,7 @@ def main() -> None:
         folder = Path(scratch)
         for appliers in args.appliers if "sqlite" in args.databases else ():
             sqlite = f"sqlite:///{folder / f'late-{appliers}.db'}"
-            run("SQLite", sqlite, args.events, folder, 8431, appliers)
+            run("SQLite", sqlite, args.events, folder, 8431, appliers, args.fixed_rate)
         if "postgresql" not in args.databases:
             return
         schema = f"late_{uuid.uuid4().hex[:8]}"
@@ -357,7 +387,7 @@ def main() -> None:
                 with psycopg.connect(POSTGRES, autocommit=True) as connection:
                     connection.execute(f"CREATE SCHEMA IF NOT EXISTS {schema}")
                 url = f"{POSTGRES}?options=-csearch_path%3D{schema}"
-                run("PostgreSQL", url, args.events, folder, 8432, appliers)
+                run("PostgreSQL", url, args.events, folder, 8432, appliers, args.fixed_rate)
             finally:
                 with psycopg.connect(POSTGRES, autocommit=True) as connection:
                     connection.execute(f"DROP SCHEMA {schema} CASCADE")
