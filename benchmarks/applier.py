@@ -7,6 +7,11 @@ then applied partition by partition as an applier does (`apply_pending`), timed.
 half the maximum ingest rate stays bounded only if this rate is above half of ingest's
 (`benchmarks.late` measures that, end to end).
 
+`--groups N` measures the other end: single events as a server receives them, in groups of
+15 (what a writer commits together under 32 concurrent clients) from the ingest benchmark's
+200-room history, each group appended and then applied, N groups timed: a transaction's
+fixed cost, spread over few events.
+
 Needs PostgreSQL at $ROOMLOG_BENCH_POSTGRES_URL for its half (default
 postgresql://postgres@127.0.0.1:5432/test; a fresh schema is made and dropped).
 """
@@ -20,10 +25,12 @@ import time
 import uuid
 from pathlib import Path
 
+import msgspec
 import psycopg
 
-from benchmarks.ingest import POSTGRES
+from benchmarks.ingest import POSTGRES, history
 from roomlog.domain.events import JOINED, LEFT, MICROS, PresenceEvent
+from roomlog.ingest.native import parse_item
 from roomlog.store.behind import apply_pending
 from roomlog.store.db import migrate, open_database
 from roomlog.store.projects import ensure_project
@@ -70,10 +77,46 @@ def run(label: str, url: str, batches: int) -> None:
     database.dispose()
 
 
+def small_groups(label: str, url: str, groups: int, size: int = 15) -> None:
+    """Groups of `size` single events appended, then applied at once, `groups` times."""
+    database = open_database(url)
+    migrate(database)
+    with database.engine.begin() as connection:
+        project, _ = ensure_project(connection, "bench")
+    store = Store(database, Settings())
+    warm = 300
+    lines = history((warm + groups) * size, f"g{uuid.uuid4().hex[:6]}", 200)
+    events = [parse_item(msgspec.json.encode(line)) for line in lines]
+    now = time.time_ns() // 1000
+
+    def step(first: int) -> None:
+        group = [e for e in events[first : first + size] if isinstance(e, PresenceEvent)]
+        store.ingest([Submission(project, list(enumerate(group)))], now, behind=True)
+        for part in range(store.parts or 16):
+            apply_pending(store, part, None, now, now)
+
+    with store.holding():
+        for n in range(warm):
+            step(n * size)
+        began, cpu = time.perf_counter(), time.process_time()
+        for n in range(warm, warm + groups):
+            step(n * size)
+        took, cpu = time.perf_counter() - began, time.process_time() - cpu
+    count = groups * size
+    print(
+        f"{label}: {count:,} single events in groups of {size}, appended and applied at "
+        f"{count / took:,.0f}/s; CPU {cpu / count * 1e6:.0f} µs an event"
+    )
+    database.dispose()
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--batches", type=int, default=60)
     parser.add_argument("--databases", default="sqlite,postgresql")
+    parser.add_argument(
+        "--groups", type=int, default=0, help="measure N small groups instead of batches"
+    )
     parser.add_argument(
         "--default-gc",
         action="store_true",
@@ -85,13 +128,21 @@ def main() -> None:
     print(f"{platform.machine()}, Python {platform.python_version()}, {time.strftime('%Y-%m-%d')}")
     with tempfile.TemporaryDirectory() as folder:
         if "sqlite" in args.databases:
-            run("SQLite", f"sqlite:///{Path(folder) / 'applier.db'}", args.batches)
+            sqlite = f"sqlite:///{Path(folder) / 'applier.db'}"
+            if args.groups:
+                small_groups("SQLite", sqlite, args.groups)
+            else:
+                run("SQLite", sqlite, args.batches)
     if "postgresql" in args.databases:
         schema = f"bench_{uuid.uuid4().hex[:8]}"
         with psycopg.connect(POSTGRES, autocommit=True) as connection:
             connection.execute(f"CREATE SCHEMA {schema}")
         try:
-            run("PostgreSQL", f"{POSTGRES}?options=-csearch_path%3D{schema}", args.batches)
+            url = f"{POSTGRES}?options=-csearch_path%3D{schema}"
+            if args.groups:
+                small_groups("PostgreSQL", url, args.groups)
+            else:
+                run("PostgreSQL", url, args.batches)
         finally:
             with psycopg.connect(POSTGRES, autocommit=True) as connection:
                 connection.execute(f"DROP SCHEMA {schema} CASCADE")
