@@ -102,6 +102,7 @@ class Applier:
         self._stopping = threading.Event()
         self._thread = threading.Thread(target=self._run, name="roomlog-applier", daemon=True)
         self._next_sweep = 0.0
+        self._keeper = collector.Keeper()
 
     def start(self) -> None:
         self._thread.start()
@@ -134,7 +135,10 @@ class Applier:
                         if time.monotonic() >= next_claim:
                             self._claim()
                             next_claim = time.monotonic() + RENEW
-                        self._apply(self._look())
+                        if self._apply(self._look()):
+                            self._keeper.worked()
+                        else:
+                            self._keeper.idle()
                         if time.monotonic() >= next_tick:
                             self._time_passes()
                             next_tick = time.monotonic() + self.tick
@@ -165,7 +169,7 @@ class Applier:
         self.checked_at = self.clock()
         return set(waiting)
 
-    def _apply(self, busy: set[int]) -> None:
+    def _apply(self, busy: set[int]) -> int:
         applied = 0
         for part in self.held:
             if part not in busy:
@@ -179,6 +183,7 @@ class Applier:
             metrics.APPLIED.inc(applied)
             if self.applied is not None:
                 self.applied.set()
+        return applied
 
     def _time_passes(self) -> None:
         if not self.held:
