@@ -9,7 +9,7 @@ knows better than any one process is read from it when scraped (`roomlog.api.scr
 from __future__ import annotations
 
 import os
-from typing import Final
+from typing import Final, TypeVar, cast
 
 from prometheus_client import Counter, Gauge, Histogram, disable_created_metrics, multiprocess
 
@@ -59,34 +59,25 @@ def multiprocess_mode() -> bool:
 # Each metric's children by their labels, looked up once: the request path counts every
 # request, and `labels()` validates and locks on each call. (Labels are routes' templates,
 # methods, statuses and sources: a bounded set.)
-_counters: dict[tuple[Counter, tuple[str, ...]], Counter] = {}
-_histograms: dict[tuple[Histogram, tuple[str, ...]], Histogram] = {}
+_Labelled = TypeVar("_Labelled", Counter, Histogram)
+_children: dict[tuple[Counter | Histogram, tuple[str, ...]], Counter | Histogram] = {}
 
 
-def counted(metric: Counter, *labels: str) -> Counter:
+def labelled(metric: _Labelled, *labels: str) -> _Labelled:
     """`metric.labels(*labels)`, kept."""
     key = (metric, labels)
-    found = _counters.get(key)
+    found = _children.get(key)
     if found is None:
-        found = _counters[key] = metric.labels(*labels)
-    return found
-
-
-def timed(metric: Histogram, *labels: str) -> Histogram:
-    """`metric.labels(*labels)`, kept."""
-    key = (metric, labels)
-    found = _histograms.get(key)
-    if found is None:
-        found = _histograms[key] = metric.labels(*labels)
-    return found
+        found = _children[key] = metric.labels(*labels)
+    return cast("_Labelled", found)
 
 
 def count_events(source: str, accepted: int, duplicates: int, rejected: int) -> None:
     for outcome, count in (("accepted", accepted), ("duplicate", duplicates)):
         if count:
-            counted(EVENTS, outcome, source).inc(count)
+            labelled(EVENTS, outcome, source).inc(count)
     if rejected:
-        counted(EVENTS, "rejected", source).inc(rejected)
+        labelled(EVENTS, "rejected", source).inc(rejected)
 
 
 def process_ended(pid: int) -> None:

@@ -102,9 +102,9 @@ def finish(access: Access, scope: HTTPScope, started: float, logs: bool) -> None
     seconds = time.perf_counter() - started
     route = access.route or scope.get("path_template", "") or UNMATCHED
     status = access.status or 499  # the client went away before an answer
-    metrics.counted(metrics.REQUESTS, access.method, route, str(status)).inc()
+    metrics.labelled(metrics.REQUESTS, access.method, route, str(status)).inc()
     if is_write(access.method, route):
-        metrics.timed(metrics.INGEST_SECONDS, route).observe(seconds)
+        metrics.labelled(metrics.INGEST_SECONDS, route).observe(seconds)
     if logs:
         log.info(
             "%s %s %d %.1f ms",
