@@ -45,6 +45,12 @@ DELIVERIES = Counter(
     "Webhook delivery attempts, by result (delivered, failed: retried later, gave_up)",
     ["result"],
 )
+VACUUMS = Counter(
+    "roomlog_vacuums",
+    "Vacuums of a PostgreSQL table the appliers rewrite, run by the service once its dead rows "
+    "piled up, by table",
+    ["table"],
+)
 PARTITIONS_HELD = Gauge(
     "roomlog_partitions_held",
     "Partitions whose events this server's appliers apply",

@@ -78,6 +78,7 @@ from roomlog.workers.applier import Applier, run_process
 from roomlog.workers.delivery import Deliverer, DeliverySettings
 from roomlog.workers.pruner import Pruner
 from roomlog.workers.signals import pipe
+from roomlog.workers.vacuumer import Vacuumer
 from roomlog.workers.writer import Writer
 
 log = logging.getLogger("roomlog.server")
@@ -364,6 +365,8 @@ def _workers(
             deliverer.start()
         pruner = Pruner(store)
         pruner.start()
+        vacuumer = Vacuumer(store.database)
+        vacuumer.start()
         # Everything built at start lives as long as the process: keep the collector off it,
         # so that full collections stay short (they showed in the read latency's tail).
         gc.collect()
@@ -377,6 +380,7 @@ def _workers(
             # the deliverer hands back the webhook events it claimed.
             log.info("stopping: the requests under way are answered; committing the last events")
             pruner.stop()
+            vacuumer.stop()
             if deliverer is not None:
                 deliverer.stop()
             writer.stop()

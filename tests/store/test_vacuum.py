@@ -1,0 +1,122 @@
+"""The service vacuums PostgreSQL's most rewritten tables once their dead rows pile up."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import psycopg
+import pytest
+from sqlalchemy import text
+
+from roomlog import metrics
+from roomlog.store import vacuum
+from roomlog.store.db import Database, migrate, open_database
+from roomlog.workers.vacuumer import Vacuumer
+from tests.fixtures import POSTGRES_URL, scratch_database
+
+
+def _rewrite_rooms(database: Database, times: int) -> None:
+    """Rewrite ten room rows `times` times: dead row versions, as applying leaves them."""
+    with database.engine.begin() as connection:
+        connection.execute(text("INSERT INTO projects VALUES (1, 'p', 'pub', 's', 0, 'user_id')"))
+        for n in range(10):
+            connection.execute(
+                text(
+                    "INSERT INTO rooms (project_id, name, state, occupancy, presence,"
+                    " session_count) VALUES (1, :name, '', 0, '', 0)"
+                ),
+                {"name": f"r{n}"},
+            )
+    with database.engine.connect() as connection:
+        for k in range(times):
+            with connection.begin():
+                connection.execute(text("UPDATE rooms SET occupancy = :k"), {"k": k})
+        # Report them at this transaction's end, not when the backend next idles for 10 s.
+        connection.execute(text("SELECT pg_stat_force_next_flush()"))
+        connection.commit()
+
+
+def _once_counted(database: Database, at_least: int) -> list[str]:
+    """`vacuum.due`, once PostgreSQL's statistics show the rewrites (a backend reports them
+    as `_rewrite_rooms` has it flush them)."""
+    found: list[str] = []
+    for _ in range(50):
+        with database.engine.connect() as connection:
+            found = vacuum.due(connection, at_least)
+        if found:
+            return found
+        time.sleep(0.1)
+    return found
+
+
+def test_a_table_with_dead_rows_piled_up_is_vacuumed_and_then_no_longer_due(
+    tmp_path: Path,
+) -> None:
+    with scratch_database("postgresql", tmp_path) as url:
+        database = open_database(url)
+        migrate(database)
+        _rewrite_rooms(database, 30)  # dead versions beside 10 live rows (page pruning frees some)
+        assert _once_counted(database, at_least=20) == ["rooms"]
+        assert vacuum.vacuum(database, at_least=20) == ["rooms"]
+        with database.engine.connect() as connection:
+            dead = connection.execute(
+                text("SELECT n_dead_tup FROM pg_stat_user_tables WHERE relid = 'rooms'::regclass")
+            ).scalar()
+            assert dead == 0
+            assert vacuum.due(connection, 20) == []
+        database.dispose()
+
+
+def test_below_the_threshold_nothing_is_vacuumed(tmp_path: Path) -> None:
+    with scratch_database("postgresql", tmp_path) as url:
+        database = open_database(url)
+        migrate(database)
+        _rewrite_rooms(database, 30)
+        assert _once_counted(database, at_least=20) == ["rooms"]
+        assert vacuum.vacuum(database, at_least=10_000) == []
+        database.dispose()
+
+
+def test_while_another_process_vacuums_the_schema_this_one_skips(tmp_path: Path) -> None:
+    with scratch_database("postgresql", tmp_path) as url:
+        database = open_database(url)
+        migrate(database)
+        _rewrite_rooms(database, 30)
+        assert _once_counted(database, at_least=20) == ["rooms"]
+        schema = url.rsplit("%3D", 1)[1]
+        with psycopg.connect(POSTGRES_URL, autocommit=True) as other:
+            other.execute("SELECT pg_advisory_lock(%s, hashtext(%s))", (0x726F6F6D, schema))
+            assert vacuum.vacuum(database, at_least=20) == []
+        assert vacuum.vacuum(database, at_least=20) == ["rooms"]
+        database.dispose()
+
+
+def test_the_vacuumer_counts_what_it_vacuumed(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    with scratch_database("postgresql", tmp_path) as url:
+        database = open_database(url)
+        migrate(database)
+        _rewrite_rooms(database, 30)
+        assert _once_counted(database, at_least=20) == ["rooms"]
+        monkeypatch.setattr(
+            "roomlog.workers.vacuumer.vacuum",
+            lambda db: vacuum.vacuum(db, at_least=20),
+        )
+        counted = metrics.labelled(metrics.VACUUMS, "rooms")
+        before = counted._value.get()
+        assert Vacuumer(database).run_once() == ["rooms"]
+        assert counted._value.get() == before + 1
+        database.dispose()
+
+
+def test_on_sqlite_there_is_nothing_to_vacuum(tmp_path: Path) -> None:
+    with scratch_database("sqlite", tmp_path) as url:
+        database = open_database(url)
+        migrate(database)
+        assert vacuum.vacuum(database, at_least=0) == []
+        vacuumer = Vacuumer(database)
+        vacuumer.start()  # no thread on SQLite
+        vacuumer.stop()
+        database.dispose()
