@@ -1,7 +1,8 @@
 """Vacuuming the tables PostgreSQL rewrites the most, as soon as their dead rows pile up.
 
 Every applied batch rewrites its rooms' rows, deletes the `pending` rows it applied and
-updates sessions; leases are renewed every second. In PostgreSQL each of those leaves a dead
+updates sessions; leases are renewed every second; each webhook event is claimed and marked
+delivered. In PostgreSQL each of those leaves a dead
 row version behind until a vacuum frees it. Autovacuum may be off (it is on some
 installations), and when on it looks once a minute and waits for a fifth of a table to be
 dead: at 20,000 events/s, `rooms` gathered 700,000 dead rows beside 20,000 live ones within
@@ -20,8 +21,8 @@ from sqlalchemy import Connection, text
 
 from roomlog.store.db import Database
 
-# The tables rewritten by every applied batch or every lease renewal.
-HOT: Final = ("pending", "rooms", "sessions", "partitions")
+# The tables rewritten by every applied batch, every lease renewal or every webhook sent.
+HOT: Final = ("pending", "rooms", "sessions", "partitions", "outbox")
 AT_LEAST: Final = 5_000  # dead rows in a table before it is vacuumed
 _LOCK: Final = 0x726F6F6D  # the advisory lock's first key ("room"); the schema is the second
 
