@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 import time
 from pathlib import Path
 
@@ -13,7 +14,7 @@ from roomlog import metrics
 from roomlog.store import vacuum
 from roomlog.store.db import Database, migrate, open_database
 from roomlog.workers.vacuumer import Vacuumer
-from tests.fixtures import POSTGRES_URL, scratch_database
+from tests.fixtures import POSTGRES_URL, Api, scratch_database
 
 
 def _rewrite_rooms(database: Database, times: int) -> None:
@@ -120,3 +121,8 @@ def test_on_sqlite_there_is_nothing_to_vacuum(tmp_path: Path) -> None:
         vacuumer.start()  # no thread on SQLite
         vacuumer.stop()
         database.dispose()
+
+
+def test_every_server_on_postgresql_runs_a_vacuumer_and_none_on_sqlite(api: Api) -> None:
+    names = {thread.name for thread in threading.enumerate()}
+    assert ("roomlog-vacuum" in names) == (not api.database.sqlite)
