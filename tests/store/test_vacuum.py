@@ -59,7 +59,7 @@ def test_a_table_with_dead_rows_piled_up_is_vacuumed_and_then_no_longer_due(
         migrate(database)
         _rewrite_rooms(database, 30)  # dead versions beside 10 live rows (page pruning frees some)
         assert _once_counted(database, at_least=20) == ["rooms"]
-        assert vacuum.vacuum(database, at_least=20) == ["rooms"]
+        assert vacuum.vacuum(database, at_least=20) == (["rooms"], [])
         with database.engine.connect() as connection:
             dead = connection.execute(
                 text("SELECT n_dead_tup FROM pg_stat_user_tables WHERE relid = 'rooms'::regclass")
@@ -75,7 +75,7 @@ def test_below_the_threshold_nothing_is_vacuumed(tmp_path: Path) -> None:
         migrate(database)
         _rewrite_rooms(database, 30)
         assert _once_counted(database, at_least=20) == ["rooms"]
-        assert vacuum.vacuum(database, at_least=10_000) == []
+        assert vacuum.vacuum(database, at_least=10_000) == ([], [])
         database.dispose()
 
 
@@ -88,8 +88,8 @@ def test_while_another_process_vacuums_the_schema_this_one_skips(tmp_path: Path)
         schema = url.rsplit("%3D", 1)[1]
         with psycopg.connect(POSTGRES_URL, autocommit=True) as other:
             other.execute("SELECT pg_advisory_lock(%s, hashtext(%s))", (0x726F6F6D, schema))
-            assert vacuum.vacuum(database, at_least=20) == []
-        assert vacuum.vacuum(database, at_least=20) == ["rooms"]
+            assert vacuum.vacuum(database, at_least=20) == ([], [])
+        assert vacuum.vacuum(database, at_least=20).tables == ["rooms"]
         database.dispose()
 
 
@@ -103,7 +103,7 @@ def test_the_vacuumer_counts_what_it_vacuumed(
         assert _once_counted(database, at_least=20) == ["rooms"]
         monkeypatch.setattr(
             "roomlog.workers.vacuumer.vacuum",
-            lambda db: vacuum.vacuum(db, at_least=20),
+            lambda db, resting: vacuum.vacuum(db, 20, resting),
         )
         counted = metrics.labelled(metrics.VACUUMS, "rooms")
         before = counted._value.get()
@@ -116,7 +116,7 @@ def test_on_sqlite_there_is_nothing_to_vacuum(tmp_path: Path) -> None:
     with scratch_database("sqlite", tmp_path) as url:
         database = open_database(url)
         migrate(database)
-        assert vacuum.vacuum(database, at_least=0) == []
+        assert vacuum.vacuum(database, at_least=0) == ([], [])
         vacuumer = Vacuumer(database)
         vacuumer.start()  # no thread on SQLite
         vacuumer.stop()
@@ -126,3 +126,37 @@ def test_on_sqlite_there_is_nothing_to_vacuum(tmp_path: Path) -> None:
 def test_every_server_on_postgresql_runs_a_vacuumer_and_none_on_sqlite(api: Api) -> None:
     names = {thread.name for thread in threading.enumerate()}
     assert ("roomlog-vacuum" in names) == (not api.database.sqlite)
+
+
+def test_a_vacuum_an_open_transaction_defeats_rests_the_table_longer_each_time(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    with scratch_database("postgresql", tmp_path) as url:
+        database = open_database(url)
+        migrate(database)
+        monkeypatch.setattr(
+            "roomlog.workers.vacuumer.vacuum",
+            lambda db, resting: vacuum.vacuum(db, 20, resting),
+        )
+        now = [0.0]
+        vacuumer = Vacuumer(database, every=2.0, clock=lambda: now[0])
+        with psycopg.connect(POSTGRES_URL, autocommit=True) as old:
+            # A snapshot taken before the rewrites (in any schema of the database) still
+            # sees every version they replace.
+            old.execute("BEGIN ISOLATION LEVEL REPEATABLE READ")
+            old.execute("SELECT 1")
+            _rewrite_rooms(database, 30)
+            assert _once_counted(database, at_least=20) == ["rooms"]
+            assert vacuum.vacuum(database, at_least=20) == (["rooms"], ["rooms"])
+            rests = []
+            for _ in range(8):
+                vacuumed = vacuumer.run_once()
+                rests.append(vacuumer._resting["rooms"][1] if vacuumed else None)
+                now[0] += 2.0
+            # Vacuumed at 0 s (rest 4), 4 (8), 12 (16); left alone in between.
+            assert rests == [4.0, None, 8.0, None, None, None, 16.0, None]
+            old.execute("ROLLBACK")
+        now[0] += 16.0
+        assert vacuumer.run_once() == ["rooms"]
+        assert "rooms" not in vacuumer._resting
+        database.dispose()

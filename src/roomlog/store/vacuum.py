@@ -9,13 +9,16 @@ dead: at 20,000 events/s, `rooms` gathered 700,000 dead rows beside 20,000 live 
 two minutes, and the appliers, reading through them, fell from 26,000 to a few hundred events/s
 (docs/PERFORMANCE.md). So the service vacuums these tables itself once their dead rows pass
 `AT_LEAST` and a fifth of their live ones. A plain `VACUUM` blocks neither reads nor writes;
-one process at a time does it (a session advisory lock per schema), the others skip.
+one process at a time does it (a session advisory lock per schema), the others skip. A
+vacuum that frees nothing, because an open transaction still sees the dead rows, is not
+repeated every round: the table rests, twice as long each time, up to a minute.
 SQLite reuses freed pages by itself: nothing to do there.
 """
 
 from __future__ import annotations
 
-from typing import Final
+from collections.abc import Collection
+from typing import Final, NamedTuple
 
 from sqlalchemy import Connection, text
 
@@ -43,24 +46,33 @@ def due(connection: Connection, at_least: int = AT_LEAST) -> list[str]:
     ]
 
 
-def vacuum(database: Database, at_least: int = AT_LEAST) -> list[str]:
-    """Vacuum the hot tables that are due (`due`); the ones vacuumed. Nothing on SQLite, or
-    while another process vacuums this schema's tables."""
+class Vacuumed(NamedTuple):
+    tables: list[str]  # vacuumed
+    # Vacuumed, yet as dead as before: an open transaction still sees their dead rows (a
+    # long report, a forgotten session), and vacuuming them again frees nothing until it ends.
+    stuck: list[str]
+
+
+def vacuum(database: Database, at_least: int = AT_LEAST, resting: Collection[str] = ()) -> Vacuumed:
+    """Vacuum the hot tables that are due (`due`), but those `resting`. Nothing on SQLite,
+    or while another process vacuums this schema's tables."""
     if database.sqlite:
-        return []
+        return Vacuumed([], [])
     with database.engine.connect().execution_options(isolation_level="AUTOCOMMIT") as connection:
         lock = {"key": _LOCK}
         taken = connection.execute(
             text("SELECT pg_try_advisory_lock(:key, hashtext(current_schema()))"), lock
         ).scalar()
         if not taken:
-            return []
+            return Vacuumed([], [])
         try:
-            tables = due(connection, at_least)
+            tables = [name for name in due(connection, at_least) if name not in resting]
             for name in tables:  # names from HOT, never from input
                 connection.execute(text(f'VACUUM "{name}"'))
+            # A vacuum reports the dead rows it could not free at once.
+            stuck = [name for name in due(connection, at_least) if name in tables]
         finally:
             connection.execute(
                 text("SELECT pg_advisory_unlock(:key, hashtext(current_schema()))"), lock
             )
-    return tables
+    return Vacuumed(tables, stuck)
