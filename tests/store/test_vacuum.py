@@ -2,22 +2,18 @@
 
 from __future__ import annotations
 
-import threading
 import time
 from pathlib import Path
 
 import psycopg
-import pytest
 from sqlalchemy import text
 
-from roomlog import metrics
 from roomlog.store import vacuum
 from roomlog.store.db import Database, migrate, open_database
-from roomlog.workers.vacuumer import Vacuumer
-from tests.fixtures import POSTGRES_URL, Api, scratch_database
+from tests.fixtures import POSTGRES_URL, scratch_database
 
 
-def _rewrite_rooms(database: Database, times: int) -> None:
+def rewrite_rooms(database: Database, times: int) -> None:
     """Rewrite ten room rows `times` times: dead row versions, as applying leaves them."""
     with database.engine.begin() as connection:
         connection.execute(text("INSERT INTO projects VALUES (1, 'p', 'pub', 's', 0, 'user_id')"))
@@ -38,9 +34,9 @@ def _rewrite_rooms(database: Database, times: int) -> None:
         connection.commit()
 
 
-def _once_counted(database: Database, at_least: int) -> list[str]:
+def once_counted(database: Database, at_least: int) -> list[str]:
     """`vacuum.due`, once PostgreSQL's statistics show the rewrites (a backend reports them
-    as `_rewrite_rooms` has it flush them)."""
+    as `rewrite_rooms` has it flush them)."""
     found: list[str] = []
     for _ in range(50):
         with database.engine.connect() as connection:
@@ -57,8 +53,8 @@ def test_a_table_with_dead_rows_piled_up_is_vacuumed_and_then_no_longer_due(
     with scratch_database("postgresql", tmp_path) as url:
         database = open_database(url)
         migrate(database)
-        _rewrite_rooms(database, 30)  # dead versions beside 10 live rows (page pruning frees some)
-        assert _once_counted(database, at_least=20) == ["rooms"]
+        rewrite_rooms(database, 30)  # dead versions beside 10 live rows (page pruning frees some)
+        assert once_counted(database, at_least=20) == ["rooms"]
         assert vacuum.vacuum(database, at_least=20) == (["rooms"], [])
         with database.engine.connect() as connection:
             dead = connection.execute(
@@ -73,8 +69,8 @@ def test_below_the_threshold_nothing_is_vacuumed(tmp_path: Path) -> None:
     with scratch_database("postgresql", tmp_path) as url:
         database = open_database(url)
         migrate(database)
-        _rewrite_rooms(database, 30)
-        assert _once_counted(database, at_least=20) == ["rooms"]
+        rewrite_rooms(database, 30)
+        assert once_counted(database, at_least=20) == ["rooms"]
         assert vacuum.vacuum(database, at_least=10_000) == ([], [])
         database.dispose()
 
@@ -83,8 +79,8 @@ def test_while_another_process_vacuums_the_schema_this_one_skips(tmp_path: Path)
     with scratch_database("postgresql", tmp_path) as url:
         database = open_database(url)
         migrate(database)
-        _rewrite_rooms(database, 30)
-        assert _once_counted(database, at_least=20) == ["rooms"]
+        rewrite_rooms(database, 30)
+        assert once_counted(database, at_least=20) == ["rooms"]
         schema = url.rsplit("%3D", 1)[1]
         with psycopg.connect(POSTGRES_URL, autocommit=True) as other:
             other.execute("SELECT pg_advisory_lock(%s, hashtext(%s))", (0x726F6F6D, schema))
@@ -93,70 +89,9 @@ def test_while_another_process_vacuums_the_schema_this_one_skips(tmp_path: Path)
         database.dispose()
 
 
-def test_the_vacuumer_counts_what_it_vacuumed(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    with scratch_database("postgresql", tmp_path) as url:
-        database = open_database(url)
-        migrate(database)
-        _rewrite_rooms(database, 30)
-        assert _once_counted(database, at_least=20) == ["rooms"]
-        monkeypatch.setattr(
-            "roomlog.workers.vacuumer.vacuum",
-            lambda db, resting: vacuum.vacuum(db, 20, resting),
-        )
-        counted = metrics.labelled(metrics.VACUUMS, "rooms")
-        before = counted._value.get()
-        assert Vacuumer(database).run_once() == ["rooms"]
-        assert counted._value.get() == before + 1
-        database.dispose()
-
-
 def test_on_sqlite_there_is_nothing_to_vacuum(tmp_path: Path) -> None:
     with scratch_database("sqlite", tmp_path) as url:
         database = open_database(url)
         migrate(database)
         assert vacuum.vacuum(database, at_least=0) == ([], [])
-        vacuumer = Vacuumer(database)
-        vacuumer.start()  # no thread on SQLite
-        vacuumer.stop()
-        database.dispose()
-
-
-def test_every_server_on_postgresql_runs_a_vacuumer_and_none_on_sqlite(api: Api) -> None:
-    names = {thread.name for thread in threading.enumerate()}
-    assert ("roomlog-vacuum" in names) == (not api.database.sqlite)
-
-
-def test_a_vacuum_an_open_transaction_defeats_rests_the_table_longer_each_time(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    with scratch_database("postgresql", tmp_path) as url:
-        database = open_database(url)
-        migrate(database)
-        monkeypatch.setattr(
-            "roomlog.workers.vacuumer.vacuum",
-            lambda db, resting: vacuum.vacuum(db, 20, resting),
-        )
-        now = [0.0]
-        vacuumer = Vacuumer(database, every=2.0, clock=lambda: now[0])
-        with psycopg.connect(POSTGRES_URL, autocommit=True) as old:
-            # A snapshot taken before the rewrites (in any schema of the database) still
-            # sees every version they replace.
-            old.execute("BEGIN ISOLATION LEVEL REPEATABLE READ")
-            old.execute("SELECT 1")
-            _rewrite_rooms(database, 30)
-            assert _once_counted(database, at_least=20) == ["rooms"]
-            assert vacuum.vacuum(database, at_least=20) == (["rooms"], ["rooms"])
-            rests = []
-            for _ in range(8):
-                vacuumed = vacuumer.run_once()
-                rests.append(vacuumer._resting["rooms"][1] if vacuumed else None)
-                now[0] += 2.0
-            # Vacuumed at 0 s (rest 4), 4 (8), 12 (16); left alone in between.
-            assert rests == [4.0, None, 8.0, None, None, None, 16.0, None]
-            old.execute("ROLLBACK")
-        now[0] += 16.0
-        assert vacuumer.run_once() == ["rooms"]
-        assert "rooms" not in vacuumer._resting
         database.dispose()
