@@ -8,7 +8,7 @@ installations), and when on it looks once a minute and waits for a fifth of a ta
 dead: at 20,000 events/s, `rooms` gathered 700,000 dead rows beside 20,000 live ones within
 two minutes, and the appliers, reading through them, fell from 26,000 to a few hundred events/s
 (docs/PERFORMANCE.md). So the service vacuums these tables itself once their dead rows pass
-`AT_LEAST` and a fifth of their live ones. A plain `VACUUM` blocks neither reads nor writes;
+`AT_LEAST` and a fifth of their live ones. Such a `VACUUM` blocks neither reads nor writes;
 one process at a time does it (a session advisory lock per schema), the others skip. A
 vacuum that frees nothing, because an open transaction still sees the dead rows, is not
 repeated every round: the table rests, twice as long each time, up to a minute.
@@ -68,7 +68,9 @@ def vacuum(database: Database, at_least: int = AT_LEAST, resting: Collection[str
         try:
             tables = [name for name in due(connection, at_least) if name not in resting]
             for name in tables:  # names from HOT, never from input
-                connection.execute(text(f'VACUUM "{name}"'))
+                # Without cutting the table's empty end pages off: that takes an exclusive
+                # lock, however briefly, and these tables fill again at once.
+                connection.execute(text(f'VACUUM (TRUNCATE false) "{name}"'))
             # A vacuum reports the dead rows it could not free at once.
             stuck = [name for name in due(connection, at_least) if name in tables]
         finally:
