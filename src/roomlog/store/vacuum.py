@@ -2,17 +2,17 @@
 
 Every applied batch rewrites its rooms' rows, deletes the `pending` rows it applied and
 updates sessions; leases are renewed every second; each webhook event is claimed and marked
-delivered. In PostgreSQL each of those leaves a dead
-row version behind until a vacuum frees it. Autovacuum may be off (it is on some
-installations), and when on it looks once a minute and waits for a fifth of a table to be
-dead: at 20,000 events/s, `rooms` gathered 700,000 dead rows beside 20,000 live ones within
-two minutes, and the appliers, reading through them, fell from 26,000 to a few hundred events/s
-(docs/PERFORMANCE.md). So the service vacuums these tables itself once their dead rows pass
-`AT_LEAST` and a fifth of their live ones. Such a `VACUUM` blocks neither reads nor writes;
-one process at a time does it (a session advisory lock per schema), the others skip. A
-vacuum that frees nothing, because an open transaction still sees the dead rows, is not
-repeated every round: the table rests, twice as long each time, up to a minute.
-SQLite reuses freed pages by itself: nothing to do there.
+delivered. In PostgreSQL each of those leaves a dead row version behind until a vacuum frees
+it. Autovacuum may be off (some installations turn it off), and when on it looks once a
+minute and waits for a fifth of a table to be dead: at 20,000 events/s, `rooms` gathered
+700,000 dead rows beside 20,000 live ones within two minutes, and the appliers, reading
+through them, fell from 26,000 to a few hundred events/s (docs/PERFORMANCE.md). So the
+service vacuums these tables itself once their dead rows pass `AT_LEAST` and a fifth of
+their live ones. Such a `VACUUM` blocks neither reads nor writes; one process at a time does
+it (a session advisory lock per schema), the others skip. A vacuum that frees too little,
+because an open transaction still sees the dead rows, is not repeated every round: the
+table rests, twice as long each time, up to a minute (`workers/vacuumer.py`). SQLite reuses
+freed pages by itself: nothing to do there.
 """
 
 from __future__ import annotations
