@@ -4,7 +4,8 @@
    two hello-world endpoints served the same way (benchmarks/hello.py: a Litestar route and
    a bare ASGI callable, since roomlog answers this route ahead of Litestar), then to
    `POST /v1/events` on SQLite, each event committed before its answer. The server runs on
-   core 0, wrk on core 1.
+   core 0 with its applier in a thread (and, for the 200-room history once more, in a
+   process of its own, on core 0 too), wrk on core 1.
 2. Batches of 1,000 events, on SQLite and on PostgreSQL, from 4 concurrent clients; the
    history is split among them by room, each posting its rooms' events in order.
 
@@ -341,7 +342,8 @@ def main() -> None:
         print(f"hello-world POST, Litestar (floor):   {floor:10,.0f} req/s")
         print(f"hello-world POST, bare ASGI (floor):  {bare:10,.0f} req/s")
         names = ("history, 200 rooms", "history, 2,000 rooms", "churn")
-        for name in (*names, "history, 200 rooms, no access log"):
+        extra = ("no access log", "applier in a process")
+        for name in (*names, *(f"history, 200 rooms, {e}" for e in extra)):
             single = figures[f"single {name}"]
             print(
                 f"POST /v1/events, 1 event, SQLite, {name}: {single:10,.0f} events/s"
@@ -421,6 +423,20 @@ def singles(figures: dict[str, float], folder: Path, log: Path, seconds: int, ta
         name, given = next(iter(histories.items()))
         url = "http://127.0.0.1:8711/v1/events"
         figures[f"single {name}, no access log"], _ = wrk(url, headers, seconds, folder, given)
+    finally:
+        stop(server)
+    # The same workload with the applier in a process of its own (`serve`'s default), which
+    # inherits the server's core: both placements on one core.
+    placed_url = f"sqlite:///{folder / 'singles-process.db'}"
+    key = make_key(placed_url)
+    server = serve_roomlog(placed_url, 8711, log, "process")
+    try:
+        headers = {"Content-Type": "application/json", "Authorization": f"Bearer {key}"}
+        name, given = next(iter(histories.items()))
+        url = "http://127.0.0.1:8711/v1/events"
+        figures[f"single {name}, applier in a process"], _ = wrk(
+            url, headers, seconds, folder, given
+        )
     finally:
         stop(server)
 
