@@ -51,6 +51,12 @@ VACUUMS = Counter(
     "piled up, by table",
     ["table"],
 )
+ANALYSES = Counter(
+    "roomlog_analyses",
+    "ANALYZEs of a PostgreSQL table the reads plan on, run by the service once a tenth of it "
+    "changed, by table",
+    ["table"],
+)
 PARTITIONS_HELD = Gauge(
     "roomlog_partitions_held",
     "Partitions whose events this server's appliers apply",

@@ -47,7 +47,7 @@ def once_counted(database: Database, at_least: int) -> list[str]:
     return found
 
 
-def test_a_table_with_dead_rows_piled_up_is_vacuumed_and_then_no_longer_due(
+def test_a_table_with_dead_rows_piled_up_is_vacuumed_and_analysed_then_no_longer_due(
     tmp_path: Path,
 ) -> None:
     with scratch_database("postgresql", tmp_path) as url:
@@ -55,12 +55,16 @@ def test_a_table_with_dead_rows_piled_up_is_vacuumed_and_then_no_longer_due(
         migrate(database)
         rewrite_rooms(database, 30)  # dead versions beside 10 live rows (page pruning frees some)
         assert once_counted(database, at_least=20) == ["rooms"]
-        assert vacuum.vacuum(database, at_least=20) == (["rooms"], [])
+        assert vacuum.vacuum(database, at_least=20) == (["rooms"], [], ["rooms"])
         with database.engine.connect() as connection:
-            dead = connection.execute(
-                text("SELECT n_dead_tup FROM pg_stat_user_tables WHERE relid = 'rooms'::regclass")
-            ).scalar()
-            assert dead == 0
+            dead, changed = connection.execute(
+                text(
+                    "SELECT n_dead_tup, n_mod_since_analyze FROM pg_stat_user_tables"
+                    " WHERE relid = 'rooms'::regclass"
+                )
+            ).one()
+            assert (dead, changed) == (0, 0)
+            assert vacuum.stale(connection, 20) == []
             assert vacuum.due(connection, 20) == []
         database.dispose()
 
@@ -71,7 +75,7 @@ def test_below_the_threshold_nothing_is_vacuumed(tmp_path: Path) -> None:
         migrate(database)
         rewrite_rooms(database, 30)
         assert once_counted(database, at_least=20) == ["rooms"]
-        assert vacuum.vacuum(database, at_least=10_000) == ([], [])
+        assert vacuum.vacuum(database, at_least=10_000) == ([], [], [])
         database.dispose()
 
 
@@ -84,7 +88,7 @@ def test_while_another_process_vacuums_the_schema_this_one_skips(tmp_path: Path)
         schema = url.rsplit("%3D", 1)[1]
         with psycopg.connect(POSTGRES_URL, autocommit=True) as other:
             other.execute("SELECT pg_advisory_lock(%s, hashtext(%s))", (0x726F6F6D, schema))
-            assert vacuum.vacuum(database, at_least=20) == ([], [])
+            assert vacuum.vacuum(database, at_least=20) == ([], [], [])
         assert vacuum.vacuum(database, at_least=20).tables == ["rooms"]
         database.dispose()
 
@@ -93,5 +97,5 @@ def test_on_sqlite_there_is_nothing_to_vacuum(tmp_path: Path) -> None:
     with scratch_database("sqlite", tmp_path) as url:
         database = open_database(url)
         migrate(database)
-        assert vacuum.vacuum(database, at_least=0) == ([], [])
+        assert vacuum.vacuum(database, at_least=0) == ([], [], [])
         database.dispose()

@@ -11,8 +11,10 @@ service vacuums these tables itself once their dead rows pass `AT_LEAST` and a f
 their live ones. Such a `VACUUM` blocks neither reads nor writes; one process at a time does
 it (a session advisory lock per schema), the others skip. A vacuum that frees too little,
 because an open transaction still sees the dead rows, is not repeated every round: the
-table rests, twice as long each time, up to a minute (`workers/vacuumer.py`). SQLite reuses
-freed pages by itself: nothing to do there.
+table rests, twice as long each time, up to a minute (`workers/vacuumer.py`). Nor does
+anything else keep the statistics of the tables the reads plan on current: they are analysed
+the same way once a tenth of them changed. SQLite reuses freed pages by itself and plans
+without such statistics: nothing to do there.
 """
 
 from __future__ import annotations
@@ -27,6 +29,10 @@ from roomlog.store.db import Database
 # The tables rewritten by every applied batch, every lease renewal or every webhook sent.
 HOT: Final = ("pending", "rooms", "sessions", "partitions", "outbox")
 AT_LEAST: Final = 5_000  # dead rows in a table before it is vacuumed
+# The tables whose statistics the reads' plans lean on: analysed once a tenth of their rows
+# (and at least `AT_LEAST`) changed since the last time. Without autovacuum nothing else
+# does, and the meetings list took 15.9 ms instead of 5.7 over 150,000 events.
+READ: Final = ("sessions", "events", "rooms", "checkpoints")
 _LOCK: Final = 0x726F6F6D  # the advisory lock's first key ("room"); the schema is the second
 
 
@@ -42,7 +48,27 @@ def due(connection: Connection, at_least: int = AT_LEAST) -> list[str]:
     ).all()
     dead = {name: (live, count) for name, live, count in found}
     return [
-        name for name in HOT if name in dead and dead[name][1] >= max(at_least, dead[name][0] // 5)
+        name
+        for name in HOT
+        if name in dead and dead[name][1] >= max(at_least, dead[name][0] // 5, 1)
+    ]
+
+
+def stale(connection: Connection, at_least: int = AT_LEAST) -> list[str]:
+    """The `READ` tables whose rows changed by a tenth (and at least `at_least`) since
+    PostgreSQL last analysed them."""
+    found = connection.execute(
+        text(
+            "SELECT relname, n_live_tup, n_mod_since_analyze FROM pg_stat_user_tables"
+            " WHERE relid IN (SELECT to_regclass(name) FROM unnest(CAST(:names AS text[])) name)"
+        ),
+        {"names": list(READ)},
+    ).all()
+    changed = {name: (live, count) for name, live, count in found}
+    return [
+        name
+        for name in READ
+        if name in changed and changed[name][1] >= max(at_least, changed[name][0] // 10, 1)
     ]
 
 
@@ -51,20 +77,21 @@ class Vacuumed(NamedTuple):
     # Vacuumed, yet as dead as before: an open transaction still sees their dead rows (a
     # long report, a forgotten session), and vacuuming them again frees nothing until it ends.
     stuck: list[str]
+    analysed: list[str]
 
 
 def vacuum(database: Database, at_least: int = AT_LEAST, resting: Collection[str] = ()) -> Vacuumed:
-    """Vacuum the hot tables that are due (`due`), but those `resting`. Nothing on SQLite,
-    or while another process vacuums this schema's tables."""
+    """Vacuum the hot tables that are due (`due`), but those `resting`, and analyse the
+    `stale` ones. Nothing on SQLite, or while another process does it for this schema."""
     if database.sqlite:
-        return Vacuumed([], [])
+        return Vacuumed([], [], [])
     with database.engine.connect().execution_options(isolation_level="AUTOCOMMIT") as connection:
         lock = {"key": _LOCK}
         taken = connection.execute(
             text("SELECT pg_try_advisory_lock(:key, hashtext(current_schema()))"), lock
         ).scalar()
         if not taken:
-            return Vacuumed([], [])
+            return Vacuumed([], [], [])
         try:
             tables = [name for name in due(connection, at_least) if name not in resting]
             for name in tables:  # names from HOT, never from input
@@ -73,8 +100,11 @@ def vacuum(database: Database, at_least: int = AT_LEAST, resting: Collection[str
                 connection.execute(text(f'VACUUM (TRUNCATE false) "{name}"'))
             # A vacuum reports the dead rows it could not free at once.
             stuck = [name for name in due(connection, at_least) if name in tables]
+            analysed = stale(connection, at_least)
+            for name in analysed:  # names from READ
+                connection.execute(text(f'ANALYZE "{name}"'))
         finally:
             connection.execute(
                 text("SELECT pg_advisory_unlock(:key, hashtext(current_schema()))"), lock
             )
-    return Vacuumed(tables, stuck)
+    return Vacuumed(tables, stuck, analysed)

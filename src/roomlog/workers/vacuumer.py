@@ -51,7 +51,7 @@ class Vacuumer:
         now = self.clock()
         resting = {name for name, (until, _) in self._resting.items() if until > now}
         try:
-            tables, stuck = vacuum(self.database, resting=resting)
+            tables, stuck, analysed = vacuum(self.database, resting=resting)
         except Exception:
             if not self._failing:
                 log.exception("vacuuming failed; trying again every %.0f s", self.every)
@@ -71,8 +71,10 @@ class Vacuumer:
                 )
             else:
                 self._resting.pop(name, None)
-        if tables:
-            log.debug("vacuumed %s", ", ".join(tables))
+        for name in analysed:
+            metrics.labelled(metrics.ANALYSES, name).inc()
+        if tables or analysed:
+            log.debug("vacuumed %s; analysed %s", ", ".join(tables), ", ".join(analysed))
         return tables
 
     def _run(self) -> None:
