@@ -17,7 +17,7 @@ from tests.fixtures import POSTGRES_URL, Api, scratch_database
 from tests.store.test_vacuum import once_counted, rewrite_rooms
 
 
-def test_the_vacuumer_counts_what_it_vacuumed(
+def test_the_vacuumer_counts_what_it_vacuumed_and_analysed(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     with scratch_database("postgresql", tmp_path) as url:
@@ -29,10 +29,11 @@ def test_the_vacuumer_counts_what_it_vacuumed(
             "roomlog.workers.vacuumer.vacuum",
             lambda db, resting: vacuum.vacuum(db, 20, resting),
         )
-        counted = metrics.labelled(metrics.VACUUMS, "rooms")
-        before = counted._value.get()
+        vacuums = metrics.labelled(metrics.VACUUMS, "rooms")
+        analyses = metrics.labelled(metrics.ANALYSES, "rooms")
+        before = vacuums._value.get(), analyses._value.get()
         assert Vacuumer(database).run_once() == ["rooms"]
-        assert counted._value.get() == before + 1
+        assert (vacuums._value.get(), analyses._value.get()) == (before[0] + 1, before[1] + 1)
         database.dispose()
 
 
