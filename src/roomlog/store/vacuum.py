@@ -36,40 +36,36 @@ READ: Final = ("sessions", "events", "rooms", "checkpoints")
 _LOCK: Final = 0x726F6F6D  # the advisory lock's first key ("room"); the schema is the second
 
 
-def due(connection: Connection, at_least: int = AT_LEAST) -> list[str]:
-    """The hot tables of the connection's schema whose dead rows passed `at_least` and a
-    fifth of their live rows, as PostgreSQL's statistics last counted them."""
+def _past(
+    connection: Connection, names: tuple[str, ...], counted: str, share: int, at_least: int
+) -> list[str]:
+    """Those of `names` (in the connection's schema) whose `counted` column of PostgreSQL's
+    statistics passed `at_least` and a `share`-th of their live rows."""
     found = connection.execute(
         text(
-            "SELECT relname, n_live_tup, n_dead_tup FROM pg_stat_user_tables"
+            f"SELECT relname, n_live_tup, {counted} FROM pg_stat_user_tables"
             " WHERE relid IN (SELECT to_regclass(name) FROM unnest(CAST(:names AS text[])) name)"
         ),
-        {"names": list(HOT)},
+        {"names": list(names)},
     ).all()
-    dead = {name: (live, count) for name, live, count in found}
+    counts = {name: (live, count) for name, live, count in found}
     return [
         name
-        for name in HOT
-        if name in dead and dead[name][1] >= max(at_least, dead[name][0] // 5, 1)
+        for name in names
+        if name in counts and counts[name][1] >= max(at_least, counts[name][0] // share, 1)
     ]
+
+
+def due(connection: Connection, at_least: int = AT_LEAST) -> list[str]:
+    """The hot tables whose dead rows passed `at_least` and a fifth of their live rows, as
+    PostgreSQL's statistics last counted them."""
+    return _past(connection, HOT, "n_dead_tup", 5, at_least)
 
 
 def stale(connection: Connection, at_least: int = AT_LEAST) -> list[str]:
     """The `READ` tables whose rows changed by a tenth (and at least `at_least`) since
     PostgreSQL last analysed them."""
-    found = connection.execute(
-        text(
-            "SELECT relname, n_live_tup, n_mod_since_analyze FROM pg_stat_user_tables"
-            " WHERE relid IN (SELECT to_regclass(name) FROM unnest(CAST(:names AS text[])) name)"
-        ),
-        {"names": list(READ)},
-    ).all()
-    changed = {name: (live, count) for name, live, count in found}
-    return [
-        name
-        for name in READ
-        if name in changed and changed[name][1] >= max(at_least, changed[name][0] // 10, 1)
-    ]
+    return _past(connection, READ, "n_mod_since_analyze", 10, at_least)
 
 
 class Vacuumed(NamedTuple):
