@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import psycopg
@@ -47,14 +49,24 @@ def once_counted(database: Database, at_least: int) -> list[str]:
     return found
 
 
-def test_a_table_with_dead_rows_piled_up_is_vacuumed_and_analysed_then_no_longer_due(
-    tmp_path: Path,
-) -> None:
+@contextmanager
+def rewritten(tmp_path: Path) -> Iterator[Database]:
+    """A fresh PostgreSQL schema whose `rooms` has dead rows past 20, counted."""
     with scratch_database("postgresql", tmp_path) as url:
         database = open_database(url)
         migrate(database)
-        rewrite_rooms(database, 30)  # dead versions beside 10 live rows (page pruning frees some)
-        assert once_counted(database, at_least=20) == ["rooms"]
+        try:
+            rewrite_rooms(database, 30)  # beside 10 live rows (page pruning frees some)
+            assert once_counted(database, at_least=20) == ["rooms"]
+            yield database
+        finally:
+            database.dispose()
+
+
+def test_a_table_with_dead_rows_piled_up_is_vacuumed_and_analysed_then_no_longer_due(
+    tmp_path: Path,
+) -> None:
+    with rewritten(tmp_path) as database:
         assert vacuum.vacuum(database, at_least=20) == (["rooms"], [], ["rooms"])
         with database.engine.connect() as connection:
             dead, changed = connection.execute(
@@ -66,31 +78,20 @@ def test_a_table_with_dead_rows_piled_up_is_vacuumed_and_analysed_then_no_longer
             assert (dead, changed) == (0, 0)
             assert vacuum.stale(connection, 20) == []
             assert vacuum.due(connection, 20) == []
-        database.dispose()
 
 
 def test_below_the_threshold_nothing_is_vacuumed(tmp_path: Path) -> None:
-    with scratch_database("postgresql", tmp_path) as url:
-        database = open_database(url)
-        migrate(database)
-        rewrite_rooms(database, 30)
-        assert once_counted(database, at_least=20) == ["rooms"]
+    with rewritten(tmp_path) as database:
         assert vacuum.vacuum(database, at_least=10_000) == ([], [], [])
-        database.dispose()
 
 
 def test_while_another_process_vacuums_the_schema_this_one_skips(tmp_path: Path) -> None:
-    with scratch_database("postgresql", tmp_path) as url:
-        database = open_database(url)
-        migrate(database)
-        rewrite_rooms(database, 30)
-        assert once_counted(database, at_least=20) == ["rooms"]
-        schema = url.rsplit("%3D", 1)[1]
+    with rewritten(tmp_path) as database:
+        schema = str(database.engine.url.query["options"]).rsplit("=", 1)[1]
         with psycopg.connect(POSTGRES_URL, autocommit=True) as other:
             other.execute("SELECT pg_advisory_lock(%s, hashtext(%s))", (0x726F6F6D, schema))
             assert vacuum.vacuum(database, at_least=20) == ([], [], [])
         assert vacuum.vacuum(database, at_least=20).tables == ["rooms"]
-        database.dispose()
 
 
 def test_on_sqlite_there_is_nothing_to_vacuum(tmp_path: Path) -> None:

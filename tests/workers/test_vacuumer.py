@@ -14,17 +14,13 @@ from roomlog.store import vacuum
 from roomlog.store.db import migrate, open_database
 from roomlog.workers.vacuumer import Vacuumer
 from tests.fixtures import POSTGRES_URL, Api, scratch_database
-from tests.store.test_vacuum import once_counted, rewrite_rooms
+from tests.store.test_vacuum import once_counted, rewrite_rooms, rewritten
 
 
 def test_the_vacuumer_counts_what_it_vacuumed_and_analysed(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    with scratch_database("postgresql", tmp_path) as url:
-        database = open_database(url)
-        migrate(database)
-        rewrite_rooms(database, 30)
-        assert once_counted(database, at_least=20) == ["rooms"]
+    with rewritten(tmp_path) as database:
         monkeypatch.setattr(
             "roomlog.workers.vacuumer.vacuum",
             lambda db, resting: vacuum.vacuum(db, 20, resting),
@@ -34,7 +30,6 @@ def test_the_vacuumer_counts_what_it_vacuumed_and_analysed(
         before = vacuums._value.get(), analyses._value.get()
         assert Vacuumer(database).run_once() == ["rooms"]
         assert (vacuums._value.get(), analyses._value.get()) == (before[0] + 1, before[1] + 1)
-        database.dispose()
 
 
 def test_a_vacuum_an_open_transaction_defeats_rests_the_table_longer_each_time(
