@@ -1,6 +1,7 @@
-"""The vacuumer: a thread per `roomlog serve` process on PostgreSQL that vacuums the tables
-applying rewrites most, every `EVERY` seconds when their dead rows passed the threshold
-(`roomlog.store.vacuum`). One process vacuums at a time; the others skip that round."""
+"""The vacuumer: a thread per `roomlog serve` process on PostgreSQL that, every `EVERY`
+seconds, vacuums the tables applying rewrites most once their dead rows passed the threshold,
+and analyses the tables the reads plan on once a tenth of them changed
+(`roomlog.store.vacuum`). One process does it at a time; the others skip that round."""
 
 from __future__ import annotations
 
@@ -30,7 +31,7 @@ class Vacuumer:
         self.database = database
         self.every = every
         self.clock = clock
-        # Tables whose last vacuum freed nothing: until when they rest, and for how long.
+        # Tables whose last vacuum left them still due: until when they rest, and for how long.
         self._resting: dict[str, tuple[float, float]] = {}
         self._stopping = threading.Event()
         self._thread = threading.Thread(target=self._run, name="roomlog-vacuum", daemon=True)
