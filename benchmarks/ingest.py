@@ -400,43 +400,47 @@ def singles(figures: dict[str, float], folder: Path, log: Path, seconds: int, ta
             )
         finally:
             stop(hello)
-    sqlite_url = f"sqlite:///{folder / 'singles.db'}"
+    runs: list[tuple[str, Path | None]] = [*histories.items(), ("churn", None)]
+    for (name, _), rate in zip(runs, posted(folder, log, seconds, "singles.db", runs), strict=True):
+        figures[f"single {name}"] = rate
+    # The first workload again without the request log (what a line per request costs), and
+    # with the applier in a process of its own (`serve`'s default), which inherits the
+    # server's core: both placements on one core.
+    first = runs[:1]
+    name = first[0][0]
+    (figures[f"single {name}, no access log"],) = posted(
+        folder, log, seconds, "singles-quiet.db", first, extra=("--no-access-log",)
+    )
+    (figures[f"single {name}, applier in a process"],) = posted(
+        folder, log, seconds, "singles-process.db", first, appliers="process"
+    )
+
+
+def posted(
+    folder: Path,
+    log: Path,
+    seconds: int,
+    database: str,
+    runs: list[tuple[str, Path | None]],
+    appliers: str = "thread",
+    extra: tuple[str, ...] = (),
+) -> list[float]:
+    """Events/s of wrk posting each of `runs` (its single events, or churn for None) in turn
+    to one `roomlog serve` on a new SQLite file `database`; exits if any post failed."""
+    sqlite_url = f"sqlite:///{folder / database}"
     key = make_key(sqlite_url)
-    server = serve_roomlog(sqlite_url, 8711, log)
+    server = serve_roomlog(sqlite_url, 8711, log, appliers, extra=extra)
     try:
         headers = {"Content-Type": "application/json", "Authorization": f"Bearer {key}"}
         url = "http://127.0.0.1:8711/v1/events"
-        runs: list[tuple[str, Path | None]] = [*histories.items(), ("churn", None)]
-        for name, given in runs:
-            figures[f"single {name}"], bad = wrk(url, headers, seconds, folder, given)
+        rates = []
+        for _, given in runs:
+            rate, bad = wrk(url, headers, seconds, folder, given)
             if bad:
                 ends = log.read_text()[-3000:]
                 sys.exit(f"{bad} single-event posts failed; the server's log ends:\n{ends}")
-    finally:
-        stop(server)
-    # The same first workload without the request log: what a line per request costs.
-    quiet_url = f"sqlite:///{folder / 'singles-quiet.db'}"
-    key = make_key(quiet_url)
-    server = serve_roomlog(quiet_url, 8711, log, extra=("--no-access-log",))
-    try:
-        headers = {"Content-Type": "application/json", "Authorization": f"Bearer {key}"}
-        name, given = next(iter(histories.items()))
-        url = "http://127.0.0.1:8711/v1/events"
-        figures[f"single {name}, no access log"], _ = wrk(url, headers, seconds, folder, given)
-    finally:
-        stop(server)
-    # The same workload with the applier in a process of its own (`serve`'s default), which
-    # inherits the server's core: both placements on one core.
-    placed_url = f"sqlite:///{folder / 'singles-process.db'}"
-    key = make_key(placed_url)
-    server = serve_roomlog(placed_url, 8711, log, "process")
-    try:
-        headers = {"Content-Type": "application/json", "Authorization": f"Bearer {key}"}
-        name, given = next(iter(histories.items()))
-        url = "http://127.0.0.1:8711/v1/events"
-        figures[f"single {name}, applier in a process"], _ = wrk(
-            url, headers, seconds, folder, given
-        )
+            rates.append(rate)
+        return rates
     finally:
         stop(server)
 
