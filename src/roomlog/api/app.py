@@ -358,6 +358,7 @@ def _workers(
             wake=writer_wake,
             idle=lambda: applier.oldest_pending is None,
             applied=applier.wake,
+            threads=store.settings.writers,
         )
         writer.start()
         app.state.writer = writer
@@ -463,6 +464,7 @@ def app_from_env() -> Litestar:
         late_window=int(float(os.environ.get("ROOMLOG_LATE_WINDOW", "600")) * MICROS),
         max_skew=int(float(os.environ.get("ROOMLOG_MAX_SKEW", "60")) * MICROS),
         partitions=int(os.environ.get("ROOMLOG_PARTITIONS", "16")),
+        writers=int(os.environ.get("ROOMLOG_WRITERS", "2")),
         retention=int(float(os.environ.get("ROOMLOG_RETENTION_DAYS") or 0) * DAY),
     )
     delivery = DeliverySettings(

@@ -74,6 +74,16 @@ def _days(text: str) -> float:
     return value
 
 
+def _threads(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number of threads, got {text!r}") from None
+    if not 1 <= value <= 64:
+        raise argparse.ArgumentTypeError(f"expected 1 to 64 threads, got {text!r}")
+    return value
+
+
 def operations(serve: argparse.ArgumentParser) -> None:
     """`serve`'s options for running it in production (docs/OPERATIONS.md)."""
     serve.add_argument(
@@ -193,6 +203,14 @@ def add_commands(commands: argparse._SubParsersAction[argparse.ArgumentParser]) 
         metavar="P",
         help="partitions of rooms, each applied by one process at a time (default 16; fixed "
         "for a database by its first server)",
+    )
+    serve.add_argument(
+        "--writers",
+        type=_threads,
+        default=2,
+        metavar="N",
+        help="PostgreSQL: threads appending events to the log side by side, each on a "
+        "connection of its own (default 2); SQLite has one writer at a time",
     )
     serve.add_argument(
         "--header-timeout",

@@ -21,6 +21,7 @@ import logging
 import threading
 from collections import defaultdict
 from collections.abc import Collection, Sequence
+from contextlib import nullcontext
 from typing import Final
 
 from sqlalchemy import Connection, select
@@ -111,7 +112,10 @@ class Store:
     ) -> list[IngestResult]:
         self._here.queued = 0
         self._here.written = {}
-        with self.turn, self.transactions.begin() as connection:
+        # An append left to the appliers writes no room: on PostgreSQL it needs no turn, and
+        # the writer's threads append side by side (SQLite has one writer at a time anyway).
+        turn = self.turn if self.database.sqlite or not behind else nullcontext()
+        with turn, self.transactions.begin() as connection:
             results = self._write(connection, submissions, now, behind)
         self._committed()
         self._announced()

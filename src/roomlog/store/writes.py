@@ -45,6 +45,9 @@ class Settings:
     # Rooms fall into this many partitions (a hash of project and room), each applied by one
     # process at a time. Fixed for a database by its first server.
     partitions: int = 16
+    # PostgreSQL: the writer's threads, each appending groups on a connection of its own
+    # (`roomlog serve --writers`). SQLite has one writer at a time, and one thread.
+    writers: int = 2
     # Events, sessions and chat older than this are removed (`serve --retention-days`), and
     # events stamped that long ago are refused. 0: keep everything.
     retention: int = 0

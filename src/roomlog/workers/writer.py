@@ -11,6 +11,13 @@ keep them in step with the appliers. So is a small group of events none of which
 while the appliers have nothing waiting: single events at a steady pace then cost one
 transaction, not two.
 The thread runs its transactions on one database connection it holds (`Store.holding`).
+
+On PostgreSQL there are several such threads (`roomlog serve --writers`, default 2), each
+with a connection of its own, taking groups from the same queue: while one group's
+transaction runs in the database, the next one's does too, on another core. Groups left to
+the appliers lock no room and need no turn (`Store.ingest`); PostgreSQL's unique index
+settles two groups appending the same id, one of which finds it a duplicate. SQLite has one
+writer at a time, and one thread.
 """
 
 from __future__ import annotations
@@ -58,6 +65,7 @@ class Writer:
         wake: Callable[[], None] = lambda: None,
         idle: Callable[[], bool] = lambda: False,
         applied: Callable[[], None] = lambda: None,
+        threads: int = 1,
     ) -> None:
         self.store = store
         self.clock = clock
@@ -65,16 +73,22 @@ class Writer:
         self.idle = idle
         self.applied = applied  # events applied here, in their append's transaction
         self._queue: queue.SimpleQueue[Waiting | None] = queue.SimpleQueue()
-        self._thread = threading.Thread(target=self._run, name="roomlog-writer", daemon=True)
+        self._threads = [
+            threading.Thread(target=self._run, name=f"roomlog-writer-{n}", daemon=True)
+            for n in range(1 if store.database.sqlite else max(1, threads))
+        ]
         self._stopping = False
 
     def start(self) -> None:
-        self._thread.start()
+        for thread in self._threads:
+            thread.start()
 
     def stop(self) -> None:
         self._stopping = True
-        self._queue.put(None)
-        self._thread.join(timeout=30)
+        for _ in self._threads:  # one for each thread, which ends on taking it
+            self._queue.put(None)
+        for thread in self._threads:
+            thread.join(timeout=30)
 
     async def submit(self, submission: Submission) -> IngestResult:
         loop = asyncio.get_running_loop()

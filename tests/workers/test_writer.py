@@ -1,0 +1,132 @@
+"""The writer: requests' events appended in group commits; on PostgreSQL by several threads
+side by side, so that a group the database holds up holds up no other."""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+
+import psycopg
+import pytest
+from sqlalchemy import func, select
+
+from roomlog.domain.events import JOINED, MICROS, PresenceEvent
+from roomlog.store.db import migrate, open_database
+from roomlog.store.projects import Project, ensure_project
+from roomlog.store.schema import events
+from roomlog.store.store import Store
+from roomlog.store.writes import IngestResult, Settings, Submission
+from roomlog.workers.writer import Writer
+from tests.fixtures import T0, drop_postgres, fresh_postgres, scratch_database
+
+NOW = (T0 + 60) * MICROS
+
+
+@pytest.fixture
+def postgres(postgres_url: str) -> Iterator[str]:
+    url = fresh_postgres(postgres_url)
+    try:
+        yield url
+    finally:
+        drop_postgres(postgres_url, url)
+
+
+def _writer(url: str, threads: int) -> tuple[Writer, Project]:
+    database = open_database(url)
+    migrate(database)
+    with database.engine.begin() as connection:
+        project, _ = ensure_project(connection, "default")
+    writer = Writer(Store(database, Settings()), clock=lambda: NOW, threads=threads)
+    writer.start()
+    return writer, project
+
+
+def _joins(project: Project, ids: list[str]) -> Submission:
+    at = (T0 + 10) * MICROS
+    return Submission(
+        project,
+        [(n, PresenceEvent(i, JOINED, f"room-{i}", f"p-{i}", at)) for n, i in enumerate(ids)],
+    )
+
+
+def _blocked_by(url: str, holder: psycopg.Connection[object]) -> bool:
+    """Whether a session waits for a lock that `holder`'s session holds."""
+    with psycopg.connect(url, autocommit=True) as connection:
+        found = connection.execute(
+            "SELECT count(*) FROM pg_stat_activity WHERE %s = ANY(pg_blocking_pids(pid))",
+            (holder.info.backend_pid,),
+        ).fetchone()
+    return bool(found and found[0])
+
+
+def test_on_postgresql_a_group_the_database_holds_up_holds_up_no_other(postgres: str) -> None:
+    """Another transaction holds the id of one request's event, uncommitted: that request's
+    append waits for it in the database. Another request's events are appended and
+    answered meanwhile, by the writer's other thread; once the holder gives up, the first
+    is appended too."""
+    writer, project = _writer(postgres, threads=2)
+    holder = psycopg.connect(postgres)
+    try:
+        holder.execute(
+            "INSERT INTO events (project_id, id, room, joined, participant_id, at, received_at)"
+            " VALUES (%s, 'held', 'room-held', 1, 'p-held', %s, %s)",
+            (project.id, (T0 + 10) * MICROS, NOW),
+        )
+
+        async def run() -> tuple[IngestResult, IngestResult]:
+            stuck = asyncio.ensure_future(writer.submit(_joins(project, ["held"])))
+            while not _blocked_by(postgres, holder):
+                assert not stuck.done(), stuck.result()
+                await asyncio.sleep(0.01)
+            free = await asyncio.wait_for(writer.submit(_joins(project, ["free"])), 30)
+            assert not stuck.done()  # still waiting for the holder
+            holder.rollback()
+            return free, await asyncio.wait_for(stuck, 30)
+
+        free, held = asyncio.run(run())
+        assert (free.accepted, free.duplicates, free.rejected) == (1, 0, [])
+        assert (held.accepted, held.duplicates, held.rejected) == (1, 0, [])
+    finally:
+        holder.close()
+        writer.stop()
+        writer.store.database.dispose()
+
+
+def test_groups_appended_side_by_side_store_each_id_once(postgres: str) -> None:
+    """Many requests at once, their ids overlapping: every id is stored once, and over all
+    the answers each was accepted once and a duplicate every other time."""
+    writer, project = _writer(postgres, threads=2)
+    ids = [f"e{n}" for n in range(400)]
+    requests = [ids[start : start + 50] for start in range(0, 400, 10)]  # each id in 5 at most
+
+    async def run() -> list[IngestResult]:
+        return list(await asyncio.gather(*(writer.submit(_joins(project, r)) for r in requests)))
+
+    try:
+        results = asyncio.run(run())
+        with writer.store.database.engine.connect() as connection:
+            stored = connection.execute(select(func.count()).select_from(events)).scalar_one()
+    finally:
+        writer.stop()
+        writer.store.database.dispose()
+    assert stored == len(ids)
+    assert sum(r.accepted for r in results) == len(ids)
+    assert sum(r.duplicates for r in results) == sum(map(len, requests)) - len(ids)
+    assert not any(r.rejected for r in results)
+
+
+@pytest.mark.parametrize(("kind", "threads"), [("sqlite", 1), ("postgresql", 2)])
+def test_sqlite_has_one_writer_thread_postgresql_as_many_as_asked(
+    kind: str, threads: int, tmp_path: Path
+) -> None:
+    with scratch_database(kind, tmp_path) as url:
+        writer, _ = _writer(url, threads=2)
+        try:
+            running = [t for t in threading.enumerate() if t.name.startswith("roomlog-writer")]
+            assert len(running) == threads
+        finally:
+            writer.stop()
+            writer.store.database.dispose()
+        assert not [t for t in threading.enumerate() if t.name.startswith("roomlog-writer")]
