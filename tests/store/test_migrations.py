@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import importlib
+
+import psycopg
+import pytest
 from alembic import command
 from alembic.config import Config
 from sqlalchemy import select
@@ -12,6 +16,9 @@ from roomlog.store.db import Database, migrate, open_database
 from roomlog.store.projects import find_project
 from roomlog.store.rooms import encode_participants
 from roomlog.store.schema import rooms, sessions
+from tests.fixtures import drop_postgres, fresh_postgres
+
+lz4 = importlib.import_module("roomlog.store.migrations.versions.0010_lz4")
 
 
 def upgraded_to(database_url: str, revision: str) -> Database:
@@ -86,3 +93,42 @@ def test_upgrading_from_0004_keys_every_project_by_user_id(database_url: str) ->
     database.dispose()
     assert project is not None
     assert (project.name, project.person_key) == ("old", "user_id")
+
+
+def _compression(url: str) -> set[str]:
+    """The compression methods of the columns migration 0010 names ('' for the server's
+    default, 'l' for LZ4, 'p' for pglz)."""
+    query = "SELECT attcompression FROM pg_attribute WHERE attrelid = %s::regclass AND attname = %s"
+    with psycopg.connect(url) as connection:
+        return {
+            str(row[0])
+            for table, column in lz4.COLUMNS
+            for row in connection.execute(query, (table, column))
+        }
+
+
+def test_on_postgresql_the_appliers_large_values_are_compressed_with_lz4(
+    postgres_url: str,
+) -> None:
+    with psycopg.connect(postgres_url) as connection:
+        methods = connection.execute(
+            "SELECT enumvals FROM pg_settings WHERE name = 'default_toast_compression'"
+        ).fetchone()
+    if methods is None or "lz4" not in methods[0]:
+        pytest.skip("this PostgreSQL has no LZ4 (version 14 or later, built with it)")
+    url = fresh_postgres(postgres_url)
+    try:
+        upgraded_to(url, "0009").dispose()
+        assert _compression(url) == {""}
+        upgraded_to(url, "head").dispose()
+        assert _compression(url) == {"l"}
+        database = open_database(url)
+        config = Config()
+        config.set_main_option("script_location", "roomlog.store:migrations")
+        with database.engine.begin() as connection:
+            config.attributes["connection"] = connection
+            command.downgrade(config, "0009")
+        database.dispose()
+        assert _compression(url) == {"p"}
+    finally:
+        drop_postgres(postgres_url, url)
