@@ -2,16 +2,18 @@
 
 from __future__ import annotations
 
+import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 import psycopg
 from sqlalchemy import text
 
 from roomlog.store import vacuum
-from roomlog.store.db import Database, migrate, open_database
+from roomlog.store.db import MAINTENANCE_LOCK, Database, migrate, open_database
 from tests.fixtures import POSTGRES_URL, scratch_database
 
 
@@ -88,7 +90,7 @@ def test_below_the_threshold_nothing_is_vacuumed(tmp_path: Path) -> None:
 def test_while_another_process_vacuums_the_schema_this_one_skips(tmp_path: Path) -> None:
     with rewritten(tmp_path) as database:
         schema = str(database.engine.url.query["options"]).rsplit("=", 1)[1]
-        key = (0x726F6F6D, schema)
+        key = (MAINTENANCE_LOCK, schema)
         with psycopg.connect(POSTGRES_URL, autocommit=True) as other:
             other.execute("SELECT pg_advisory_lock(%s, hashtext(%s))", key)
             assert vacuum.vacuum(database, at_least=20) == ([], [], [])
@@ -104,3 +106,40 @@ def test_on_sqlite_there_is_nothing_to_vacuum(tmp_path: Path) -> None:
         migrate(database)
         assert vacuum.vacuum(database, at_least=0) == ([], [], [])
         database.dispose()
+
+
+def test_a_migration_waits_for_a_vacuum_under_way_and_none_starts_during_it(
+    tmp_path: Path,
+) -> None:
+    """A `VACUUM` does not give way to a migration's lock, and every query on its table would
+    queue behind the waiting migration: a migration waits for the vacuum round instead, and
+    holds the round's lock until it commits."""
+    with rewritten(tmp_path) as database:
+        schema = str(database.engine.url.query["options"]).rsplit("=", 1)[1]
+        key = (MAINTENANCE_LOCK, schema)
+        with psycopg.connect(POSTGRES_URL, autocommit=True) as rounds:
+            rounds.execute("SELECT pg_advisory_lock(%s, hashtext(%s))", key)  # a round under way
+            migrated = threading.Thread(target=migrate, args=(database,))
+            migrated.start()
+            while not _blocked_by(rounds):
+                assert migrated.is_alive()
+                time.sleep(0.01)
+            rounds.execute("SELECT pg_advisory_unlock(%s, hashtext(%s))", key)
+            migrated.join(30)
+            assert not migrated.is_alive()
+        with database.engine.begin() as connection:  # a migration under way
+            connection.execute(
+                text("SELECT pg_advisory_xact_lock(:key, hashtext(current_schema()))"),
+                {"key": MAINTENANCE_LOCK},
+            )
+            assert vacuum.vacuum(database, at_least=20) == ([], [], [])
+        assert vacuum.vacuum(database, at_least=20).tables == ["rooms"]
+
+
+def _blocked_by(holder: psycopg.Connection[tuple[Any, ...]]) -> bool:
+    """Whether a session waits for a lock that `holder`'s session holds."""
+    found = holder.execute(
+        "SELECT count(*) FROM pg_stat_activity WHERE %s = ANY(pg_blocking_pids(pid))",
+        (holder.info.backend_pid,),
+    ).fetchone()
+    return bool(found and found[0])

@@ -21,6 +21,9 @@ from roomlog.store.defaults import DEFAULT_URL, ENV_URL
 
 # The execution option that marks `Database.reader`'s connections.
 READ_ONLY: Final = "roomlog_read_only"
+# PostgreSQL: the advisory lock (this key and the schema's name hashed) that a process holds
+# while it vacuums the schema's tables (`store/vacuum.py`) and a migration holds throughout.
+MAINTENANCE_LOCK: Final = 0x726F6F6D  # "room"
 
 
 class BadDatabaseUrl(ValueError):
@@ -106,5 +109,12 @@ def migrate(database: Database) -> None:
             # process waits here, then finds the schema up to date.
             connection.exec_driver_sql("CREATE TABLE IF NOT EXISTS roomlog_migrations (x int)")
             connection.exec_driver_sql("LOCK TABLE roomlog_migrations IN EXCLUSIVE MODE")
+            # Wait for a vacuum under way to end, and start none until this commits: a
+            # `VACUUM` does not give way to a migration's lock as autovacuum does, and every
+            # query on its table would queue behind the migration waiting for it.
+            connection.exec_driver_sql(
+                "SELECT pg_advisory_xact_lock(%(key)s, hashtext(current_schema()))",
+                {"key": MAINTENANCE_LOCK},
+            )
         config.attributes["connection"] = connection
         command.upgrade(config, "head")

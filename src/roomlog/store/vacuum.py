@@ -9,7 +9,8 @@ minute and waits for a fifth of a table to be dead: at 20,000 events/s, `rooms` 
 through them, fell from 26,000 to a few hundred events/s (docs/PERFORMANCE.md). So the
 service vacuums these tables itself once their dead rows pass `AT_LEAST` and a fifth of
 their live ones. Such a `VACUUM` blocks neither reads nor writes; one process at a time does
-it (a session advisory lock per schema), the others skip. A vacuum that frees too little,
+it (a session advisory lock per schema), the others skip, and none starts while a migration
+runs (it holds the same lock). A vacuum that frees too little,
 because an open transaction still sees the dead rows, is not repeated every round: the
 table rests, twice as long each time, up to a minute (`workers/vacuumer.py`). Nor does
 anything else keep the statistics of the tables the reads plan on current: they are analysed
@@ -24,7 +25,7 @@ from typing import Final, NamedTuple
 
 from sqlalchemy import Connection, text
 
-from roomlog.store.db import Database
+from roomlog.store.db import MAINTENANCE_LOCK, Database
 
 # The tables rewritten by every applied batch, every lease renewal or every webhook sent.
 HOT: Final = ("pending", "rooms", "sessions", "partitions", "outbox")
@@ -33,7 +34,6 @@ AT_LEAST: Final = 5_000  # dead rows in a table before it is vacuumed
 # (and at least `AT_LEAST`) changed since the last time. Without autovacuum nothing else
 # does, and the meetings list took 15.9 ms instead of 5.7 over 150,000 events.
 READ: Final = ("sessions", "events", "rooms", "checkpoints")
-_LOCK: Final = 0x726F6F6D  # the advisory lock's first key ("room"); the schema is the second
 
 
 def _past(
@@ -82,7 +82,7 @@ def vacuum(database: Database, at_least: int = AT_LEAST, resting: Collection[str
     if database.sqlite:
         return Vacuumed([], [], [])
     with database.engine.connect().execution_options(isolation_level="AUTOCOMMIT") as connection:
-        lock = {"key": _LOCK}
+        lock = {"key": MAINTENANCE_LOCK}
         taken = connection.execute(
             text("SELECT pg_try_advisory_lock(:key, hashtext(current_schema()))"), lock
         ).scalar()
