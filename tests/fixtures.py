@@ -13,6 +13,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import psycopg
 import pytest
@@ -65,6 +66,18 @@ def drop_postgres(base: str, url: str) -> None:
     schema = url.rsplit("%3D", 1)[1]
     with psycopg.connect(base, autocommit=True) as connection:
         connection.execute(f"DROP SCHEMA IF EXISTS {schema} CASCADE")
+
+
+def blocked_by(holder: psycopg.Connection[Any]) -> bool:
+    """Whether a session of the PostgreSQL server waits for a lock that `holder`'s session
+    holds (asked on a connection of its own: `holder` may be inside a transaction, whose
+    view of the server's activity stays as it first read it)."""
+    with psycopg.connect(POSTGRES_URL, autocommit=True) as connection:
+        found = connection.execute(
+            "SELECT count(*) FROM pg_stat_activity WHERE %s = ANY(pg_blocking_pids(pid))",
+            (holder.info.backend_pid,),
+        ).fetchone()
+    return bool(found and found[0])
 
 
 @contextmanager

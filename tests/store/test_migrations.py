@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib
+from collections.abc import Callable
 
 import psycopg
 import pytest
@@ -21,14 +22,17 @@ from tests.fixtures import drop_postgres, fresh_postgres
 lz4 = importlib.import_module("roomlog.store.migrations.versions.0010_lz4")
 
 
-def upgraded_to(database_url: str, revision: str) -> Database:
-    """The database at `database_url` with the schema of `revision`."""
+def upgraded_to(
+    database_url: str, revision: str, step: Callable[[Config, str], None] = command.upgrade
+) -> Database:
+    """The database at `database_url` with the schema of `revision` (or, with `step`
+    `command.downgrade`, brought down to it)."""
     database = open_database(database_url)
     config = Config()
     config.set_main_option("script_location", "roomlog.store:migrations")
     with database.engine.begin() as connection:
         config.attributes["connection"] = connection
-        command.upgrade(config, revision)
+        step(config, revision)
     return database
 
 
@@ -122,13 +126,7 @@ def test_on_postgresql_the_appliers_large_values_are_compressed_with_lz4(
         assert _compression(url) == {""}
         upgraded_to(url, "head").dispose()
         assert _compression(url) == {"l"}
-        database = open_database(url)
-        config = Config()
-        config.set_main_option("script_location", "roomlog.store:migrations")
-        with database.engine.begin() as connection:
-            config.attributes["connection"] = connection
-            command.downgrade(config, "0009")
-        database.dispose()
+        upgraded_to(url, "0009", command.downgrade).dispose()
         assert _compression(url) == {"p"}
     finally:
         drop_postgres(postgres_url, url)

@@ -7,14 +7,13 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
 
 import psycopg
 from sqlalchemy import text
 
 from roomlog.store import vacuum
 from roomlog.store.db import MAINTENANCE_LOCK, Database, migrate, open_database
-from tests.fixtures import POSTGRES_URL, scratch_database
+from tests.fixtures import POSTGRES_URL, blocked_by, scratch_database
 
 
 def rewrite_rooms(database: Database, times: int) -> None:
@@ -121,7 +120,7 @@ def test_a_migration_waits_for_a_vacuum_under_way_and_none_starts_during_it(
             rounds.execute("SELECT pg_advisory_lock(%s, hashtext(%s))", key)  # a round under way
             migrated = threading.Thread(target=migrate, args=(database,))
             migrated.start()
-            while not _blocked_by(rounds):
+            while not blocked_by(rounds):
                 assert migrated.is_alive()
                 time.sleep(0.01)
             rounds.execute("SELECT pg_advisory_unlock(%s, hashtext(%s))", key)
@@ -134,12 +133,3 @@ def test_a_migration_waits_for_a_vacuum_under_way_and_none_starts_during_it(
             )
             assert vacuum.vacuum(database, at_least=20) == ([], [], [])
         assert vacuum.vacuum(database, at_least=20).tables == ["rooms"]
-
-
-def _blocked_by(holder: psycopg.Connection[tuple[Any, ...]]) -> bool:
-    """Whether a session waits for a lock that `holder`'s session holds."""
-    found = holder.execute(
-        "SELECT count(*) FROM pg_stat_activity WHERE %s = ANY(pg_blocking_pids(pid))",
-        (holder.info.backend_pid,),
-    ).fetchone()
-    return bool(found and found[0])

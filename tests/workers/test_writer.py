@@ -19,18 +19,15 @@ from roomlog.store.schema import events
 from roomlog.store.store import Store
 from roomlog.store.writes import IngestResult, Settings, Submission
 from roomlog.workers.writer import Writer
-from tests.fixtures import T0, drop_postgres, fresh_postgres, scratch_database
+from tests.fixtures import T0, blocked_by, scratch_database
 
 NOW = (T0 + 60) * MICROS
 
 
 @pytest.fixture
-def postgres(postgres_url: str) -> Iterator[str]:
-    url = fresh_postgres(postgres_url)
-    try:
+def postgres(tmp_path: Path) -> Iterator[str]:
+    with scratch_database("postgresql", tmp_path) as url:
         yield url
-    finally:
-        drop_postgres(postgres_url, url)
 
 
 def _writer(url: str, threads: int) -> tuple[Writer, Project]:
@@ -51,16 +48,6 @@ def _joins(project: Project, ids: list[str]) -> Submission:
     )
 
 
-def _blocked_by(url: str, holder: psycopg.Connection[object]) -> bool:
-    """Whether a session waits for a lock that `holder`'s session holds."""
-    with psycopg.connect(url, autocommit=True) as connection:
-        found = connection.execute(
-            "SELECT count(*) FROM pg_stat_activity WHERE %s = ANY(pg_blocking_pids(pid))",
-            (holder.info.backend_pid,),
-        ).fetchone()
-    return bool(found and found[0])
-
-
 def test_on_postgresql_a_group_the_database_holds_up_holds_up_no_other(postgres: str) -> None:
     """Another transaction holds the id of one request's event, uncommitted: that request's
     append waits for it in the database. Another request's events are appended and
@@ -77,7 +64,7 @@ def test_on_postgresql_a_group_the_database_holds_up_holds_up_no_other(postgres:
 
         async def run() -> tuple[IngestResult, IngestResult]:
             stuck = asyncio.ensure_future(writer.submit(_joins(project, ["held"])))
-            while not _blocked_by(postgres, holder):
+            while not blocked_by(holder):
                 assert not stuck.done(), stuck.result()
                 await asyncio.sleep(0.01)
             free = await asyncio.wait_for(writer.submit(_joins(project, ["free"])), 30)

@@ -10,11 +10,11 @@ through them, fell from 26,000 to a few hundred events/s (docs/PERFORMANCE.md). 
 service vacuums these tables itself once their dead rows pass `AT_LEAST` and a fifth of
 their live ones. Such a `VACUUM` blocks neither reads nor writes; one process at a time does
 it (a session advisory lock per schema), the others skip, and none starts while a migration
-runs (it holds the same lock). A vacuum that frees too little,
-because an open transaction still sees the dead rows, is not repeated every round: the
-table rests, twice as long each time, up to a minute (`workers/vacuumer.py`). Nor does
-anything else keep the statistics of the tables the reads plan on current: they are analysed
-the same way once a tenth of them changed. SQLite reuses freed pages by itself and plans
+runs (it holds the same lock). A vacuum that frees too little, because an open transaction
+still sees the dead rows, is not repeated every round: the table rests, twice as long each
+time, up to a minute (`workers/vacuumer.py`). Nor does anything else keep the statistics of
+the tables the reads plan on current: they are analysed the same way once a tenth of them
+changed. SQLite reuses freed pages by itself and plans
 without such statistics: nothing to do there.
 """
 
