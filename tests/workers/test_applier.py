@@ -1,0 +1,138 @@
+"""The applier's rounds: after a short round, the next one waits until `gather` seconds have
+passed since it began, and applies what came meanwhile with it; after a long round, or
+none, the next begins at once. Its clock and its pause are replaced, so that the test
+decides how long a round took and what arrives while it waits."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pytest
+from sqlalchemy import func, select
+
+from roomlog.domain.events import JOINED, MICROS, PresenceEvent
+from roomlog.store.db import Database
+from roomlog.store.leases import part_of
+from roomlog.store.projects import Project, ensure_project
+from roomlog.store.schema import pending
+from roomlog.store.store import Store
+from roomlog.store.writes import Settings, Submission
+from roomlog.workers.applier import Applier
+from tests.fixtures import T0
+
+NOW = (T0 + 60) * MICROS
+GATHER = 10.0
+
+
+class Clock:
+    """Monotonic seconds that move only when told to."""
+
+    def __init__(self) -> None:
+        self.now = 100.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+class Pauses:
+    """The applier's pause: records how long it was asked to wait, and never stops it."""
+
+    def __init__(self) -> None:
+        self.asked: list[float] = []
+
+    def __call__(self, seconds: float) -> bool:
+        self.asked.append(seconds)
+        return False
+
+
+@pytest.fixture
+def setup(database: Database) -> Iterator[tuple[Store, Project, Applier, Clock]]:
+    with database.engine.begin() as connection:
+        project, _ = ensure_project(connection, "default")
+    store = Store(database, Settings())
+    applier = Applier(store, clock=lambda: NOW, gather=GATHER)
+    clock = Clock()
+    applier._monotonic = clock
+    with store.holding():
+        applier._claim()
+        yield store, project, applier, clock
+
+
+def _append(store: Store, project: Project, room: str, n: int) -> None:
+    event = PresenceEvent(f"{room}-{n}", JOINED, room, f"p-{n}", (T0 + n) * MICROS)
+    store.ingest([Submission(project, [(0, event)])], NOW, behind=True)
+
+
+def _pending(store: Store) -> int:
+    with store.database.engine.connect() as connection:
+        return int(connection.execute(select(func.count()).select_from(pending)).scalar_one())
+
+
+def _rooms_apart(store: Store, project: Project) -> tuple[str, str]:
+    """Two rooms in different partitions."""
+    count = store.parts or 16
+    first = part_of(project.id, "room-a", count)
+    other = next(
+        f"room-{n}" for n in range(1000) if part_of(project.id, f"room-{n}", count) != first
+    )
+    return "room-a", other
+
+
+def test_after_a_short_round_the_next_waits_and_takes_what_came_meanwhile(
+    setup: tuple[Store, Project, Applier, Clock],
+) -> None:
+    store, project, applier, clock = setup
+    first, other = _rooms_apart(store, project)
+    paused: list[float] = []
+
+    def pause(seconds: float) -> bool:
+        paused.append(seconds)
+        _append(store, project, other, 2)  # arrives while the applier waits
+        clock.now += seconds
+        return False
+
+    applier._pause = pause
+    _append(store, project, first, 0)
+    assert applier._round(applier._gathered(applier._look())) == 1
+    assert paused == []  # the first round waits for nothing
+
+    clock.now += 1.0
+    _append(store, project, first, 1)
+    busy = applier._gathered(applier._look())
+    assert paused == [GATHER - 1.0]
+    count = store.parts or 16
+    assert busy == {part_of(project.id, first, count), part_of(project.id, other, count)}
+    assert applier._round(busy) == 2
+    assert _pending(store) == 0
+
+
+def test_after_a_long_round_the_next_begins_at_once(
+    setup: tuple[Store, Project, Applier, Clock],
+) -> None:
+    store, project, applier, clock = setup
+    paused = Pauses()
+    applier._pause = paused
+    apply = applier._apply
+
+    def slow(busy: set[int]) -> int:
+        clock.now += GATHER / 4  # a round as long as a quarter of `gather` is a long one
+        return apply(busy)
+
+    applier._apply = slow  # type: ignore[method-assign]
+    _append(store, project, "room-a", 0)
+    assert applier._round(applier._gathered(applier._look())) == 1
+    _append(store, project, "room-a", 1)
+    assert applier._round(applier._gathered(applier._look())) == 1
+    assert paused.asked == []
+
+
+def test_a_round_that_applied_nothing_makes_the_next_wait_for_nothing(
+    setup: tuple[Store, Project, Applier, Clock],
+) -> None:
+    store, project, applier, _ = setup
+    paused = Pauses()
+    applier._pause = paused
+    assert applier._round(applier._gathered(applier._look())) == 0
+    _append(store, project, "room-a", 0)
+    assert applier._round(applier._gathered(applier._look())) == 1
+    assert paused.asked == []
