@@ -104,6 +104,29 @@ def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str
 
 
 @pytest.fixture
+def postgres_schema(tmp_path: Path) -> Iterator[str]:
+    """The URL of a fresh PostgreSQL schema, migrated, dropped afterwards (the test skips,
+    saying why, if the server is not reachable)."""
+    with scratch_database("postgresql", tmp_path) as url:
+        database = open_database(url)
+        try:
+            migrate(database)
+        finally:
+            database.dispose()
+        yield url
+
+
+@pytest.fixture
+def postgres_database(postgres_schema: str) -> Iterator[Database]:
+    """A `Database` on a fresh, migrated PostgreSQL schema."""
+    database = open_database(postgres_schema)
+    try:
+        yield database
+    finally:
+        database.dispose()
+
+
+@pytest.fixture
 def database(database_url: str) -> Iterator[Database]:
     database = open_database(database_url)
     migrate(database)

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import sqlite3
 import threading
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -23,21 +22,9 @@ from roomlog.store.queries import presence
 from roomlog.store.schema import pending, sessions
 from roomlog.store.store import Store
 from roomlog.store.writes import Settings, Submission
-from tests.fixtures import T0, drop_postgres, fresh_postgres
+from tests.fixtures import T0
 
 NOW = (T0 + 60) * MICROS
-
-
-@pytest.fixture
-def postgres(postgres_url: str) -> Iterator[str]:
-    url = fresh_postgres(postgres_url)
-    database = open_database(url)
-    migrate(database)
-    database.dispose()
-    try:
-        yield url
-    finally:
-        drop_postgres(postgres_url, url)
 
 
 def _join(project: Project, person: str) -> list[Submission]:
@@ -51,12 +38,12 @@ def _apply_all(store: Store) -> None:
 
 
 def test_an_append_committed_while_the_applier_works_is_applied_not_dropped(
-    postgres: str, monkeypatch: pytest.MonkeyPatch
+    postgres_schema: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """Pending rows are numbered when they are written, not when they commit: an append
     that took a lower number commits after the applier read the higher one. The applier
     removes only the rows it applied, so the late one is still there for its next turn."""
-    stores = [Store(open_database(postgres), Settings()) for _ in range(3)]
+    stores = [Store(open_database(postgres_schema), Settings()) for _ in range(3)]
     first, second, applier = stores
     with first.database.engine.begin() as connection:
         project, _ = ensure_project(connection, "default")

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import re
 import sqlite3
-from collections.abc import Iterator
 from pathlib import Path
 
 import psycopg
@@ -16,13 +15,13 @@ from sqlalchemy.exc import OperationalError
 
 from roomlog.domain.events import JOINED, MICROS, PresenceEvent
 from roomlog.store import statements
-from roomlog.store.db import Database, migrate, open_database
+from roomlog.store.db import Database
 from roomlog.store.projects import Project, ensure_project
 from roomlog.store.schema import events
 from roomlog.store.store import Store
 from roomlog.store.transactions import ConcurrentAppend, LostConnection, transient
 from roomlog.store.writes import Submission
-from tests.fixtures import POSTGRES_URL, T0, drop_postgres, fresh_postgres
+from tests.fixtures import POSTGRES_URL, T0
 
 
 def locked_error(path: Path) -> sqlite3.OperationalError:
@@ -144,22 +143,10 @@ def test_a_failed_transaction_gives_up_the_held_connection_and_keeps_nothing(
     assert _stored(database) == 2
 
 
-@pytest.fixture
-def postgres(postgres_url: str) -> Iterator[Database]:
-    url = fresh_postgres(postgres_url)
-    database = open_database(url)
-    try:
-        migrate(database)
-        yield database
-    finally:
-        database.dispose()
-        drop_postgres(postgres_url, url)
-
-
 def test_a_held_connection_the_server_ends_is_replaced_without_failing_the_write(
-    postgres: Database,
+    postgres_database: Database,
 ) -> None:
-    database = postgres
+    database = postgres_database
     store, project, taken = _watched(database)
     with store.holding():
         store.ingest(_arrival(project, 0), NOW)

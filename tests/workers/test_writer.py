@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import asyncio
 import threading
-from collections.abc import Iterator
 from pathlib import Path
 
 import psycopg
@@ -22,12 +21,6 @@ from roomlog.workers.writer import Writer
 from tests.fixtures import T0, blocked_by, scratch_database
 
 NOW = (T0 + 60) * MICROS
-
-
-@pytest.fixture
-def postgres(tmp_path: Path) -> Iterator[str]:
-    with scratch_database("postgresql", tmp_path) as url:
-        yield url
 
 
 def _writer(url: str, threads: int) -> tuple[Writer, Project]:
@@ -48,13 +41,15 @@ def _joins(project: Project, ids: list[str]) -> Submission:
     )
 
 
-def test_on_postgresql_a_group_the_database_holds_up_holds_up_no_other(postgres: str) -> None:
+def test_on_postgresql_a_group_the_database_holds_up_holds_up_no_other(
+    postgres_schema: str,
+) -> None:
     """Another transaction holds the id of one request's event, uncommitted: that request's
     append waits for it in the database. Another request's events are appended and
     answered meanwhile, by the writer's other thread; once the holder gives up, the first
     is appended too."""
-    writer, project = _writer(postgres, threads=2)
-    holder = psycopg.connect(postgres)
+    writer, project = _writer(postgres_schema, threads=2)
+    holder = psycopg.connect(postgres_schema)
     try:
         holder.execute(
             "INSERT INTO events (project_id, id, room, joined, participant_id, at, received_at)"
@@ -81,10 +76,10 @@ def test_on_postgresql_a_group_the_database_holds_up_holds_up_no_other(postgres:
         writer.store.database.dispose()
 
 
-def test_groups_appended_side_by_side_store_each_id_once(postgres: str) -> None:
+def test_groups_appended_side_by_side_store_each_id_once(postgres_schema: str) -> None:
     """Many requests at once, their ids overlapping: every id is stored once, and over all
     the answers each was accepted once and a duplicate every other time."""
-    writer, project = _writer(postgres, threads=2)
+    writer, project = _writer(postgres_schema, threads=2)
     ids = [f"e{n}" for n in range(400)]
     requests = [ids[start : start + 50] for start in range(0, 400, 10)]  # each id in 5 at most
 
