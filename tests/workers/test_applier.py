@@ -115,7 +115,7 @@ def test_after_a_long_round_the_next_begins_at_once(
     apply = applier._apply
 
     def slow(busy: set[int]) -> int:
-        clock.now += GATHER / 4  # a round as long as a quarter of `gather` is a long one
+        clock.now += GATHER / 2  # a round as long as half of `gather` is a long one
         return apply(busy)
 
     applier._apply = slow  # type: ignore[method-assign]

@@ -195,7 +195,7 @@ class Applier:
         began = self._monotonic()
         applied = self._apply(busy)
         took = self._monotonic() - began
-        self._next_round = began + self.gather if applied and took < self.gather / 4 else 0.0
+        self._next_round = began + self.gather if applied and took < self.gather / 2 else 0.0
         return applied
 
     def _apply(self, busy: set[int]) -> int:
