@@ -6,6 +6,8 @@ It claims partitions (free or expired ones, up to a fair share), renews its leas
 without waiting for them to expire. Between claims it applies what is pending in each held
 partition (woken by this process's writer, and looking every `POLL` seconds for what other
 processes appended), and every `tick` seconds what time alone changed in their rooms.
+After a short round of applying, the next waits until `GATHER` seconds have passed since
+it began (`_gathered`), so that a trickle of events is applied several per room at once.
 """
 
 from __future__ import annotations
