@@ -5,7 +5,7 @@ decides how long a round took and what arrives while it waits."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 import pytest
 from sqlalchemy import func, select
@@ -35,27 +35,37 @@ class Clock:
 
 
 class Pauses:
-    """The applier's pause: records how long it was asked to wait, and never stops it."""
+    """The applier's pause: records how long it was asked to wait, runs `meanwhile` (what
+    arrives while the applier waits), moves the clock on, and never stops the applier."""
 
-    def __init__(self) -> None:
+    def __init__(self, clock: Clock) -> None:
+        self.clock = clock
         self.asked: list[float] = []
+        self.meanwhile: Callable[[], None] = lambda: None
 
     def __call__(self, seconds: float) -> bool:
         self.asked.append(seconds)
+        self.meanwhile()
+        self.clock.now += seconds
         return False
 
 
+Setup = tuple[Store, Project, Applier, Pauses]
+
+
 @pytest.fixture
-def setup(database: Database) -> Iterator[tuple[Store, Project, Applier, Clock]]:
+def setup(database: Database) -> Iterator[Setup]:
     with database.engine.begin() as connection:
         project, _ = ensure_project(connection, "default")
     store = Store(database, Settings())
     applier = Applier(store, clock=lambda: NOW, gather=GATHER)
     clock = Clock()
+    pauses = Pauses(clock)
     applier._monotonic = clock
+    applier._pause = pauses
     with store.holding():
         applier._claim()
-        yield store, project, applier, clock
+        yield store, project, applier, pauses
 
 
 def _append(store: Store, project: Project, room: str, n: int) -> None:
@@ -79,60 +89,44 @@ def _rooms_apart(store: Store, project: Project) -> tuple[str, str]:
 
 
 def test_after_a_short_round_the_next_waits_and_takes_what_came_meanwhile(
-    setup: tuple[Store, Project, Applier, Clock],
+    setup: Setup,
 ) -> None:
-    store, project, applier, clock = setup
+    store, project, applier, paused = setup
     first, other = _rooms_apart(store, project)
-    paused: list[float] = []
-
-    def pause(seconds: float) -> bool:
-        paused.append(seconds)
-        _append(store, project, other, 2)  # arrives while the applier waits
-        clock.now += seconds
-        return False
-
-    applier._pause = pause
+    paused.meanwhile = lambda: _append(store, project, other, 2)
     _append(store, project, first, 0)
-    assert applier._round(applier._gathered(applier._look())) == 1
-    assert paused == []  # the first round waits for nothing
+    assert applier._turn() == 1
+    assert paused.asked == []  # the first round waits for nothing
 
-    clock.now += 1.0
+    paused.clock.now += 1.0
     _append(store, project, first, 1)
     busy = applier._gathered(applier._look())
-    assert paused == [GATHER - 1.0]
+    assert paused.asked == [GATHER - 1.0]
     count = store.parts or 16
     assert busy == {part_of(project.id, first, count), part_of(project.id, other, count)}
     assert applier._round(busy) == 2
     assert _pending(store) == 0
 
 
-def test_after_a_long_round_the_next_begins_at_once(
-    setup: tuple[Store, Project, Applier, Clock],
-) -> None:
-    store, project, applier, clock = setup
-    paused = Pauses()
-    applier._pause = paused
+def test_after_a_long_round_the_next_begins_at_once(setup: Setup) -> None:
+    store, project, applier, paused = setup
     apply = applier._apply
 
     def slow(busy: set[int]) -> int:
-        clock.now += GATHER / 2  # a round as long as half of `gather` is a long one
+        paused.clock.now += GATHER / 2  # a round as long as half of `gather` is a long one
         return apply(busy)
 
     applier._apply = slow  # type: ignore[method-assign]
     _append(store, project, "room-a", 0)
-    assert applier._round(applier._gathered(applier._look())) == 1
+    assert applier._turn() == 1
     _append(store, project, "room-a", 1)
-    assert applier._round(applier._gathered(applier._look())) == 1
+    assert applier._turn() == 1
     assert paused.asked == []
 
 
-def test_a_round_that_applied_nothing_makes_the_next_wait_for_nothing(
-    setup: tuple[Store, Project, Applier, Clock],
-) -> None:
-    store, project, applier, _ = setup
-    paused = Pauses()
-    applier._pause = paused
-    assert applier._round(applier._gathered(applier._look())) == 0
+def test_a_round_that_applied_nothing_makes_the_next_wait_for_nothing(setup: Setup) -> None:
+    store, project, applier, paused = setup
+    assert applier._turn() == 0
     _append(store, project, "room-a", 0)
-    assert applier._round(applier._gathered(applier._look())) == 1
+    assert applier._turn() == 1
     assert paused.asked == []

@@ -143,7 +143,7 @@ class Applier:
                         if time.monotonic() >= next_claim:
                             self._claim()
                             next_claim = time.monotonic() + RENEW
-                        if self._round(self._gathered(self._look())):
+                        if self._turn():
                             self._keeper.worked()
                         else:
                             self._keeper.idle()
@@ -176,6 +176,10 @@ class Applier:
         self.oldest_pending = min(waiting.values()) if waiting else None
         self.checked_at = self.clock()
         return set(waiting)
+
+    def _turn(self) -> int:
+        """One round of applying what is waiting in the held partitions, once it is time."""
+        return self._round(self._gathered(self._look()))
 
     def _gathered(self, busy: set[int]) -> set[int]:
         """`busy`, or, if the last round of applying was short and began less than `gather`
