@@ -5,17 +5,19 @@ from __future__ import annotations
 
 import re
 import sqlite3
+from contextlib import nullcontext
 from pathlib import Path
 
 import psycopg
 import psycopg.errors
 import pytest
-from sqlalchemy import event, func, select
+from sqlalchemy import Connection, event, func, select
 from sqlalchemy.exc import OperationalError
 
 from roomlog.domain.events import JOINED, MICROS, PresenceEvent
 from roomlog.store import statements
-from roomlog.store.db import Database
+from roomlog.store.behind import apply_pending
+from roomlog.store.db import READ_ONLY, Database
 from roomlog.store.projects import Project, ensure_project
 from roomlog.store.schema import events
 from roomlog.store.store import Store
@@ -157,3 +159,57 @@ def test_a_held_connection_the_server_ends_is_replaced_without_failing_the_write
         store.ingest(_arrival(project, 1), NOW)
     assert len(taken) == 2
     assert _stored(database) == 2
+
+
+def _durability(connection: Connection, database: Database) -> str:
+    """How the transaction `connection` is in will commit: "full" (on disk before the commit
+    returns) or "lazy"."""
+    if database.sqlite:
+        level = connection.exec_driver_sql("PRAGMA synchronous").scalar_one()
+        return {2: "full", 1: "lazy"}[level]
+    setting = connection.exec_driver_sql("SHOW synchronous_commit").scalar_one()
+    return {"on": "full", "off": "lazy"}[setting]
+
+
+@pytest.mark.parametrize("held", [False, True])
+def test_only_derived_transactions_commit_without_waiting_for_the_disk(
+    database: Database, held: bool
+) -> None:
+    store = Store(database)
+    seen = []
+    with store.holding() if held else nullcontext():
+        for derived in (False, True, False, True, True, False):
+            with store.transactions.begin(derived=derived) as connection:
+                seen.append(_durability(connection, database))
+    assert seen == ["full", "lazy", "full", "lazy", "lazy", "full"]
+    # Connections back in the pool keep no lazy setting for whoever takes them next.
+    with database.engine.begin() as connection:
+        assert _durability(connection, database) == "full"
+
+
+def test_appends_commit_durably_and_the_appliers_lazily(database: Database) -> None:
+    """What the applier writes (`apply_pending`, and the passage of time) can be derived
+    again from the log; an append cannot."""
+    store, project, _ = _watched(database)
+    commits: list[tuple[str, bool]] = []
+
+    def committing(connection: Connection) -> None:
+        if connection.get_execution_options().get(READ_ONLY):
+            return  # `apply_pending` reads first, on SQLite
+        wrote_sessions = bool(
+            connection.exec_driver_sql("SELECT count(*) FROM sessions").scalar_one()
+        )
+        commits.append((_durability(connection, database), wrote_sessions))
+
+    event.listen(database.engine, "commit", committing)
+    with store.holding():
+        # Alone for 10 s at NOW: the session begins 20 s later, with no event.
+        store.ingest(_arrival(project, 50), NOW, behind=True)
+        appended = len(commits)
+        assert sum(apply_pending(store, part, None, NOW, NOW) for part in range(16)) == 1
+        applied = len(commits)
+        assert store.tick(NOW + 600 * MICROS) == 1
+    event.remove(database.engine, "commit", committing)
+    assert {durability for durability, _ in commits[:appended]} == {"full"}
+    assert set(commits[appended:applied]) == {("lazy", False)}  # the room: no session yet
+    assert commits[applied:] == [("lazy", True)]

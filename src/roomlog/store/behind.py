@@ -80,7 +80,7 @@ def apply_pending(store: Store, part: int, holder: str | None, now: int, wall: i
             pass
     store._here.queued = 0
     store._here.written = {}
-    with store.turn, store.transactions.begin() as connection:
+    with store.turn, store.transactions.begin(derived=True) as connection:
         taken = _take(store, connection, part, holder, wall)
         if taken is None:
             return 0
@@ -110,7 +110,7 @@ def _read_first(store: Store, part: int, holder: str | None, now: int, wall: int
             seen = dict.fromkeys(names, 0) | store._locked(reading, pid, names)
             plans[pid] = (seen, store._plan(reading, pid, seen, fresh, {}, now))
     ids = [row[0] for row in rows]
-    with store.turn, store.transactions.begin() as connection:
+    with store.turn, store.transactions.begin(derived=True) as connection:
         if holder is not None and not holds(connection, holder, part, wall):
             return 0
         sql = store._sql

@@ -3,6 +3,13 @@
 SQLite runs in WAL mode with `synchronous=FULL`, so a commit is on disk before it returns;
 writers take the database lock up front (`BEGIN IMMEDIATE`) rather than failing to upgrade a
 read lock halfway through. PostgreSQL goes through psycopg 3.
+
+A transaction marked `DERIVED` writes only what the event log derives again (rooms, sessions,
+the outbox, pending events taken off): its commit returns without waiting for the disk
+(SQLite's `synchronous=NORMAL`, PostgreSQL's `synchronous_commit = off`). Both databases keep
+their logs in order, so a crash of the machine can only lose the newest such transactions,
+whole, and never one that an ordinary commit (an append) made durable after them. What they
+applied is then pending again, and is applied again.
 """
 
 from __future__ import annotations
@@ -21,6 +28,8 @@ from roomlog.store.defaults import DEFAULT_URL, ENV_URL
 
 # The execution option that marks `Database.reader`'s connections.
 READ_ONLY: Final = "roomlog_read_only"
+# The execution option that marks a transaction whose commit need not wait for the disk.
+DERIVED: Final = "roomlog_derived"
 # PostgreSQL: the advisory lock (this key and the schema's name hashed) that a process holds
 # while it vacuums the schema's tables (`store/vacuum.py`) and a migration holds throughout.
 MAINTENANCE_LOCK: Final = 0x726F6F6D  # "room"
@@ -83,8 +92,33 @@ def _sqlite_engine(url: str) -> Engine:
         # A transaction that may write takes the lock at once (a deferred one that tries to
         # write after another writer committed would fail instead of waiting); one that only
         # reads (`Database.reader`) takes no lock, so it neither waits for nor holds up a write.
-        reads = connection.get_execution_options().get(READ_ONLY, False)
-        connection.connection.driver_connection.execute("BEGIN" if reads else "BEGIN IMMEDIATE")
+        options = connection.get_execution_options()
+        driver = connection.connection.driver_connection
+        if options.get(READ_ONLY, False):
+            driver.execute("BEGIN")
+            return
+        # `synchronous` is the connection's: set when it changes, before the transaction.
+        wanted = "NORMAL" if options.get(DERIVED, False) else "FULL"
+        info = connection.connection.info
+        if info.get(_SYNCHRONOUS, "FULL") != wanted:
+            driver.execute(f"PRAGMA synchronous={wanted}")
+            info[_SYNCHRONOUS] = wanted
+        driver.execute("BEGIN IMMEDIATE")
+
+    return engine
+
+
+_SYNCHRONOUS: Final = "roomlog_synchronous"
+
+
+def _postgresql_engine(url: str) -> Engine:
+    engine = create_engine(url, pool_size=8, max_overflow=8, pool_pre_ping=True)
+
+    @event.listens_for(engine, "begin")
+    def _on_begin(connection: Any) -> None:
+        if connection.get_execution_options().get(DERIVED, False):
+            # The transaction's first statement: psycopg begins it here.
+            connection.connection.driver_connection.execute("SET LOCAL synchronous_commit TO OFF")
 
     return engine
 
@@ -92,10 +126,8 @@ def _sqlite_engine(url: str) -> Engine:
 def open_database(url: str | None = None) -> Database:
     """Open the database at `url` (default: $ROOMLOG_DATABASE_URL, else ./roomlog.db)."""
     chosen = normalise_url(url or os.environ.get(ENV_URL) or DEFAULT_URL)
-    if chosen.startswith("sqlite"):
-        engine = _sqlite_engine(chosen)
-    else:
-        engine = create_engine(chosen, pool_size=8, max_overflow=8, pool_pre_ping=True)
+    opened = _sqlite_engine if chosen.startswith("sqlite") else _postgresql_engine
+    engine = opened(chosen)
     return Database(chosen, engine, engine.execution_options(**{READ_ONLY: True}))
 
 

@@ -433,7 +433,7 @@ class Store:
     def _tick(self, now: int, limit: int, parts: Collection[int] | None) -> int:
         self._here.queued = 0
         self._here.written = {}
-        with self.turn, self.transactions.begin() as connection:
+        with self.turn, self.transactions.begin(derived=True) as connection:
             # Only this process's partitions' rooms are locked, so none is skipped by both.
             query = select(rooms.c.project_id, rooms.c.name).where(rooms.c.due_at <= now)
             mine: defaultdict[int, list[str]] = defaultdict(list)

@@ -15,7 +15,7 @@ from sqlalchemy import Connection
 from sqlalchemy.exc import DBAPIError
 from tenacity import retry, retry_if_exception, stop_after_attempt, wait_random_exponential
 
-from roomlog.store.db import Database
+from roomlog.store.db import DERIVED, Database
 
 
 class ConcurrentAppend(Exception):
@@ -53,6 +53,7 @@ class Transactions:
     def __init__(self, database: Database) -> None:
         self.database = database
         self._held = threading.local()
+        self._derived = database.engine.execution_options(**{DERIVED: True})
 
     @contextmanager
     def holding(self) -> Iterator[None]:
@@ -73,15 +74,19 @@ class Transactions:
                 held.close()
 
     @contextmanager
-    def begin(self) -> Iterator[Connection]:
-        """One transaction, on the thread's held connection if it holds one."""
+    def begin(self, derived: bool = False) -> Iterator[Connection]:
+        """One transaction, on the thread's held connection if it holds one.
+
+        `derived`: the transaction writes only what the event log derives again, and its
+        commit need not wait for the disk (`db.DERIVED`)."""
         if not getattr(self._held, "holding", False):
-            with self.database.engine.begin() as connection:
+            with (self._derived if derived else self.database.engine).begin() as connection:
                 yield connection
             return
         held: Connection | None = self._held.connection
         if held is None:
             held = self._held.connection = self.database.engine.connect()
+        held.execution_options(**{DERIVED: derived})
         try:
             with held.begin():
                 yield held
