@@ -67,6 +67,10 @@ def test_an_id_reused_for_other_content_is_rejected(api: Api) -> None:
     answer = post(api, [fresh, {**fresh, "room": "elsewhere"}])
     assert answer.json()["accepted"] == 1
     assert [r["index"] for r in answer.json()["rejected"]] == [1]
+    # Every occurrence is compared with what the log holds, not with the one before it.
+    answer = post(api, [other, event])
+    assert answer.json()["duplicates"] == 1
+    assert [r["index"] for r in answer.json()["rejected"]] == [0]
 
 
 def test_valid_items_of_a_batch_are_kept_and_the_others_listed(api: Api) -> None:

@@ -5,12 +5,15 @@ from __future__ import annotations
 
 import re
 import sqlite3
+import uuid
 from contextlib import nullcontext
 from pathlib import Path
 
 import psycopg
 import psycopg.errors
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 from sqlalchemy import Connection, event, func, select
 from sqlalchemy.exc import OperationalError
 
@@ -213,3 +216,51 @@ def test_appends_commit_durably_and_the_appliers_lazily(database: Database) -> N
     assert {durability for durability, _ in commits[:appended]} == {"full"}
     assert set(commits[appended:applied]) == {("lazy", False)}  # the room: no session yet
     assert commits[applied:] == [("lazy", True)]
+
+
+@settings(
+    max_examples=30, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(
+    st.lists(
+        st.lists(st.tuples(st.integers(0, 20), st.integers(0, 1)), min_size=1, max_size=12),
+        min_size=1,
+        max_size=5,
+    )
+)
+def test_each_append_takes_exactly_the_ids_not_stored_yet(
+    database: Database, requests: list[list[tuple[int, int]]]
+) -> None:
+    """Requests of events whose ids repeat, within a request and across requests: the log
+    keeps each id's first content, and every later occurrence is compared with it (the same
+    content: a duplicate; other content: rejected), as this model of the log says."""
+    with database.engine.begin() as connection:
+        project, _ = ensure_project(connection, f"append-{uuid.uuid4().hex[:8]}")
+    store = Store(database)
+    logged: dict[str, int] = {}
+    for request in requests:
+        accepted = duplicates = rejected = 0
+        for n, variant in request:
+            eid = f"e{n}"
+            if eid not in logged:
+                logged[eid] = variant
+                accepted += 1
+            elif logged[eid] == variant:
+                duplicates += 1
+            else:
+                rejected += 1
+        given = [
+            (index, PresenceEvent(f"e{n}", JOINED, f"room-{v}", f"p{n}", (T0 + n) * MICROS))
+            for index, (n, v) in enumerate(request)
+        ]
+        (result,) = store.ingest([Submission(project, given)], NOW, behind=True)
+        assert (result.accepted, result.duplicates, len(result.rejected)) == (
+            accepted,
+            duplicates,
+            rejected,
+        )
+    with database.engine.connect() as connection:
+        rows = connection.execute(
+            select(events.c.id, events.c.room).where(events.c.project_id == project.id)
+        ).all()
+    assert {eid: room for eid, room in rows} == {eid: f"room-{v}" for eid, v in logged.items()}

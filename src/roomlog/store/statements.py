@@ -83,6 +83,11 @@ class Statements:
     keep: str
     stage: str = ""
     copy: str = ""
+    # SQLite: the log's last rowid before an append, and the keys of the rows after it. A new
+    # row's rowid is one above the largest (SQLite's rule while it stays below 2**63), and
+    # the writer appends alone, so the rows past the mark are the ones this append wrote.
+    last_row: str = ""
+    appended_after: str = ""
 
     def keys(self, values: list[str] | list[int]) -> Any:
         """`values` as the one parameter a `*_keyed` statement takes for its key list."""
@@ -124,6 +129,8 @@ SQLITE: Final = Statements(
     pending_count_keyed="SELECT count(*) FROM pending WHERE id IN (SELECT value FROM json_each(?))",
     forget_keyed="DELETE FROM pending WHERE id IN (SELECT value FROM json_each(?))",
     keep=_KEEP,
+    last_row="SELECT coalesce(max(rowid), 0) FROM events",
+    appended_after="SELECT project_id, id FROM events WHERE rowid > ?",
 )
 
 # Lookups by many keys probe the primary key once per key: a lateral subquery with `LIMIT 1`

@@ -181,8 +181,10 @@ class Store:
             else:
                 results[n].rejected.append(conflict(index, event))
         for n, index, event in repeats:
-            _, _, kept = first[(submissions[n].project.id, event.id)]
-            if content(kept) == content(event) or submissions[n].id_is_identity:
+            # Compared with what the log holds: the first occurrence, if it was appended.
+            key = (submissions[n].project.id, event.id)
+            held = existing[key] if key in existing else content(first[key][2])
+            if held == content(event) or submissions[n].id_is_identity:
                 results[n].duplicates += 1
             else:
                 results[n].rejected.append(conflict(index, event))
