@@ -88,6 +88,16 @@ def test_lookups_probe_the_primary_key_on_a_table_filled_since_its_statistics(
     assert sorted(row[0] for row in found) == ["e5", "e70"]
     if database.sqlite:
         assert "sqlite_autoindex_events_1 (project_id=? AND id=?)" in plan
+        # The same after an append, for the rows stored before it (up to rowid 50).
+        with database.engine.begin() as connection:
+            before = (*parameters, 50)
+            found = statements.rows(connection, sql.existing_before_keyed, before)
+            plan = " ".join(
+                str(row[-1])
+                for row in statements.rows(connection, explain + sql.existing_before_keyed, before)
+            )
+        assert [row[0] for row in found] == ["e5"]
+        assert "sqlite_autoindex_events_1 (project_id=? AND id=?)" in plan
     else:
         # One probe per id: the id is part of the primary key's condition, not a filter.
         assert re.search(

@@ -124,27 +124,34 @@ def append(
         written = statements.run_many(connection, sql.append, rows)
         if written == len(rows):
             return set(keys), {}
-        found = statements.rows(connection, sql.appended_after, (mark,))
-        inserted = {(pid, eid) for pid, eid in found}
-        if len(inserted) != written:  # only another writer could have, and SQLite has one
-            raise ConcurrentAppend(f"{written} rows appended, {len(inserted)} found after them")
-    else:
-        inserted = {(pid, eid) for pid, eid in statements.copied(connection, sql, rows)}
-        if len(inserted) == len(keys):
-            return inserted, {}
+        stored = existing(connection, sql, keys, before=mark)
+        if len(stored) + written != len(keys):  # only another writer could have: there is one
+            raise ConcurrentAppend(f"{written} of {len(keys)} appended, {len(stored)} were stored")
+        return {key for key in keys if key not in stored}, stored
+    inserted = {(pid, eid) for pid, eid in statements.copied(connection, sql, rows)}
+    if len(inserted) == len(keys):
+        return inserted, {}
     return inserted, existing(connection, sql, [k for k in keys if k not in inserted])
 
 
 def existing(
-    connection: Connection, sql: statements.Statements, keys: list[tuple[int, str]]
+    connection: Connection,
+    sql: statements.Statements,
+    keys: list[tuple[int, str]],
+    before: int | None = None,
 ) -> dict[tuple[int, str], tuple[Any, ...]]:
-    """The content stored under those of `keys` already in the event log."""
+    """The content stored under those of `keys` already in the event log (SQLite, `before`:
+    in its rows up to that rowid)."""
     found: dict[tuple[int, str], tuple[Any, ...]] = {}
     by_project: defaultdict[int, list[str]] = defaultdict(list)
     for pid, eid in keys:
         by_project[pid].append(eid)
     for pid, ids in by_project.items():
-        for row in statements.rows(connection, sql.existing_keyed, (sql.keys(ids), pid)):
+        parameters: tuple[Any, ...] = (sql.keys(ids), pid)
+        statement = sql.existing_keyed
+        if before is not None:
+            statement, parameters = sql.existing_before_keyed, (*parameters, before)
+        for row in statements.rows(connection, statement, parameters):
             found[(pid, row[0])] = (row[1], bool(row[2]), *row[3:])
     return found
 

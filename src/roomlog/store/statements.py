@@ -83,11 +83,11 @@ class Statements:
     keep: str
     stage: str = ""
     copy: str = ""
-    # SQLite: the log's last rowid before an append, and the keys of the rows after it. A new
-    # row's rowid is one above the largest (SQLite's rule while it stays below 2**63), and
-    # the writer appends alone, so the rows past the mark are the ones this append wrote.
+    # SQLite: the log's last rowid before an append, and `existing_keyed` for the rows up to
+    # it. A new row's rowid is one above the largest (SQLite's rule while it stays below
+    # 2**63), and the writer appends alone: the rows past the mark are this append's.
     last_row: str = ""
-    appended_after: str = ""
+    existing_before_keyed: str = ""
 
     def keys(self, values: list[str] | list[int]) -> Any:
         """`values` as the one parameter a `*_keyed` statement takes for its key list."""
@@ -130,7 +130,10 @@ SQLITE: Final = Statements(
     forget_keyed="DELETE FROM pending WHERE id IN (SELECT value FROM json_each(?))",
     keep=_KEEP,
     last_row="SELECT coalesce(max(rowid), 0) FROM events",
-    appended_after="SELECT project_id, id FROM events WHERE rowid > ?",
+    existing_before_keyed=(
+        f"SELECT {_EVENT_CONTENT} FROM events"
+        " WHERE id IN (SELECT value FROM json_each(?)) AND project_id = ? AND rowid <= ?"
+    ),
 )
 
 # Lookups by many keys probe the primary key once per key: a lateral subquery with `LIMIT 1`
