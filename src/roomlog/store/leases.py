@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import math
 import zlib
+from typing import Final
 
 from sqlalchemy import Connection, delete, func, insert, select, update
 
@@ -25,15 +26,36 @@ def part_of(project_id: int, room: str, count: int) -> int:
     return zlib.crc32(f"{project_id}\x1f{room}".encode()) % count
 
 
+# PostgreSQL: the advisory lock (this key and the schema's name hashed) under which the
+# partitions' rows are made.
+PARTITIONS_LOCK: Final = 0x70617274  # "part"
+
+
 def partition_count(connection: Connection, wanted: int) -> int:
-    """The database's partition count: the one its first server set (`wanted` if none did)."""
-    found = connection.execute(select(func.count()).select_from(partitions)).scalar_one()
+    """The database's partition count: the one its first server set (`wanted` if none did).
+
+    On a new PostgreSQL database, several transactions may find no partitions at once (a
+    server's writer threads and its applier, or servers starting together): the first to
+    take the lock makes them, and the others, waiting for it, then find them."""
+    found = _partitions(connection)
     if found:
-        return int(found)
+        return found
+    if connection.dialect.name == "postgresql":
+        connection.exec_driver_sql(
+            "SELECT pg_advisory_xact_lock(%(key)s, hashtext(current_schema()))",
+            {"key": PARTITIONS_LOCK},
+        )
+        found = _partitions(connection)  # a new snapshot: what the lock's holder committed
+        if found:
+            return found
     connection.execute(
         insert(partitions), [{"part": p, "holder": None, "lease_until": 0} for p in range(wanted)]
     )
     return wanted
+
+
+def _partitions(connection: Connection) -> int:
+    return int(connection.execute(select(func.count()).select_from(partitions)).scalar_one())
 
 
 def claim(connection: Connection, holder: str, now: int, lease: int) -> list[int]:
