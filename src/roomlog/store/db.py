@@ -20,7 +20,7 @@ from typing import Any, Final
 
 from alembic import command
 from alembic.config import Config
-from sqlalchemy import Engine, create_engine, event
+from sqlalchemy import Connection, Engine, create_engine, event
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError
 
@@ -33,6 +33,8 @@ DERIVED: Final = "roomlog_derived"
 # PostgreSQL: the advisory lock (this key and the schema's name hashed) that a process holds
 # while it vacuums the schema's tables (`store/vacuum.py`) and a migration holds throughout.
 MAINTENANCE_LOCK: Final = 0x726F6F6D  # "room"
+# PostgreSQL: the advisory lock under which the partitions' rows are made (`store/leases.py`).
+PARTITIONS_LOCK: Final = 0x70617274  # "part"
 
 
 class BadDatabaseUrl(ValueError):
@@ -144,9 +146,14 @@ def migrate(database: Database) -> None:
             # Wait for a vacuum under way to end, and start none until this commits: a
             # `VACUUM` does not give way to a migration's lock as autovacuum does, and every
             # query on its table would queue behind the migration waiting for it.
-            connection.exec_driver_sql(
-                "SELECT pg_advisory_xact_lock(%(key)s, hashtext(current_schema()))",
-                {"key": MAINTENANCE_LOCK},
-            )
+            lock_schema(connection, MAINTENANCE_LOCK)
         config.attributes["connection"] = connection
         command.upgrade(config, "head")
+
+
+def lock_schema(connection: Connection, key: int) -> None:
+    """PostgreSQL: wait for, then hold until the transaction ends, the advisory lock `key` of
+    the connection's schema (the key and the schema's name hashed)."""
+    connection.exec_driver_sql(
+        "SELECT pg_advisory_xact_lock(%(key)s, hashtext(current_schema()))", {"key": key}
+    )

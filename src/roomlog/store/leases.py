@@ -13,22 +13,17 @@ from __future__ import annotations
 
 import math
 import zlib
-from typing import Final
 
 from sqlalchemy import Connection, delete, func, insert, select, update
 
 from roomlog.store import statements
+from roomlog.store.db import PARTITIONS_LOCK, lock_schema
 from roomlog.store.schema import appliers, partitions
 
 
 def part_of(project_id: int, room: str, count: int) -> int:
     """The partition of `room` of project `project_id` among `count`."""
     return zlib.crc32(f"{project_id}\x1f{room}".encode()) % count
-
-
-# PostgreSQL: the advisory lock (this key and the schema's name hashed) under which the
-# partitions' rows are made.
-PARTITIONS_LOCK: Final = 0x70617274  # "part"
 
 
 def partition_count(connection: Connection, wanted: int) -> int:
@@ -41,10 +36,7 @@ def partition_count(connection: Connection, wanted: int) -> int:
     if found:
         return found
     if connection.dialect.name == "postgresql":
-        connection.exec_driver_sql(
-            "SELECT pg_advisory_xact_lock(%(key)s, hashtext(current_schema()))",
-            {"key": PARTITIONS_LOCK},
-        )
+        lock_schema(connection, PARTITIONS_LOCK)
         found = _partitions(connection)  # a new snapshot: what the lock's holder committed
         if found:
             return found
