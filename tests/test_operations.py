@@ -144,6 +144,7 @@ def test_metrics_count_every_worker_and_the_log_says_each_request(
     assert len(posts) == 11
     assert {r["project"] for r in posts} == {"default"}
     assert all(r["status"] == 200 and r["bytes_in"] > 0 and r["duration_ms"] > 0 for r in posts)
+    assert all(r["bytes_out"] > 0 and r["id"] for r in posts)  # answered ahead of Litestar
     assert len({r["id"] for r in requests}) == len(requests)
     assert key not in log.read_text() and "s3cret" not in log.read_text()
 

@@ -22,7 +22,7 @@ from typing import Final
 from litestar.types import HTTPScope, Message, Send
 
 from roomlog import metrics
-from roomlog.logs import FIELDS
+from roomlog.logs import FIELDS, direct
 
 log = logging.getLogger("roomlog.access")
 
@@ -105,23 +105,21 @@ def finish(access: Access, scope: HTTPScope, started: float, logs: bool) -> None
     metrics.labelled(metrics.REQUESTS, access.method, route, str(status)).inc()
     if is_write(access.method, route):
         metrics.labelled(metrics.INGEST_SECONDS, route).observe(seconds)
-    if logs:
-        log.info(
-            "%s %s %d %.1f ms",
-            access.method,
-            route,
-            status,
-            seconds * 1000,
-            extra={
-                FIELDS: {
-                    "method": access.method,
-                    "route": route,
-                    "status": status,
-                    "duration_ms": round(seconds * 1000, 2),
-                    "project": access.project,
-                    "bytes_in": access.bytes_in,
-                    "bytes_out": access.bytes_out,
-                    "id": access.id,
-                }
-            },
-        )
+    if not logs:
+        return
+    fields = {
+        "method": access.method,
+        "route": route,
+        "status": status,
+        "duration_ms": round(seconds * 1000, 2),
+        "project": access.project,
+        "bytes_in": access.bytes_in,
+        "bytes_out": access.bytes_out,
+        "id": access.id,
+    }
+    message = f"{access.method} {route} {status} {seconds * 1000:.1f} ms"
+    to = direct(log)
+    if to is None:
+        log.info("%s", message, extra={FIELDS: fields})
+    else:
+        to.handler.write(to.formatter.line(time.time(), "INFO", log.name, message, fields))

@@ -133,13 +133,22 @@ def _refusal(scope: HTTPScope) -> str | None:
     return None
 
 
-async def _answer(send: Send, status: int, answer: bytes, through: bytes | None = None) -> None:
+_THROUGH: Final = HEADER.lower().encode()
+
+
+async def _answer(
+    send: Send, entry: access.Access, status: int, answer: bytes, through: bytes | None = None
+) -> None:
+    """Send a JSON answer the app built itself, noted in the request's log line as
+    `access.sender` notes Litestar's."""
     headers = [
         (b"content-type", b"application/json"),
-        (b"content-length", str(len(answer)).encode()),
+        (b"content-length", b"%d" % len(answer)),
+        (access.HEADER, entry.id.encode()),
     ]
     if through is not None:
-        headers.append((HEADER.lower().encode(), through))
+        headers.append((_THROUGH, through))
+    entry.status, entry.bytes_out = status, len(answer)
     await send({"type": "http.response.start", "status": status, "headers": headers})
     await send({"type": "http.response.body", "body": answer, "more_body": False})
 
@@ -167,9 +176,8 @@ class Roomlog(Litestar):
         http = cast("HTTPScope", scope)
         started = time.perf_counter()
         entry = access.begin(http)
-        sending = access.sender(entry, cast("Send", send))
         try:
-            await self._http(http, cast("Receive", receive), sending, entry)
+            await self._http(http, cast("Receive", receive), cast("Send", send), entry)
         finally:
             access.finish(entry, http, started, self.state.access_log)
 
@@ -179,16 +187,18 @@ class Roomlog(Litestar):
         refusal = _refusal(scope)
         if refusal is not None:
             entry.route = access.UNMATCHED
-            await _answer(send, 400, _encode(error_body(INVALID_REQUEST, refusal)))
+            await _answer(send, entry, 400, _encode(error_body(INVALID_REQUEST, refusal)))
             return
         scope["path"] = room_path(scope["path"])
         if scope["path"] == "/v1/events" and scope["method"] == "POST":
             entry.route = "/v1/events"
-            if await self._events(scope, receive, send):
+            if await self._events(scope, receive, send, entry):
                 return
-        await super().__call__(scope, receive, send)
+        await super().__call__(scope, receive, access.sender(entry, send))
 
-    async def _events(self, scope: HTTPScope, receive: Receive, send: Send) -> bool:
+    async def _events(
+        self, scope: HTTPScope, receive: Receive, send: Send, entry: access.Access
+    ) -> bool:
         """Answer a `POST /v1/events` it can judge by its headers alone; False for others."""
         key, content_type, length = None, "", -1
         for name, value in scope["headers"]:
@@ -213,7 +223,7 @@ class Roomlog(Litestar):
             status, answer = exc.status, _encode(error_body(exc.error, exc.info, **exc.extra))
         except Exception:
             status, answer = 500, _encode(unexpected("POST", "/v1/events"))
-        await _answer(send, status, answer, header_value(self.state))
+        await _answer(send, entry, status, answer, header_value(self.state))
         return True
 
 

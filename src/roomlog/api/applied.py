@@ -11,6 +11,7 @@ sessions an answer reads.
 
 from __future__ import annotations
 
+from functools import lru_cache
 from typing import Any, Final
 
 from litestar.datastructures import MutableScopeHeaders, State
@@ -43,4 +44,11 @@ def header_value(state: Any) -> bytes | None:
     applier: Applier | None = state.get("applier")
     if applier is None or not applier.checked_at:
         return None
-    return rfc3339(applier.applied_through()).encode()
+    return _formatted(applier.applied_through())
+
+
+@lru_cache(maxsize=4)
+def _formatted(through: int) -> bytes:
+    """`through` as the header says it: it moves once per applier round, while every answer
+    carries it."""
+    return rfc3339(through).encode()

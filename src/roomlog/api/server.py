@@ -38,6 +38,7 @@ class GuardedProtocol(HttpToolsProtocol):
         self.header_timeout = float(os.environ.get("ROOMLOG_HEADER_TIMEOUT", HEADER_TIMEOUT))
         self.max_header_bytes = int(os.environ.get("ROOMLOG_MAX_HEADER_BYTES", MAX_HEADER_BYTES))
         self._deadline: asyncio.TimerHandle | None = None
+        self._since = 0.0  # when the current request's headers began to be awaited
         self._in_headers = True  # until the current request's headers are complete
         self._header_bytes = 0
         self._too_large = False
@@ -85,12 +86,14 @@ class GuardedProtocol(HttpToolsProtocol):
 
     def on_headers_complete(self) -> None:
         self._in_headers = False
-        self._disarm()
         super().on_headers_complete()
 
     def _arm(self) -> None:
-        self._disarm()
-        self._deadline = self.loop.call_later(self.header_timeout, self._expire)
+        # One timer per connection, not one per request: a kept-alive connection's requests
+        # only note when they began, and the timer, when it fires, looks at the one under way.
+        self._since = self.loop.time()
+        if self._deadline is None:
+            self._deadline = self.loop.call_later(self.header_timeout, self._expire)
 
     def _disarm(self) -> None:
         if self._deadline is not None:
@@ -99,5 +102,10 @@ class GuardedProtocol(HttpToolsProtocol):
 
     def _expire(self) -> None:
         self._deadline = None
-        if self._in_headers and not self.transport.is_closing():
+        if not self._in_headers or self.transport.is_closing():
+            return  # the next request arms it again
+        left = self._since + self.header_timeout - self.loop.time()
+        if left > 0:
+            self._deadline = self.loop.call_later(left, self._expire)
+        else:
             self.transport.close()
