@@ -20,7 +20,7 @@ from sqlalchemy.exc import OperationalError
 from roomlog.domain.events import JOINED, MICROS, PresenceEvent
 from roomlog.store import statements
 from roomlog.store.behind import apply_pending
-from roomlog.store.db import READ_ONLY, Database
+from roomlog.store.db import READ_ONLY, WAL_PAGES, Database, migrate, open_database
 from roomlog.store.projects import Project, ensure_project
 from roomlog.store.schema import events
 from roomlog.store.store import Store
@@ -274,3 +274,27 @@ def test_each_append_takes_exactly_the_ids_not_stored_yet(
             select(events.c.id, events.c.room).where(events.c.project_id == project.id)
         ).all()
     assert {eid: room for eid, room in rows} == {eid: f"room-{v}" for eid, v in logged.items()}
+
+
+def test_sqlite_copies_the_wal_back_only_every_wal_pages(tmp_path: Path) -> None:
+    """A page written in many commits between two checkpoints is copied back once: the WAL
+    keeps more than SQLite's default of 1,000 pages before a commit checkpoints it."""
+    database = open_database(f"sqlite:///{tmp_path / 'wal.db'}")
+    migrate(database)
+    blob = bytes(3000)  # a page (4 KiB) per row
+    for _ in range(30):  # 1,500 pages in 30 commits
+        with database.engine.begin() as connection:
+            connection.exec_driver_sql("CREATE TABLE IF NOT EXISTS filler (b BLOB)")
+            connection.exec_driver_sql(
+                "INSERT INTO filler (b) VALUES " + ", ".join(["(?)"] * 50), tuple([blob] * 50)
+            )
+    with database.engine.begin() as connection:  # the setting of a connection of the pool
+        assert connection.exec_driver_sql("PRAGMA wal_autocheckpoint").scalar_one() == WAL_PAGES
+    # While the pool's connections are open (the last one to close checkpoints everything):
+    raw = sqlite3.connect(tmp_path / "wal.db")
+    try:
+        _, frames, _ = raw.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchone()
+    finally:
+        raw.close()
+        database.dispose()
+    assert 1_500 < frames < WAL_PAGES
