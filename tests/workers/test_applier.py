@@ -1,7 +1,9 @@
 """The applier's rounds: after a short round, the next one waits until `gather` seconds have
 passed since it began, and applies what came meanwhile with it; after a long round, or
-none, the next begins at once. Its clock and its pause are replaced, so that the test
-decides how long a round took and what arrives while it waits."""
+none, or one that cut a partition's turn short, the next begins at once; a partition's turn
+ends once its time is up, and every partition with events waiting gets one in each round.
+Its clock and its pause are replaced, so that the test decides how long a round took and what
+arrives while it waits."""
 
 from __future__ import annotations
 
@@ -11,13 +13,15 @@ import pytest
 from sqlalchemy import func, select
 
 from roomlog.domain.events import JOINED, MICROS, PresenceEvent
+from roomlog.store.behind import APPLY_ROWS, apply_pending
 from roomlog.store.db import Database
 from roomlog.store.leases import part_of
 from roomlog.store.projects import Project, ensure_project
 from roomlog.store.schema import pending
 from roomlog.store.store import Store
 from roomlog.store.writes import Settings, Submission
-from roomlog.workers.applier import Applier
+from roomlog.workers import applier as applier_module
+from roomlog.workers.applier import TURN, Applier
 from tests.fixtures import T0
 
 NOW = (T0 + 60) * MICROS
@@ -129,4 +133,26 @@ def test_a_round_that_applied_nothing_makes_the_next_wait_for_nothing(setup: Set
     assert applier._turn() == 0
     _append(store, project, "room-a", 0)
     assert applier._turn() == 1
+    assert paused.asked == []
+
+
+def test_a_partitions_turn_ends_once_its_time_is_up_and_the_others_still_get_theirs(
+    setup: Setup, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    store, project, applier, paused = setup
+    busy, other = _rooms_apart(store, project)
+    for n in range(APPLY_ROWS + 1):  # more than one transaction takes
+        _append(store, project, busy, n)
+    _append(store, project, other, 0)
+
+    def slow(*args: object) -> int:
+        paused.clock.now += TURN  # each transaction uses up a turn
+        return apply_pending(*args)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(applier_module, "apply_pending", slow)
+    assert applier._turn() == APPLY_ROWS + 1  # a transaction of the busy one, and the other's
+    assert _pending(store) == 1  # the busy partition's last event: for its next turn
+    assert applier._next_round == 0.0  # which begins at once
+    assert applier._turn() == 1
+    assert _pending(store) == 0
     assert paused.asked == []

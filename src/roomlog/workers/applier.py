@@ -39,7 +39,11 @@ LEASE: Final = 5.0  # seconds a lease lasts without renewal: a dead process's ar
 RENEW: Final = 1.0
 POLL: Final = 0.05
 GATHER: Final = 0.25  # seconds from one short round of applying to the next, at the least
-ROUNDS: Final = 32  # apply transactions per partition per round, so every partition gets a turn
+# Seconds a partition's turn in a round lasts at most (it ends after the transaction that
+# passes it), so that a backlog in one partition does not starve the others: every held
+# partition with events waiting gets a turn in every round, in order, and a round under a
+# backlog in all 16 lasts about 16 turns.
+TURN: Final = 0.05
 
 
 def _wall() -> int:
@@ -109,6 +113,7 @@ class Applier:
         self.gather = gather
         self._next_round = 0.0  # (monotonic) no round of applying begins before it
         self._monotonic: Callable[[], float] = time.monotonic
+        self._cut = False  # whether the round under way cut a partition's turn short
         self._pause: Callable[[float], bool] = self._stopping.wait  # False unless stopping
         self._keeper = collector.Keeper()
 
@@ -197,11 +202,14 @@ class Applier:
         return busy
 
     def _round(self, busy: set[int]) -> int:
-        """Apply what is waiting in `busy`, and decide when the next round may begin."""
+        """Apply what is waiting in `busy`, and decide when the next round may begin: at once
+        after a long round or one that left events waiting (a turn cut short)."""
         began = self._monotonic()
+        self._cut = False
         applied = self._apply(busy)
         took = self._monotonic() - began
-        self._next_round = began + self.gather if applied and took < self.gather / 2 else 0.0
+        short = applied and took < self.gather / 2 and not self._cut
+        self._next_round = began + self.gather if short else 0.0
         return applied
 
     def _apply(self, busy: set[int]) -> int:
@@ -209,10 +217,11 @@ class Applier:
         for part in self.held:
             if part not in busy:
                 continue
-            for _ in range(ROUNDS):
-                taken = apply_pending(self.store, part, self.holder, self.clock(), _wall())
+            ends = self._monotonic() + TURN
+            while taken := apply_pending(self.store, part, self.holder, self.clock(), _wall()):
                 applied += taken
-                if not taken:
+                if self._monotonic() >= ends:
+                    self._cut = True  # the rest waits for this partition's next turn
                     break
         if applied:
             metrics.APPLIED.inc(applied)
