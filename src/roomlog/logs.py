@@ -34,12 +34,9 @@ class TextFormatter(logging.Formatter):
     """`<local time>,<ms> LEVEL logger: message name=value ...`."""
 
     def __init__(self) -> None:
-        super().__init__("%(asctime)s %(levelname)s %(name)s: %(message)s")
+        super().__init__()
         self._second = -1
         self._stamp = ""
-
-    def formatTime(self, record: logging.LogRecord, datefmt: str | None = None) -> str:  # noqa: N802
-        return self._time(record.created)
 
     def _time(self, created: float) -> str:
         # A line per request: the local time of its second is formatted once, not per line.
