@@ -116,7 +116,7 @@ def test_after_a_long_round_the_next_begins_at_once(setup: Setup) -> None:
     store, project, applier, paused = setup
     apply = applier._apply
 
-    def slow(busy: set[int]) -> int:
+    def slow(busy: set[int]) -> tuple[int, bool]:
         paused.clock.now += GATHER / 2  # a round as long as half of `gather` is a long one
         return apply(busy)
 

@@ -113,7 +113,6 @@ class Applier:
         self.gather = gather
         self._next_round = 0.0  # (monotonic) no round of applying begins before it
         self._monotonic: Callable[[], float] = time.monotonic
-        self._cut = False  # whether the round under way cut a partition's turn short
         self._pause: Callable[[float], bool] = self._stopping.wait  # False unless stopping
         self._keeper = collector.Keeper()
 
@@ -205,15 +204,16 @@ class Applier:
         """Apply what is waiting in `busy`, and decide when the next round may begin: at once
         after a long round or one that left events waiting (a turn cut short)."""
         began = self._monotonic()
-        self._cut = False
-        applied = self._apply(busy)
+        applied, cut = self._apply(busy)
         took = self._monotonic() - began
-        short = applied and took < self.gather / 2 and not self._cut
+        short = applied and took < self.gather / 2 and not cut
         self._next_round = began + self.gather if short else 0.0
         return applied
 
-    def _apply(self, busy: set[int]) -> int:
-        applied = 0
+    def _apply(self, busy: set[int]) -> tuple[int, bool]:
+        """Apply what is waiting in `busy`, a turn per partition: how many pending rows, and
+        whether a turn was cut short with events still waiting."""
+        applied, cut = 0, False
         for part in self.held:
             if part not in busy:
                 continue
@@ -221,13 +221,13 @@ class Applier:
             while taken := apply_pending(self.store, part, self.holder, self.clock(), _wall()):
                 applied += taken
                 if self._monotonic() >= ends:
-                    self._cut = True  # the rest waits for this partition's next turn
+                    cut = True  # the rest waits for this partition's next turn
                     break
         if applied:
             metrics.APPLIED.inc(applied)
             if self.applied is not None:
                 self.applied.set()
-        return applied
+        return applied, cut
 
     def _time_passes(self) -> None:
         if not self.held:
