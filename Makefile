@@ -4,6 +4,8 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 # `make run DEMO=1` also loads a generated demo history; HOST and PORT say where to listen.
+# `make test` spreads the tests over every core (pytest-xdist); plain `pytest` runs them in
+# one process.
 # The browser tests drive this Chromium; `make test` installs Debian's where it can.
 CHROMIUM ?= /usr/bin/chromium
 DEMO ?=
@@ -25,7 +27,7 @@ test: $(STAMP) chromium
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
-	$(BIN)/pytest
+	$(BIN)/pytest -n auto
 
 chromium:
 	@test -x $(CHROMIUM) || { \
