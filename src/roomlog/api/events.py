@@ -34,7 +34,7 @@ from roomlog.ingest.native import (
     InvalidEvent,
     NativeEvent,
     parse_item,
-    to_presence,
+    to_presences,
     unreadable,
 )
 from roomlog.store.projects import Project
@@ -199,11 +199,9 @@ def _parse_body(body: bytes, ndjson: bool) -> ParsedBody:
         except (msgspec.DecodeError, *UNREADABLE):
             natives = None
         if natives is not None:
-            for index, native in enumerate(natives):
-                try:
-                    parsed.events.append((index, to_presence(native)))
-                except InvalidEvent as exc:
-                    parsed.rejected.append(Rejected(index, str(exc)))
+            made, invalid = to_presences(natives)
+            parsed.events.extend(made)
+            parsed.rejected.extend(Rejected(index, reason) for index, reason in invalid)
         else:
             try:
                 items = _array.decode(body)

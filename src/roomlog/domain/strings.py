@@ -12,6 +12,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from operator import eq, itemgetter
 from typing import Final
 
 from roomlog.domain.events import ChatMessage, PresenceEvent, RoomEvent
@@ -54,6 +56,24 @@ def presence(event: PresenceEvent) -> PresenceEvent:
     if room is event.room and user_name is event.user_name:
         return event
     return event._replace(room=room, user_name=user_name)
+
+
+_IDENTIFIERS: Final = tuple(itemgetter(i) for i in (0, 2, 3))  # id, room, participant_id
+_OPTIONAL: Final = tuple(itemgetter(i) for i in (5, 6))  # user_id, user_name
+_ROOM: Final = itemgetter(2)
+
+
+def all_kept(events: Sequence[PresenceEvent]) -> bool:
+    """Whether `presence` keeps every one of `events` as it is (no U+0000 anywhere, no room
+    to trim): checked for a whole batch at once, column by column. Where it is false, each
+    event goes through `presence`, which says which field is at fault."""
+    rooms = list(map(_ROOM, events))
+    if not all(rooms) or not all(map(eq, rooms, map(str.strip, rooms))):
+        return False
+    for column in _IDENTIFIERS:
+        if NUL in "".join(map(column, events)):
+            return False
+    return all(NUL not in "".join(filter(None, map(column, events))) for column in _OPTIONAL)
 
 
 def chat(message: ChatMessage) -> ChatMessage:

@@ -12,6 +12,9 @@ from typing import Annotated, Final, Literal
 import msgspec
 
 from roomlog.domain.events import (
+    EARLIEST_AT,
+    LATEST_AT,
+    MICROS,
     ROOM_ENDED,
     ROOM_SNAPSHOT,
     ChatMessage,
@@ -98,6 +101,37 @@ def to_presence(raw: NativeEvent) -> PresenceEvent:
     return PresenceEvent(
         raw.id, raw.type, raw.room, raw.participant_id, at, raw.user_id, raw.user_name
     )
+
+
+_tuple: Final = tuple.__new__
+
+
+def to_presences(
+    natives: list[NativeEvent],
+) -> tuple[list[tuple[int, PresenceEvent]], list[tuple[int, str]]]:
+    """`to_presence` of each of `natives`, made for a whole batch at a time: the events with
+    their indexes, and the indexes of the others with why they are invalid. A stamp in unix
+    seconds within range (nearly every one) is converted inline, and the event is built as
+    the tuple it is, without a function call per event."""
+    made: list[tuple[int, PresenceEvent]] = []
+    invalid: list[tuple[int, str]] = []
+    append = made.append
+    for index, raw in enumerate(natives):
+        seconds = raw.at
+        at: int
+        if type(seconds) is float and EARLIEST_AT <= seconds <= LATEST_AT:  # not NaN nor ±inf
+            at = round(seconds * MICROS)
+        elif type(seconds) is int and EARLIEST_AT <= seconds <= LATEST_AT:  # not a bool
+            at = seconds * MICROS
+        else:
+            try:
+                at = _at(raw)
+            except InvalidEvent as exc:
+                invalid.append((index, str(exc)))
+                continue
+        fields = (raw.id, raw.type, raw.room, raw.participant_id, at, raw.user_id, raw.user_name)
+        append((index, _tuple(PresenceEvent, fields)))
+    return made, invalid
 
 
 def to_room_event(raw: NativeRoomEvent) -> RoomEvent:

@@ -57,6 +57,7 @@ from roomlog.store.writes import (
     Settings,
     Submission,
     admitted,
+    all_admitted,
     conflict,
 )
 
@@ -150,8 +151,13 @@ class Store:
         repeats: list[tuple[int, int, PresenceEvent]] = []
         for n, submission in enumerate(submissions):
             pid = submission.project.id
+            as_given = all_admitted(submission.events, window)
             for index, given in submission.events:
-                event = admitted(given, strings.presence, index, results[n].rejected, window)
+                event = (
+                    given
+                    if as_given
+                    else admitted(given, strings.presence, index, results[n].rejected, window)
+                )
                 if event is None:
                     continue
                 key = (pid, event.id)

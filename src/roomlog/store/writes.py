@@ -10,6 +10,7 @@ from typing import TypeVar
 
 import msgspec
 
+from roomlog.domain import strings
 from roomlog.domain.events import MICROS, ChatMessage, PresenceEvent, RoomEvent
 from roomlog.domain.rules import DEFAULT_RULES, Rules
 from roomlog.domain.strings import Refused
@@ -131,6 +132,19 @@ def admitted(
         rejected.append(too_old(index, what, window))
         return None
     return item
+
+
+def all_admitted(events: Sequence[tuple[int, PresenceEvent]], window: Window) -> bool:
+    """Whether `admitted` would take every one of `events` as it is given (its strings kept
+    by `strings.presence`, its stamp within `window`): checked for the whole batch at once,
+    so that the usual batch is not checked event by event."""
+    if not events:
+        return True
+    given = [event for _, event in events]
+    stamps = [event.at for event in given]
+    if min(stamps) < window.earliest or max(stamps) > window.latest:
+        return False
+    return strings.all_kept(given)
 
 
 def too_old(index: int, what: str, window: Window) -> Rejected:
