@@ -331,11 +331,17 @@ class Room:
         """How many events the state holds since its checkpoint."""
         return len(self._events) + len(self._wide)
 
-    def to_dict(self) -> dict[str, Any]:
+    def held(self) -> list[Stamped]:
+        """The events held since the checkpoint, in the engine's form, oldest first."""
+        return list(self._ordered())
+
+    def to_dict(self, events: bool = True) -> dict[str, Any]:
+        """The room as JSON-ready data, resumable with `from_dict`; without `events`, less the
+        events it holds (`held`), for a caller that keeps them apart."""
         found: dict[str, Any] = {
             "room": self.name,
             "checkpoint": self.checkpoint.to_dict(),
-            "events": list(self._ordered()),
+            "events": list(self._ordered()) if events else [],
         }
         if self._wide:
             found["wide"] = [

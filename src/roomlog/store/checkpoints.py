@@ -1,5 +1,6 @@
 """Each room's checkpoints: where it settled, kept so that a late event re-derives the room
-from the newest one at or before it instead of from its whole event log."""
+from the newest one at or before it instead of from its whole event log; and the events a
+room holds since its checkpoint, kept in chunks beside its state."""
 
 from __future__ import annotations
 
@@ -10,7 +11,7 @@ from sqlalchemy import Connection, delete, func, or_, select
 
 from roomlog.domain.engine import Checkpoint
 from roomlog.store import statements
-from roomlog.store.rooms import RoomWrite, load_checkpoint
+from roomlog.store.rooms import RoomWrite, encode_held, load_checkpoint
 from roomlog.store.schema import checkpoints, events, sessions
 
 if TYPE_CHECKING:
@@ -79,6 +80,28 @@ def keep(connection: Connection, project_id: int, writes: Mapping[str, RoomWrite
     ]
     if rows:
         statements.run_many(connection, statements.of(connection).keep, rows)
+
+
+def keep_held(
+    connection: Connection,
+    project_id: int,
+    writes: Mapping[str, RoomWrite],
+    versions: Mapping[str, int],
+) -> None:
+    """Store the held events of the room updates `writes` (`schema.room_held`): each one's new
+    events as a chunk numbered by the room's new version, or all of them in place of the
+    room's chunks (`RoomWrite.held_replaced`)."""
+    sql = statements.of(connection)
+    replaced = [(project_id, name) for name, w in writes.items() if w.held_replaced]
+    if replaced:
+        statements.run_many(connection, sql.drop_held, replaced)
+    chunks = [
+        (project_id, name, versions[name] + 1, encode_held(w.held))
+        for name, w in writes.items()
+        if w.held
+    ]
+    if chunks:
+        statements.run_many(connection, sql.add_held, chunks)
 
 
 def rebuild_project(store: Store, project_id: int, now: int) -> int:

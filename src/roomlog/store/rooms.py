@@ -10,6 +10,7 @@ at `now`, and returns only the sessions that changed.
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any, Final
 
@@ -38,6 +39,9 @@ class RoomState:
     room: Room
     live: dict[str, str]
     settled: int
+    # Whether the room's held events are stored as chunks (`schema.room_held`), as every write
+    # leaves them; False for a state written before, which held them inline.
+    chunked: bool = True
 
 
 @dataclass(slots=True)
@@ -56,6 +60,10 @@ class RoomWrite:
     # of them or (`replace_from`) those that ended at or after that instant or are ongoing.
     replace_all: bool = False
     replace_from: int | None = None
+    # The room's held events to store: the update's new ones, appended as a chunk, or (with
+    # `held_replaced`, after a settle or a rebuild) all of them, replacing the chunks.
+    held: list[Stamped] = field(default_factory=list)
+    held_replaced: bool = False
     # Checkpoints the update settled the room at: (at, checkpoint, sessions settled before it).
     # A late event re-derives the room from the newest one at or before it.
     checkpoints: list[tuple[int, bytes, int]] = field(default_factory=list)
@@ -102,12 +110,24 @@ def _fingerprint(session: MeetingSession) -> str:
     return hashlib.blake2b(body, digest_size=8).hexdigest()
 
 
-def load_room(name: str, blob: bytes, rules: Rules, tenant: str) -> RoomState:
-    """The state a room row holds (an empty `blob`: a room with no events yet)."""
+def encode_held(events: list[Stamped]) -> bytes:
+    """A chunk of a room's held events (`schema.room_held`)."""
+    return _encode(events)
+
+
+def load_room(
+    name: str, blob: bytes, rules: Rules, tenant: str, chunks: Sequence[bytes] = ()
+) -> RoomState:
+    """The state a room row holds with its held events' `chunks` (an empty `blob`: a room
+    with no events yet)."""
     if not blob:
         return RoomState(Room(name, rules, tenant), {}, 0)
     data = _decode(blob)
-    return RoomState(Room.from_dict(data["room"], rules, tenant), data["live"], data["settled"])
+    room = data["room"]
+    if chunks:
+        room["events"] = [*room["events"], *(e for c in chunks for e in _decode(c))]
+    chunked = bool(data.get("chunked", False))
+    return RoomState(Room.from_dict(room, rules, tenant), data["live"], data["settled"], chunked)
 
 
 def _derived(room: Room, new: list[Wide], made: Any) -> list[PresenceEvent]:
@@ -163,10 +183,12 @@ def advance(
     checkpoint = room.checkpoint.at
     marks: list[tuple[int, bytes, int]] = []
     due = until > (checkpoint or 0) + late_window * (SETTLE_LAG - 1) or room.pending_events > 4096
-    held = room.earliest
+    earliest = room.earliest
+    replaced = not state.chunked  # a state from before chunks: its events move to one
     # With no event held from before `until`, settling would only move the checkpoint up to
     # it, at the cost of a replay and a checkpoint row: a new room with fresh events skips it.
-    if due and held is not None and held < until:
+    if due and earliest is not None and earliest < until:
+        replaced = True
         for session in room.settle(until):
             if live.pop(session.id, None) != _fingerprint(session):
                 upserts.append(session_row(project_id, session))
@@ -181,6 +203,7 @@ def advance(
             upserts.append(session_row(project_id, session))
     deletes = [sid for sid in live if sid not in fresh]
     written = _finish(room, fresh, settled, current, now, upserts, deletes, replace_all=False)
+    written.held, written.held_replaced = (room.held(), True) if replaced else (events, False)
     written.derived = derived
     written.checkpoints = marks
     return written
@@ -252,6 +275,7 @@ def rebuilt(
     upserts = [session_row(project_id, s) for s in settled + current]
     fresh = {s.id: _fingerprint(s) for s in current}
     written = _finish(room, fresh, count, current, now, upserts, [], replace_all=True)
+    written.held, written.held_replaced = room.held(), True
     written.replace_from = None if checkpoint is None else checkpoint.at
     written.checkpoints = marks
     return written
@@ -271,7 +295,10 @@ def _finish(
     ongoing = current[-1].id if current and current[-1].end is None else None
     return RoomWrite(
         after=RoomState(room, live, settled),
-        state=_encode({"room": room.to_dict(), "live": live, "settled": settled}),
+        # The held events are written apart (`RoomWrite.held`).
+        state=_encode(
+            {"room": room.to_dict(events=False), "live": live, "settled": settled, "chunked": 1}
+        ),
         due_at=room.due,
         occupancy=len(people),
         presence=_encode({"session": ongoing, "people": [list(p) for p in people]}),

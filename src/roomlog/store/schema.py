@@ -85,6 +85,20 @@ rooms = Table(
     Index("rooms_due", "due_at"),
 )
 
+# The events a room holds since its checkpoint, in chunks: each write of a room appends the
+# events it added as one chunk (`seq`, the room's `version` after that write), and a write
+# that settled or rebuilt the room replaces them all. The room's `state` holds the rest of
+# the engine's state, so a write costs what it added, not everything the room holds.
+room_held = Table(
+    "room_held",
+    metadata,
+    Column("project_id", Integer, primary_key=True),
+    Column("room", String(256), primary_key=True),
+    Column("seq", BigInteger, primary_key=True),
+    Column("events", LargeBinary, nullable=False),  # msgpack: the engine's stamped events
+    sqlite_with_rowid=False,
+)
+
 sessions = Table(
     "sessions",
     metadata,

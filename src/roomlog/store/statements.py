@@ -49,6 +49,8 @@ _TAKE_PENDING: Final = (
 )
 _DEFER: Final = "INSERT INTO pending (part, project_id, received_at, events) VALUES (?, ?, ?, ?)"
 _WAITING: Final = "SELECT part, min(received_at) FROM pending GROUP BY part"
+_ADD_HELD: Final = "INSERT INTO room_held (project_id, room, seq, events) VALUES (?, ?, ?, ?)"
+_DROP_HELD: Final = "DELETE FROM room_held WHERE project_id = ? AND room = ?"
 _KEEP: Final = (
     "INSERT INTO checkpoints (project_id, room, at, state, settled) VALUES (?, ?, ?, ?, ?)"
     " ON CONFLICT (project_id, room, at) DO NOTHING"
@@ -67,6 +69,10 @@ class Statements:
     existing_keyed: str
     locked_keyed: str
     states_keyed: str
+    # A room's held events (`schema.room_held`): its chunks in order, one appended, all dropped.
+    held_keyed: str
+    add_held: str
+    drop_held: str
     new_rooms: str
     subscribers: str
     upsert_sessions: str
@@ -117,6 +123,12 @@ SQLITE: Final = Statements(
         "SELECT name, state FROM rooms"
         " WHERE name IN (SELECT value FROM json_each(?)) AND project_id = ?"
     ),
+    held_keyed=(
+        "SELECT room, events FROM room_held"
+        " WHERE room IN (SELECT value FROM json_each(?)) AND project_id = ? ORDER BY room, seq"
+    ),
+    add_held=_ADD_HELD,
+    drop_held=_DROP_HELD,
     new_rooms=_NEW_ROOMS,
     subscribers=_SUBSCRIBERS,
     upsert_sessions=_UPSERT_SESSIONS,
@@ -164,6 +176,13 @@ POSTGRES: Final = Statements(
         "SELECT r.* FROM unnest(%s::text[]) AS k(name) CROSS JOIN LATERAL (SELECT name, state"
         " FROM rooms WHERE project_id = %s::int AND name = k.name LIMIT 1) AS r"
     ),
+    held_keyed=(
+        "SELECT h.room, h.events FROM unnest(%s::text[]) AS k(name) CROSS JOIN LATERAL"
+        " (SELECT room, seq, events FROM room_held WHERE project_id = %s::int AND room = k.name)"
+        " AS h ORDER BY h.room, h.seq"
+    ),
+    add_held=_postgres(_ADD_HELD),
+    drop_held=_postgres(_DROP_HELD),
     new_rooms=_postgres(_NEW_ROOMS),
     subscribers=_postgres(_SUBSCRIBERS),
     upsert_sessions=_postgres(_UPSERT_SESSIONS),

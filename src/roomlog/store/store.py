@@ -38,7 +38,7 @@ from roomlog.store import outbox, statements
 from roomlog.store import rooms as room_state
 from roomlog.store.behind import defer, partitions
 from roomlog.store.chat import write_chats
-from roomlog.store.checkpoints import keep, rebuild_project, replace
+from roomlog.store.checkpoints import keep, keep_held, rebuild_project, replace
 from roomlog.store.db import Database
 from roomlog.store.leases import part_of
 from roomlog.store.log import (
@@ -269,10 +269,15 @@ class Store:
         if stale:
             rules, tenant = self.settings.rules, self._tenant(connection, project_id)
             sql = self._sql
+            chunks: defaultdict[str, list[bytes]] = defaultdict(list)
+            for name, chunk in statements.rows(
+                connection, sql.held_keyed, (sql.keys(stale), project_id)
+            ):
+                chunks[name].append(chunk)
             for name, blob in statements.rows(
                 connection, sql.states_keyed, (sql.keys(stale), project_id)
             ):
-                found[name] = room_state.load_room(name, blob, rules, tenant)
+                found[name] = room_state.load_room(name, blob, rules, tenant, chunks.get(name, ()))
             for name in stale:  # no row yet (a read outside a write): a room with no events
                 found.setdefault(name, room_state.load_room(name, b"", rules, tenant))
         return found
@@ -427,6 +432,7 @@ class Store:
                 for name, w in writes.items()
             ],
         )
+        keep_held(connection, project_id, writes, versions)
         for name, w in writes.items():
             self._here.written[(project_id, name)] = (versions[name] + 1, w.after)
 

@@ -28,7 +28,7 @@ from sqlalchemy import Connection, text
 from roomlog.store.db import MAINTENANCE_LOCK, Database
 
 # The tables rewritten by every applied batch, every lease renewal or every webhook sent.
-HOT: Final = ("pending", "rooms", "sessions", "partitions", "outbox")
+HOT: Final = ("pending", "rooms", "room_held", "sessions", "partitions", "outbox")
 AT_LEAST: Final = 5_000  # dead rows in a table before it is vacuumed
 # The tables whose statistics the reads' plans lean on: analysed once a tenth of their rows
 # (and at least `AT_LEAST`) changed since the last time. Without autovacuum nothing else

@@ -1,0 +1,127 @@
+"""A room's held events are kept in chunks beside its state: each write stores what it added,
+a settle or a rebuild replaces them, and a room read back from its row holds them all."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import msgspec
+from sqlalchemy import select
+
+from roomlog.domain.batch import sessionize
+from roomlog.domain.engine import Room, Stamped, stamp
+from roomlog.domain.events import JOINED, LEFT, MICROS, PresenceEvent
+from roomlog.store.db import Database
+from roomlog.store.projects import Project, ensure_project
+from roomlog.store.rooms import load_room
+from roomlog.store.schema import room_held, rooms, sessions
+from roomlog.store.store import Store
+from roomlog.store.writes import Settings, Submission
+from tests.fixtures import T0
+
+_decode = msgspec.msgpack.Decoder().decode
+WINDOW = 60 * MICROS
+
+
+def _visit(n: int) -> list[PresenceEvent]:
+    """Person `n` in room `r` for 40 s, starting 50 s after the last one began."""
+    at = (T0 + 50 * n) * MICROS
+    return [
+        PresenceEvent(f"j{n}", JOINED, "r", f"p{n % 3}", at),
+        PresenceEvent(f"l{n}", LEFT, "r", f"p{n % 3}", at + 40 * MICROS),
+    ]
+
+
+def _post(store: Store, project: Project, found: list[PresenceEvent]) -> None:
+    now = max(e.at for e in found) + MICROS
+    store.ingest([Submission(project, list(enumerate(found)))], now)
+
+
+def _stored(database: Database, project: Project) -> tuple[dict[str, Any], list[list[Any]]]:
+    """The room's state as its row holds it, and its chunks of held events in order."""
+    with database.engine.connect() as connection:
+        blob = connection.execute(
+            select(rooms.c.state).where(rooms.c.project_id == project.id, rooms.c.name == "r")
+        ).scalar_one()
+        chunks = connection.execute(
+            select(room_held.c.events)
+            .where(room_held.c.project_id == project.id, room_held.c.room == "r")
+            .order_by(room_held.c.seq)
+        ).scalars()
+        return _decode(blob), [_decode(c) for c in chunks]
+
+
+def _read_back(database: Database, project: Project) -> Room:
+    """The room as another process reads it: from its row and its chunks."""
+    state, chunks = _stored(database, project)
+    blobs = [msgspec.msgpack.encode(c) for c in chunks]
+    return load_room("r", msgspec.msgpack.encode(state), Settings().rules, "t", blobs).room
+
+
+def _project(database: Database) -> Project:
+    with database.engine.begin() as connection:
+        project, _ = ensure_project(connection, "held")
+    return project
+
+
+def test_each_write_stores_only_the_events_it_added(database: Database) -> None:
+    store = Store(database, Settings(late_window=10 * WINDOW))
+    project = _project(database)
+    posted: list[PresenceEvent] = []
+    for n in range(4):
+        _post(store, project, _visit(n))
+        posted += _visit(n)
+    state, chunks = _stored(database, project)
+    assert state["room"]["events"] == [] and state["chunked"] == 1
+    assert chunks == [[list(stamp(e)) for e in _visit(n)] for n in range(4)]
+    expected: list[Stamped] = sorted(stamp(e) for e in posted)
+    assert _read_back(database, project).held() == expected
+
+
+def test_a_settle_replaces_the_chunks_with_what_the_room_still_holds(database: Database) -> None:
+    store = Store(database, Settings(late_window=WINDOW))
+    project = _project(database)
+    for n in range(8):  # 400 s of visits: the room settles past the late window
+        _post(store, project, _visit(n))
+    room = _read_back(database, project)
+    assert room.checkpoint.at is not None  # it settled
+    held = store._rooms[(project.id, "r")][1].room.held()
+    assert room.held() == held
+    assert len(held) < 16  # the settled part is gone from the chunks too
+    # Another store reads the room back from its row and chunks, then this one from the
+    # other's writes: the sessions are those of every event.
+    other = Store(database, Settings(late_window=WINDOW))
+    _post(other, project, _visit(8))
+    _post(store, project, _visit(9))
+    everything = [e for n in range(10) for e in _visit(n)]
+    now = max(e.at for e in everything) + MICROS
+    expected = sessionize(everything, now, Settings().rules)
+    with database.engine.connect() as connection:
+        stored = connection.execute(
+            select(sessions.c.start_at, sessions.c.end_at)
+            .where(sessions.c.project_id == project.id)
+            .order_by(sessions.c.start_at)
+        ).all()
+    assert [tuple(row) for row in stored] == sorted((s.start, s.end) for s in expected)
+    assert len(expected) > 1
+
+
+def test_a_state_that_held_its_events_inline_moves_them_to_a_chunk(database: Database) -> None:
+    """A room row written before chunks: its events sit in `state`. The next write stores
+    them all as one chunk, and leaves none inline."""
+    store = Store(database, Settings(late_window=10 * WINDOW))
+    project = _project(database)
+    _post(store, project, _visit(0))
+    old = Room("r", events=[stamp(e) for e in _visit(0)])
+    inline = msgspec.msgpack.encode({"room": old.to_dict(), "live": {}, "settled": 0})
+    with database.engine.begin() as connection:
+        connection.execute(
+            rooms.update()
+            .where(rooms.c.project_id == project.id, rooms.c.name == "r")
+            .values(state=inline, version=rooms.c.version + 1)
+        )
+        connection.execute(room_held.delete())
+    _post(store, project, _visit(1))
+    state, chunks = _stored(database, project)
+    assert state["room"]["events"] == []
+    assert chunks == [[list(stamp(e)) for e in _visit(0) + _visit(1)]]
