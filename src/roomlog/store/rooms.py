@@ -167,9 +167,11 @@ def advance(
     late_window: int,
     room_wide: list[Wide] | None = None,
     made: Any = None,
+    chunked: bool = True,
 ) -> RoomWrite:
     """Feed `events` and the room ends and snapshots `room_wide` to the room of `state` and
-    read it at `now`.
+    read it at `now`. `chunked`: the room's held events are stored in chunks beside its
+    state (`RoomWrite.held`), else inline in it.
 
     The room is changed in place. Raises `LateEvent` from the engine, after which the room
     is to be rebuilt, not reused."""
@@ -202,8 +204,8 @@ def advance(
         if live.get(session.id) != mark:
             upserts.append(session_row(project_id, session))
     deletes = [sid for sid in live if sid not in fresh]
-    written = _finish(room, fresh, settled, current, now, upserts, deletes, replace_all=False)
-    written.held, written.held_replaced = (room.held(), True) if replaced else (events, False)
+    added = None if replaced else events
+    written = _finish(room, fresh, settled, current, now, upserts, deletes, False, chunked, added)
     written.derived = derived
     written.checkpoints = marks
     return written
@@ -242,6 +244,7 @@ def rebuilt(
     late_window: int,
     room_wide: list[Wide] | None = None,
     start: tuple[Checkpoint, int] | None = None,
+    chunked: bool = True,
 ) -> RoomWrite:
     """A room computed afresh from its event log: the whole of it, or (`start`, a checkpoint
     and the sessions settled before it) the events since that checkpoint. The stored
@@ -274,8 +277,7 @@ def rebuilt(
     current = room.sessions(now)
     upserts = [session_row(project_id, s) for s in settled + current]
     fresh = {s.id: _fingerprint(s) for s in current}
-    written = _finish(room, fresh, count, current, now, upserts, [], replace_all=True)
-    written.held, written.held_replaced = room.held(), True
+    written = _finish(room, fresh, count, current, now, upserts, [], True, chunked, None)
     written.replace_from = None if checkpoint is None else checkpoint.at
     written.checkpoints = marks
     return written
@@ -290,15 +292,20 @@ def _finish(
     upserts: list[dict[str, Any]],
     deletes: list[str],
     replace_all: bool,
+    chunked: bool,
+    added: list[Stamped] | None,
 ) -> RoomWrite:
+    """The write of `room`: with `chunked`, its state without the events it holds, and
+    `added` (None: all of them, replacing the chunks) to store apart; else its state with
+    them all inline."""
     people = room.present(now)
     ongoing = current[-1].id if current and current[-1].end is None else None
+    data = {"room": room.to_dict(events=not chunked), "live": live, "settled": settled}
+    if chunked:
+        data["chunked"] = 1
     return RoomWrite(
-        after=RoomState(room, live, settled),
-        # The held events are written apart (`RoomWrite.held`).
-        state=_encode(
-            {"room": room.to_dict(events=False), "live": live, "settled": settled, "chunked": 1}
-        ),
+        after=RoomState(room, live, settled, chunked),
+        state=_encode(data),
         due_at=room.due,
         occupancy=len(people),
         presence=_encode({"session": ongoing, "people": [list(p) for p in people]}),
@@ -306,4 +313,6 @@ def _finish(
         upserts=upserts,
         deletes=deletes,
         replace_all=replace_all,
+        held=(room.held() if added is None else added) if chunked else [],
+        held_replaced=chunked and added is None,
     )

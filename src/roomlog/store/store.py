@@ -270,9 +270,8 @@ class Store:
             rules, tenant = self.settings.rules, self._tenant(connection, project_id)
             sql = self._sql
             chunks: defaultdict[str, list[bytes]] = defaultdict(list)
-            for name, chunk in statements.rows(
-                connection, sql.held_keyed, (sql.keys(stale), project_id)
-            ):
+            held = statements.rows(connection, sql.held_keyed, (sql.keys(stale), project_id))
+            for name, chunk in held:
                 chunks[name].append(chunk)
             for name, blob in statements.rows(
                 connection, sql.states_keyed, (sql.keys(stale), project_id)
@@ -367,7 +366,14 @@ class Store:
             now = max(now, checkpoint)
         try:
             return room_state.advance(
-                project_id, state, new, now, self.settings.late_window, new_wide, derived_id
+                project_id,
+                state,
+                new,
+                now,
+                self.settings.late_window,
+                new_wide,
+                derived_id,
+                chunked=self.database.sqlite,
             )
         except LateEvent as late:
             return rebuilt(self, connection, project_id, name, now, late)
