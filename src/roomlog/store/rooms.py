@@ -2,9 +2,11 @@
 
 The row of a room holds the engine's incremental state (a checkpoint plus the events since
 it), the fingerprints of the sessions it still may change ("live" sessions), and how many
-sessions it has settled for good. An update feeds the new events to the engine, settles the
-part of the past that no event within the late window can change any more, reads the sessions
-at `now`, and returns only the sessions that changed.
+sessions it has settled for good. On SQLite the events since the checkpoint are kept apart,
+in chunks (`schema.room_held`): a write stores the events it added, not all the room holds.
+An update feeds the new events to the engine, settles the part of the past that no event
+within the late window can change any more, reads the sessions at `now`, and returns only
+the sessions that changed.
 """
 
 from __future__ import annotations
