@@ -341,7 +341,7 @@ class Room:
         found: dict[str, Any] = {
             "room": self.name,
             "checkpoint": self.checkpoint.to_dict(),
-            "events": list(self._ordered()) if events else [],
+            "events": self.held() if events else [],
         }
         if self._wide:
             found["wide"] = [

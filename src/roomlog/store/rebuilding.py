@@ -60,5 +60,5 @@ def rebuilt(
         store.settings.late_window,
         room_wide(connection, project_id, name, since),
         start,
-        chunked=store.database.sqlite,
+        chunked=store.chunked,
     )
