@@ -141,11 +141,15 @@ def run(
     port: int,
     appliers: str,
     fixed_rate: float = 20_000.0,
+    apply_threads: int | None = None,
 ) -> None:
     big_key, other_key = keys(database_url)
     log = folder / f"{label}.log"
-    server = serve_roomlog(database_url, port, log, appliers, pin=False)
-    label = f"{label}, applier in a {appliers}"
+    extra = () if apply_threads is None else ("--apply-threads", str(apply_threads))
+    server = serve_roomlog(database_url, port, log, appliers, pin=False, extra=extra)
+    label = f"{label}, applier in a {appliers}" + (
+        "" if apply_threads is None else f" ({apply_threads} apply threads)"
+    )
     url = f"http://127.0.0.1:{port}"
     end = time.time() - 3600
     try:
@@ -362,6 +366,11 @@ def main() -> None:
         help="where the server applies events (`roomlog serve --appliers`); each is measured",
     )
     parser.add_argument(
+        "--apply-threads",
+        type=int,
+        help="the applier's threads (`roomlog serve --apply-threads`; default: the server's)",
+    )
+    parser.add_argument(
         "--databases", choices=("sqlite", "postgresql"), nargs="+", default=["sqlite", "postgresql"]
     )
     args = parser.parse_args()
@@ -372,7 +381,16 @@ def main() -> None:
         folder = Path(scratch)
         for appliers in args.appliers if "sqlite" in args.databases else ():
             sqlite = f"sqlite:///{folder / f'late-{appliers}.db'}"
-            run("SQLite", sqlite, args.events, folder, 8431, appliers, args.fixed_rate)
+            run(
+                "SQLite",
+                sqlite,
+                args.events,
+                folder,
+                8431,
+                appliers,
+                args.fixed_rate,
+                args.apply_threads,
+            )
         if "postgresql" not in args.databases:
             return
         schema = f"late_{uuid.uuid4().hex[:8]}"
@@ -387,7 +405,16 @@ def main() -> None:
                 with psycopg.connect(POSTGRES, autocommit=True) as connection:
                     connection.execute(f"CREATE SCHEMA IF NOT EXISTS {schema}")
                 url = f"{POSTGRES}?options=-csearch_path%3D{schema}"
-                run("PostgreSQL", url, args.events, folder, 8432, appliers, args.fixed_rate)
+                run(
+                    "PostgreSQL",
+                    url,
+                    args.events,
+                    folder,
+                    8432,
+                    appliers,
+                    args.fixed_rate,
+                    args.apply_threads,
+                )
             finally:
                 with psycopg.connect(POSTGRES, autocommit=True) as connection:
                     connection.execute(f"DROP SCHEMA {schema} CASCADE")

@@ -61,7 +61,8 @@ Setup = tuple[Store, Project, Applier, Pauses]
 def setup(database: Database) -> Iterator[Setup]:
     with database.engine.begin() as connection:
         project, _ = ensure_project(connection, "default")
-    store = Store(database, Settings())
+    # One thread: the clock these tests move is the applier's, shared by its threads.
+    store = Store(database, Settings(apply_threads=1))
     applier = Applier(store, clock=lambda: NOW, gather=GATHER)
     clock = Clock()
     pauses = Pauses(clock)

@@ -475,6 +475,7 @@ def app_from_env() -> Litestar:
         max_skew=int(float(os.environ.get("ROOMLOG_MAX_SKEW", "60")) * MICROS),
         partitions=int(os.environ.get("ROOMLOG_PARTITIONS", "16")),
         writers=int(os.environ.get("ROOMLOG_WRITERS", "2")),
+        apply_threads=int(os.environ.get("ROOMLOG_APPLY_THREADS", "2")),
         retention=int(float(os.environ.get("ROOMLOG_RETENTION_DAYS") or 0) * DAY),
     )
     delivery = DeliverySettings(

@@ -213,6 +213,14 @@ def add_commands(commands: argparse._SubParsersAction[argparse.ArgumentParser]) 
         "connection of its own (default 2); SQLite has one writer at a time",
     )
     serve.add_argument(
+        "--apply-threads",
+        type=_threads,
+        default=2,
+        metavar="N",
+        help="threads of the applier, each applying some of its partitions, so that while "
+        "one waits for the database another computes (default 2)",
+    )
+    serve.add_argument(
         "--header-timeout",
         type=float,
         default=10.0,

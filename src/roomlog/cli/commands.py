@@ -100,6 +100,7 @@ def _serve(args: argparse.Namespace, database: Database) -> int:
     os.environ["ROOMLOG_WAIT"] = args.wait
     os.environ["ROOMLOG_PARTITIONS"] = str(args.partitions)
     os.environ["ROOMLOG_WRITERS"] = str(args.writers)
+    os.environ["ROOMLOG_APPLY_THREADS"] = str(args.apply_threads)
     os.environ["ROOMLOG_APPLIERS"] = args.appliers
     os.environ[targets.ENV] = "1" if args.webhook_deny_private else ""
     os.environ["ROOMLOG_HEADER_TIMEOUT"] = str(args.header_timeout)

@@ -128,8 +128,8 @@ class Store:
         cache = self._rooms
         cache.update(self._here.written)
         self._here.written = {}
-        while len(cache) > ROOM_CACHE:
-            del cache[next(iter(cache))]
+        while len(cache) > ROOM_CACHE:  # another applier thread may take one out meanwhile
+            cache.pop(next(iter(cache)), None)
 
     def _announced(self) -> None:
         if self._here.queued:

@@ -49,6 +49,9 @@ class Settings:
     # PostgreSQL: the writer's threads, each appending groups on a connection of its own
     # (`roomlog serve --writers`). SQLite has one writer at a time, and one thread.
     writers: int = 2
+    # Threads of an applier, each applying some of its partitions (`serve --apply-threads`):
+    # while one waits for the database (SQLite's one writer, a commit), another computes.
+    apply_threads: int = 2
     # Events, sessions and chat older than this are removed (`serve --retention-days`), and
     # events stamped that long ago are refused. 0: keep everything.
     retention: int = 0

@@ -20,6 +20,7 @@ import threading
 import time
 import uuid
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Final, Protocol
 
@@ -115,6 +116,11 @@ class Applier:
         self._monotonic: Callable[[], float] = time.monotonic
         self._pause: Callable[[float], bool] = self._stopping.wait  # False unless stopping
         self._keeper = collector.Keeper()
+        # The threads that apply partitions side by side (`Settings.apply_threads`): on
+        # SQLite one applies while another waits for the writer's lock or its commit, which
+        # took a fifth of a lone applier's time under load (docs/PERFORMANCE.md).
+        self.threads = store.settings.apply_threads
+        self._pool: ThreadPoolExecutor | None = None
 
     def start(self) -> None:
         self._thread.start()
@@ -126,6 +132,8 @@ class Applier:
         self._stopping.set()
         self._wake.set()
         self._thread.join(timeout=30)
+        if self._pool is not None:
+            self._pool.shutdown(wait=True)
         if not self.applies:
             return
         try:
@@ -211,22 +219,35 @@ class Applier:
         return applied
 
     def _apply(self, busy: set[int]) -> tuple[int, bool]:
-        """Apply what is waiting in `busy`, a turn per partition: how many pending rows, and
-        whether a turn was cut short with events still waiting."""
+        """Apply what is waiting in `busy`, a turn per partition, the partitions dealt out
+        to the applier's threads: how many pending rows, and whether a turn was cut short
+        with events still waiting."""
+        mine = [part for part in self.held if part in busy]
+        threads = min(self.threads, len(mine))
+        if threads > 1:
+            if self._pool is None:
+                self._pool = ThreadPoolExecutor(self.threads, thread_name_prefix="roomlog-apply")
+            shares = [mine[i::threads] for i in range(threads)]
+            done = list(self._pool.map(self._apply_parts, shares))
+            applied, cut = sum(d[0] for d in done), any(d[1] for d in done)
+        else:
+            applied, cut = self._apply_parts(mine)
+        if applied:
+            metrics.APPLIED.inc(applied)
+            if self.applied is not None:
+                self.applied.set()
+        return applied, cut
+
+    def _apply_parts(self, parts: list[int]) -> tuple[int, bool]:
+        """Apply what is waiting in `parts`, one after the other, in one thread."""
         applied, cut = 0, False
-        for part in self.held:
-            if part not in busy:
-                continue
+        for part in parts:
             ends = self._monotonic() + TURN
             while taken := apply_pending(self.store, part, self.holder, self.clock(), _wall()):
                 applied += taken
                 if self._monotonic() >= ends:
                     cut = True  # the rest waits for this partition's next turn
                     break
-        if applied:
-            metrics.APPLIED.inc(applied)
-            if self.applied is not None:
-                self.applied.set()
         return applied, cut
 
     def _time_passes(self) -> None:

@@ -1,0 +1,117 @@
+"""An applier's threads (`serve --apply-threads`): its partitions are dealt out among them,
+each partition to one thread, and what they apply side by side is what `sessionize` makes
+of the events; a thread's failure reaches the applier, and loses nothing."""
+
+from __future__ import annotations
+
+import threading
+
+import pytest
+from sqlalchemy import func, select
+
+from roomlog.domain.batch import sessionize
+from roomlog.domain.events import JOINED, LEFT, MICROS, PresenceEvent
+from roomlog.store.behind import apply_pending
+from roomlog.store.db import Database
+from roomlog.store.leases import part_of
+from roomlog.store.projects import ensure_project
+from roomlog.store.schema import pending, sessions
+from roomlog.store.store import Store
+from roomlog.store.writes import Settings, Submission
+from roomlog.workers import applier as applier_module
+from roomlog.workers.applier import Applier
+from tests.fixtures import T0
+
+NOW = (T0 + 3600) * MICROS
+ROOMS = 40
+
+
+def _visits() -> list[PresenceEvent]:
+    """Two people in each of `ROOMS` rooms for ten minutes, one of them twice."""
+    found = []
+    for n in range(ROOMS):
+        room, at = f"room-{n}", T0 + n
+        for who, (come, go) in {"ana": (0, 600), "bo": (30, 300), "bo2": (400, 700)}.items():
+            person = who[:2]
+            found.append(
+                PresenceEvent(f"{room}-{who}-j", JOINED, room, person, (at + come) * MICROS)
+            )
+            found.append(PresenceEvent(f"{room}-{who}-l", LEFT, room, person, (at + go) * MICROS))
+    return found
+
+
+def _stored(database: Database) -> list[tuple[str, int, int | None]]:
+    with database.reader.connect() as connection:
+        rows = connection.execute(
+            select(sessions.c.room, sessions.c.start_at, sessions.c.end_at)
+        ).all()
+    return sorted((room, start, end) for room, start, end in rows)
+
+
+def _pending(database: Database) -> int:
+    with database.reader.connect() as connection:
+        return int(connection.execute(select(func.count()).select_from(pending)).scalar_one())
+
+
+def test_the_threads_share_the_partitions_out_and_apply_what_sessionize_makes(
+    database: Database, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    with database.engine.begin() as connection:
+        project, _ = ensure_project(connection, "default")
+    store = Store(database, Settings(apply_threads=3))
+    events = _visits()
+    store.ingest([Submission(project, list(enumerate(events)))], NOW, behind=True)
+    applier = Applier(store, clock=lambda: NOW)
+    shares: list[tuple[str, list[int]]] = []
+    apply_parts = applier._apply_parts
+
+    def recorded(parts: list[int]) -> tuple[int, bool]:
+        shares.append((threading.current_thread().name, parts))
+        return apply_parts(parts)
+
+    monkeypatch.setattr(applier, "_apply_parts", recorded)
+    with store.holding():
+        applier._claim()
+        while applier._turn():
+            pass
+
+    count = store.parts or 16
+    busy = {part_of(project.id, f"room-{n}", count) for n in range(ROOMS)}
+    first = [parts for _, parts in shares[:3]]
+    assert len(first) == 3
+    assert sorted(p for parts in first for p in parts) == sorted(busy)  # each once
+    assert len({name for name, _ in shares[:3]}) > 1  # side by side, not one after another
+    assert _pending(database) == 0
+    expected = sessionize(events, NOW, Settings().rules)
+    assert _stored(database) == sorted((s.room, s.start, s.end) for s in expected)
+    assert len(expected) == ROOMS
+
+
+def test_a_failure_in_one_thread_reaches_the_applier_and_loses_nothing(
+    database: Database, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    with database.engine.begin() as connection:
+        project, _ = ensure_project(connection, "default")
+    store = Store(database, Settings(apply_threads=2))
+    events = _visits()
+    store.ingest([Submission(project, list(enumerate(events)))], NOW, behind=True)
+    applier = Applier(store, clock=lambda: NOW)
+    failing = part_of(project.id, "room-0", 16)
+
+    def broken(store: Store, part: int, *rest: object) -> int:
+        if part == failing:
+            raise RuntimeError("the database went away")
+        return apply_pending(store, part, *rest)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(applier_module, "apply_pending", broken)
+    with store.holding():
+        applier._claim()
+        with pytest.raises(RuntimeError, match="went away"):
+            applier._turn()
+        assert _pending(database) > 0  # the failing partition's events wait
+        monkeypatch.setattr(applier_module, "apply_pending", apply_pending)
+        while applier._turn():
+            pass
+    assert _pending(database) == 0
+    expected = sessionize(events, NOW, Settings().rules)
+    assert _stored(database) == sorted((s.room, s.start, s.end) for s in expected)
