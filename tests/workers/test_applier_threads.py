@@ -1,6 +1,7 @@
 """An applier's threads (`serve --apply-threads`): its partitions are dealt out among them,
 each partition to one thread, and what they apply side by side is what `sessionize` makes
-of the events; a thread's failure reaches the applier, and loses nothing."""
+of the events; a thread's failure reaches the applier once the other threads are done, and
+loses nothing."""
 
 from __future__ import annotations
 
@@ -87,27 +88,42 @@ def test_the_threads_share_the_partitions_out_and_apply_what_sessionize_makes(
     assert len(expected) == ROOMS
 
 
-def test_a_failure_in_one_thread_reaches_the_applier_and_loses_nothing(
+def test_a_failure_in_one_thread_ends_the_round_after_the_others_and_loses_nothing(
     database: Database, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    """The round ends only once every thread is done, a failed one's too: the next round
+    must not deal a partition to a thread while another still applies it."""
     with database.engine.begin() as connection:
         project, _ = ensure_project(connection, "default")
     store = Store(database, Settings(apply_threads=2))
-    events = _visits()
+    first = part_of(project.id, "room-0", 16)
+    other = next(
+        f"room-{n}" for n in range(1, ROOMS) if part_of(project.id, f"room-{n}", 16) != first
+    )
+    rooms = {"room-0", other}
+    # The lower partition fails: its thread's share is the first one dealt out.
+    failing = min(first, part_of(project.id, other, 16))
+    events = [e for e in _visits() if e.room in rooms]
     store.ingest([Submission(project, list(enumerate(events)))], NOW, behind=True)
     applier = Applier(store, clock=lambda: NOW)
-    failing = part_of(project.id, "room-0", 16)
+    failed, finished = threading.Event(), threading.Event()
 
     def broken(store: Store, part: int, *rest: object) -> int:
         if part == failing:
+            failed.set()
             raise RuntimeError("the database went away")
-        return apply_pending(store, part, *rest)  # type: ignore[arg-type]
+        failed.wait(5)  # still applying when the other thread fails
+        taken = apply_pending(store, part, *rest)  # type: ignore[arg-type]
+        if not taken:
+            finished.set()
+        return taken
 
     monkeypatch.setattr(applier_module, "apply_pending", broken)
     with store.holding():
         applier._claim()
         with pytest.raises(RuntimeError, match="went away"):
             applier._turn()
+        assert finished.is_set()  # the other thread's share was done before the round ended
         assert _pending(database) > 0  # the failing partition's events wait
         monkeypatch.setattr(applier_module, "apply_pending", apply_pending)
         while applier._turn():
@@ -115,3 +131,4 @@ def test_a_failure_in_one_thread_reaches_the_applier_and_loses_nothing(
     assert _pending(database) == 0
     expected = sessionize(events, NOW, Settings().rules)
     assert _stored(database) == sorted((s.room, s.start, s.end) for s in expected)
+    assert len(expected) == 2

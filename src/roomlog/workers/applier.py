@@ -20,7 +20,7 @@ import threading
 import time
 import uuid
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import ThreadPoolExecutor, wait
 from dataclasses import dataclass
 from typing import Final, Protocol
 
@@ -228,7 +228,11 @@ class Applier:
             if self._pool is None:
                 self._pool = ThreadPoolExecutor(self.threads, thread_name_prefix="roomlog-apply")
             shares = [mine[i::threads] for i in range(threads)]
-            done = list(self._pool.map(self._apply_parts, shares))
+            running = [self._pool.submit(self._apply_parts, share) for share in shares]
+            # Every share ends before the round does, a failed one too: the next round must
+            # not deal a partition to a thread while another still applies it.
+            wait(running)
+            done = [future.result() for future in running]  # the first failure, if any
             applied, cut = sum(d[0] for d in done), any(d[1] for d in done)
         else:
             applied, cut = self._apply_parts(mine)
