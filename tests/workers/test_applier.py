@@ -10,19 +10,18 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator
 
 import pytest
-from sqlalchemy import func, select
 
 from roomlog.domain.events import JOINED, MICROS, PresenceEvent
 from roomlog.store.behind import APPLY_ROWS, apply_pending
 from roomlog.store.db import Database
 from roomlog.store.leases import part_of
 from roomlog.store.projects import Project, ensure_project
-from roomlog.store.schema import pending
 from roomlog.store.store import Store
 from roomlog.store.writes import Settings, Submission
 from roomlog.workers import applier as applier_module
 from roomlog.workers.applier import TURN, Applier
 from tests.fixtures import T0
+from tests.workers.partitions import pending_rows, rooms_apart
 
 NOW = (T0 + 60) * MICROS
 GATHER = 10.0
@@ -78,26 +77,11 @@ def _append(store: Store, project: Project, room: str, n: int) -> None:
     store.ingest([Submission(project, [(0, event)])], NOW, behind=True)
 
 
-def _pending(store: Store) -> int:
-    with store.database.engine.connect() as connection:
-        return int(connection.execute(select(func.count()).select_from(pending)).scalar_one())
-
-
-def _rooms_apart(store: Store, project: Project) -> tuple[str, str]:
-    """Two rooms in different partitions."""
-    count = store.parts or 16
-    first = part_of(project.id, "room-a", count)
-    other = next(
-        f"room-{n}" for n in range(1000) if part_of(project.id, f"room-{n}", count) != first
-    )
-    return "room-a", other
-
-
 def test_after_a_short_round_the_next_waits_and_takes_what_came_meanwhile(
     setup: Setup,
 ) -> None:
     store, project, applier, paused = setup
-    first, other = _rooms_apart(store, project)
+    first, other = rooms_apart(project.id, store.parts or 16)
     paused.meanwhile = lambda: _append(store, project, other, 2)
     _append(store, project, first, 0)
     assert applier._turn() == 1
@@ -110,7 +94,7 @@ def test_after_a_short_round_the_next_waits_and_takes_what_came_meanwhile(
     count = store.parts or 16
     assert busy == {part_of(project.id, first, count), part_of(project.id, other, count)}
     assert applier._round(busy) == 2
-    assert _pending(store) == 0
+    assert pending_rows(store.database) == 0
 
 
 def test_after_a_long_round_the_next_begins_at_once(setup: Setup) -> None:
@@ -141,7 +125,7 @@ def test_a_partitions_turn_ends_once_its_time_is_up_and_the_others_still_get_the
     setup: Setup, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     store, project, applier, paused = setup
-    busy, other = _rooms_apart(store, project)
+    busy, other = rooms_apart(project.id, store.parts or 16)
     for n in range(APPLY_ROWS + 1):  # more than one transaction takes
         _append(store, project, busy, n)
     _append(store, project, other, 0)
@@ -152,8 +136,8 @@ def test_a_partitions_turn_ends_once_its_time_is_up_and_the_others_still_get_the
 
     monkeypatch.setattr(applier_module, "apply_pending", slow)
     assert applier._turn() == APPLY_ROWS + 1  # a transaction of the busy one, and the other's
-    assert _pending(store) == 1  # the busy partition's last event: for its next turn
+    assert pending_rows(store.database) == 1  # the busy partition's last event: for its next turn
     assert applier._next_round == 0.0  # which begins at once
     assert applier._turn() == 1
-    assert _pending(store) == 0
+    assert pending_rows(store.database) == 0
     assert paused.asked == []

@@ -6,9 +6,10 @@ loses nothing."""
 from __future__ import annotations
 
 import threading
+from collections.abc import Sequence
 
 import pytest
-from sqlalchemy import func, select
+from sqlalchemy import select
 
 from roomlog.domain.batch import sessionize
 from roomlog.domain.events import JOINED, LEFT, MICROS, PresenceEvent
@@ -16,22 +17,23 @@ from roomlog.store.behind import apply_pending
 from roomlog.store.db import Database
 from roomlog.store.leases import part_of
 from roomlog.store.projects import ensure_project
-from roomlog.store.schema import pending, sessions
+from roomlog.store.schema import sessions
 from roomlog.store.store import Store
 from roomlog.store.writes import Settings, Submission
 from roomlog.workers import applier as applier_module
 from roomlog.workers.applier import Applier
 from tests.fixtures import T0
+from tests.workers.partitions import pending_rows, rooms_apart
 
 NOW = (T0 + 3600) * MICROS
 ROOMS = 40
 
 
-def _visits() -> list[PresenceEvent]:
-    """Two people in each of `ROOMS` rooms for ten minutes, one of them twice."""
+def _visits(rooms: Sequence[str]) -> list[PresenceEvent]:
+    """Two people in each of `rooms` for ten minutes, one of them twice."""
     found = []
-    for n in range(ROOMS):
-        room, at = f"room-{n}", T0 + n
+    for n, room in enumerate(rooms):
+        at = T0 + n
         for who, (come, go) in {"ana": (0, 600), "bo": (30, 300), "bo2": (400, 700)}.items():
             person = who[:2]
             found.append(
@@ -49,18 +51,13 @@ def _stored(database: Database) -> list[tuple[str, int, int | None]]:
     return sorted((room, start, end) for room, start, end in rows)
 
 
-def _pending(database: Database) -> int:
-    with database.reader.connect() as connection:
-        return int(connection.execute(select(func.count()).select_from(pending)).scalar_one())
-
-
 def test_the_threads_share_the_partitions_out_and_apply_what_sessionize_makes(
     database: Database, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     with database.engine.begin() as connection:
         project, _ = ensure_project(connection, "default")
     store = Store(database, Settings(apply_threads=3))
-    events = _visits()
+    events = _visits([f"room-{n}" for n in range(ROOMS)])
     store.ingest([Submission(project, list(enumerate(events)))], NOW, behind=True)
     applier = Applier(store, clock=lambda: NOW)
     shares: list[tuple[str, list[int]]] = []
@@ -82,7 +79,7 @@ def test_the_threads_share_the_partitions_out_and_apply_what_sessionize_makes(
     assert len(first) == 3
     assert sorted(p for parts in first for p in parts) == sorted(busy)  # each once
     assert len({name for name, _ in shares[:3]}) > 1  # side by side, not one after another
-    assert _pending(database) == 0
+    assert pending_rows(database) == 0
     expected = sessionize(events, NOW, Settings().rules)
     assert _stored(database) == sorted((s.room, s.start, s.end) for s in expected)
     assert len(expected) == ROOMS
@@ -96,14 +93,10 @@ def test_a_failure_in_one_thread_ends_the_round_after_the_others_and_loses_nothi
     with database.engine.begin() as connection:
         project, _ = ensure_project(connection, "default")
     store = Store(database, Settings(apply_threads=2))
-    first = part_of(project.id, "room-0", 16)
-    other = next(
-        f"room-{n}" for n in range(1, ROOMS) if part_of(project.id, f"room-{n}", 16) != first
-    )
-    rooms = {"room-0", other}
+    rooms = rooms_apart(project.id, 16)
     # The lower partition fails: its thread's share is the first one dealt out.
-    failing = min(first, part_of(project.id, other, 16))
-    events = [e for e in _visits() if e.room in rooms]
+    failing = min(part_of(project.id, room, 16) for room in rooms)
+    events = _visits(rooms)
     store.ingest([Submission(project, list(enumerate(events)))], NOW, behind=True)
     applier = Applier(store, clock=lambda: NOW)
     failed, finished = threading.Event(), threading.Event()
@@ -124,11 +117,11 @@ def test_a_failure_in_one_thread_ends_the_round_after_the_others_and_loses_nothi
         with pytest.raises(RuntimeError, match="went away"):
             applier._turn()
         assert finished.is_set()  # the other thread's share was done before the round ended
-        assert _pending(database) > 0  # the failing partition's events wait
+        assert pending_rows(database) > 0  # the failing partition's events wait
         monkeypatch.setattr(applier_module, "apply_pending", apply_pending)
         while applier._turn():
             pass
-    assert _pending(database) == 0
+    assert pending_rows(database) == 0
     expected = sessionize(events, NOW, Settings().rules)
     assert _stored(database) == sorted((s.room, s.start, s.end) for s in expected)
     assert len(expected) == 2
