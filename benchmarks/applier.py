@@ -12,6 +12,13 @@ half the maximum ingest rate stays bounded only if this rate is above half of in
 200-room history, each group appended and then applied, N groups timed: a transaction's
 fixed cost, spread over few events.
 
+`--aging SECONDS` measures rooms as they age: 2,000 rooms, each with a visit of 1 ms about
+every 1.7 s (500 visits a batch, four batches between two rounds of the applier, times moved
+on as a live deployment's would be), for SECONDS of simulated time; it prints the applier's
+CPU per event (and the collector's part of it) for each 100 s. The late window is 600 s, so
+the rooms settle for the first time about 600 s in; between settles a room holds more and
+more events, and its reads must not cost more for it.
+
 Needs PostgreSQL at $ROOMLOG_BENCH_POSTGRES_URL for its half (default
 postgresql://postgres@127.0.0.1:5432/test; a fresh schema is made and dropped).
 """
@@ -19,6 +26,7 @@ postgresql://postgres@127.0.0.1:5432/test; a fresh schema is made and dropped).
 from __future__ import annotations
 
 import argparse
+import gc
 import platform
 import tempfile
 import time
@@ -110,6 +118,75 @@ def small_groups(label: str, url: str, groups: int, size: int = 15) -> None:
     database.dispose()
 
 
+def aging(label: str, url: str, seconds: float, rooms: int = 2_000, visits: int = 500) -> None:
+    """Short visits to `rooms` rooms for `seconds` of simulated time, applied as they come;
+    the applier's CPU per event for each 100 s."""
+    database = open_database(url)
+    migrate(database)
+    with database.engine.begin() as connection:
+        project, _ = ensure_project(connection, "bench")
+    store = Store(database, Settings())
+    keeper = collector.Keeper()
+    collecting = [0.0, 0.0]  # the collector's CPU time in all, and when its pass began
+
+    def collected(phase: str, info: dict[str, int]) -> None:
+        if phase == "start":
+            collecting[1] = time.process_time()
+        else:
+            collecting[0] += time.process_time() - collecting[1]
+
+    gc.callbacks.append(collected)
+    step = visits / (rooms / 1.7)  # simulated seconds a batch covers
+    began = time.time() - seconds - 5
+    simulated, visit, number, report = 0.0, 0, 0, 100.0
+    cpu = collector_cpu = 0.0
+    events = 0
+    try:
+        with store.holding():
+            while simulated < seconds:
+                for _ in range(4):
+                    at = began + simulated
+                    found: list[tuple[int, PresenceEvent]] = []
+                    for v in range(visits):
+                        room, person = f"room-{visit % rooms}", f"p{visit}"
+                        stamp = int(at * MICROS) + v
+                        found.append(
+                            (2 * v, PresenceEvent(f"a{number}-{v}", JOINED, room, person, stamp))
+                        )
+                        found.append(
+                            (
+                                2 * v + 1,
+                                PresenceEvent(f"a{number}-{v}b", LEFT, room, person, stamp + 1000),
+                            )
+                        )
+                        visit += 1
+                    number += 1
+                    now = int((at + 1) * MICROS)
+                    store.ingest([Submission(project, found)], now, behind=True)
+                    simulated += step
+                start, gc_start = time.process_time(), collecting[0]
+                for part in range(store.parts or 16):
+                    while apply_pending(store, part, None, now, now):
+                        pass
+                keeper.worked()
+                cpu += time.process_time() - start
+                collector_cpu += collecting[0] - gc_start
+                events += 4 * visits * 2
+                if simulated >= report:
+                    print(
+                        f"{label}, rooms {simulated:4.0f} s old: the applier's CPU "
+                        f"{cpu / events * 1e6:5.1f} µs an event (the collector's part: "
+                        f"{collector_cpu / events * 1e6:4.1f})",
+                        flush=True,
+                    )
+                    cpu = collector_cpu = 0.0
+                    events = 0
+                    report += 100
+    finally:
+        gc.callbacks.remove(collected)
+        database.dispose()
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--batches", type=int, default=60)
@@ -122,6 +199,12 @@ def main() -> None:
         action="store_true",
         help="leave Python's collector at its default pace (the applier process sets its own)",
     )
+    parser.add_argument(
+        "--aging",
+        type=float,
+        default=0,
+        help="measure rooms aging for this many simulated seconds instead of batches",
+    )
     args = parser.parse_args()
     if not args.default_gc:
         collector.pace()
@@ -129,7 +212,9 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as folder:
         if "sqlite" in args.databases:
             sqlite = f"sqlite:///{Path(folder) / 'applier.db'}"
-            if args.groups:
+            if args.aging:
+                aging("SQLite", sqlite, args.aging)
+            elif args.groups:
                 small_groups("SQLite", sqlite, args.groups)
             else:
                 run("SQLite", sqlite, args.batches)
@@ -139,7 +224,9 @@ def main() -> None:
             connection.execute(f"CREATE SCHEMA {schema}")
         try:
             url = f"{POSTGRES}?options=-csearch_path%3D{schema}"
-            if args.groups:
+            if args.aging:
+                aging("PostgreSQL", url, args.aging)
+            elif args.groups:
                 small_groups("PostgreSQL", url, args.groups)
             else:
                 run("PostgreSQL", url, args.batches)

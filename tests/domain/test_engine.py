@@ -272,8 +272,47 @@ def test_a_read_restarts_where_the_last_visitor_left_even_when_no_visit_counted(
     assert room.sessions(100 * MICROS) == []
     room.add(join("Q", 200))
     assert [shape(s) for s in room.sessions(300 * MICROS)] == [(200, None, 1, [("Q", 200, None)])]
-    # The second read started from the first read's latest restart point: after P4 left.
-    assert room._marks and room._marks[-1][0].at == 100 * MICROS
+    # The second read started from the first read's latest restart point: just after P4 left.
+    assert room._marks and room._marks[-1][0].at == 85 * MICROS + 1
     assert [shape(s) for s in room.sessions(300 * MICROS)] == both_faces(
         [*events, join("Q", 200)], 300
     )
+
+
+def test_an_event_stamped_before_the_last_read_keeps_the_restart_points_before_it() -> None:
+    """A read at `now` places its restart points where the room emptied, not at `now`: an
+    event that comes afterwards stamped before `now` (the sender's clock behind the
+    server's) still replays from just after the last visitor left, not from the start."""
+    room = Room("r")
+    events = []
+    for n in range(40):
+        events += [join(f"P{n}", n * 20), leave(f"P{n}", n * 20 + 5)]
+    room.extend(stamp(e) for e in events)
+    assert room.sessions(1000 * MICROS) == []
+    room.sessions(1000 * MICROS)  # places the first read's restart points
+    late = [join("Q", 900), leave("Q", 990)]
+    room.extend(stamp(e) for e in late)
+    assert [shape(s) for s in room.sessions(1000 * MICROS)] == both_faces([*events, *late], 1000)
+    # The read started just after P39 left, before Q came, and kept that point.
+    assert [m.at for m, _ in room._marks] == [785 * MICROS + 1]
+
+
+def test_restart_points_where_the_room_was_empty_thin_out_with_age() -> None:
+    """One visit after another leaves a restart point each; past `empty_marks` the older half
+    keeps every other one, so the newest stay dense and the oldest sparse."""
+    room = Room("r")
+    room.empty_marks = 8
+    events = []
+    for n in range(30):
+        events += [join(f"P{n}", n * 20), leave(f"P{n}", n * 20 + 5)]
+        room.extend(stamp(e) for e in events[-2:])
+        room.sessions((n * 20 + 10) * MICROS)
+    marks = [m.at or 0 for m, _ in room._marks]
+    assert len(marks) <= 8 and marks == sorted(marks)
+    # The newest visit's point is there; the oldest kept are further apart than the newest.
+    assert marks[-1] == (28 * 20 + 5) * MICROS + 1
+    assert marks[1] - marks[0] > marks[-1] - marks[-2]
+    # A late event between two old points replays from the one before it.
+    late = [join("Q", 35), leave("Q", 38)]
+    room.extend(stamp(e) for e in late)
+    assert [shape(s) for s in room.sessions(600 * MICROS)] == both_faces([*events, *late], 600)

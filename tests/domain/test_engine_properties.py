@@ -119,13 +119,18 @@ def test_incremental_equals_batch_for_every_prefix_and_now(
     # One that keeps a restart point after every read it can: reads start from those.
     eager = Room("r", RULES)
     eager.restart_after, eager.restart_points = 0, 2
+    # One that thins its restart points where the room was empty beyond two.
+    thin = Room("r", RULES)
+    thin.empty_marks = 2
     for n, event in enumerate(events, start=1):
         room.add(event)
         eager.add(event)
+        thin.add(event)
         for now in nows:
             expected = batch(events[:n], now)
             assert [shape(s) for s in room.sessions(now * MICROS)] == expected
             assert [shape(s) for s in eager.sessions(now * MICROS)] == expected
+            assert [shape(s) for s in thin.sessions(now * MICROS)] == expected
 
 
 @given(histories(), st.integers(min_value=0, max_value=80), st.randoms())

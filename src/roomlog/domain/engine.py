@@ -51,6 +51,10 @@ from roomlog.domain.sessions import MeetingSession
 # oldest left replays from the checkpoint, as it did without them.
 RESTART_AFTER = 32
 RESTART_POINTS = 16
+# A room keeps at most this many restart points where it was found empty (one per visit in
+# a room of short visits): past it, every other one of the older half goes, so that they
+# thin out with age instead of piling up until the next settle.
+EMPTY_MARKS = 64
 
 # The engine's forms of events and checkpoints, for its callers.
 __all__ = [
@@ -88,6 +92,7 @@ class Room:
 
     restart_after = RESTART_AFTER
     restart_points = RESTART_POINTS
+    empty_marks = EMPTY_MARKS
 
     def __init__(
         self,
@@ -241,8 +246,12 @@ class Room:
         if replayed <= often or replayed < self._tried + often:
             return
         self._tried = replayed
+        # At the latest settled instant up to just after the newest event held, not up to
+        # `now`: a server's clock runs ahead of the stamps it receives, and an event stamped
+        # between the two would leave a point placed at `now` behind it, unusable.
+        until = min(now, self._newest() + 1)
         outcome, _ = replay(
-            start, events, now, False, self.rules, self.tenant, self.name, self._wide[since:]
+            start, events, until, False, self.rules, self.tenant, self.name, self._wide[since:]
         )
         mark = outcome.checkpoint
         if mark.at is None or (start.at is not None and mark.at <= start.at):
@@ -281,14 +290,22 @@ class Room:
         # machine is idle there too, but never went idle if nobody stayed `min_presence`).
         emptied_at = sorted(set(idle_at).union(vacated))
         for emptied in emptied_at:
-            # The room is empty from `emptied` until the next presence begins: the latest
-            # settled instant in that stretch is a safe place to restart from.
+            # The room is empty from `emptied` until the next presence begins, if the latest
+            # instant in that stretch is settled. Every instant of the stretch then is, and
+            # replays the same events from there: the earliest, just after `emptied`, is the
+            # restart point, as it also serves an event that comes later stamped inside the
+            # stretch (before the read's `now`, say).
             nxt = bisect_right(change_points, emptied)
             upto = change_points[nxt] if nxt < len(change_points) else now
-            mark = settled_at_or_before(zones, upto)
+            if not emptied < settled_at_or_before(zones, upto) <= now:
+                continue
+            mark = emptied + 1
             last = self._marks[-1][0].at if self._marks else None
-            if emptied < mark <= now and (last is None or last < mark):
+            if last is None or last < mark:
                 self._marks.append((Checkpoint(at=mark), closed_before + bisect_right(ends, mark)))
+        if len(self._marks) > self.empty_marks:
+            older = len(self._marks) // 2
+            self._marks[:older] = self._marks[:older:2]
 
     def settle(self, until: int) -> list[MeetingSession]:
         """Move the checkpoint to the latest settled instant at or before `until`.
@@ -309,6 +326,12 @@ class Room:
         self._closed, self._marks, self._dirty, self._unmarked = [], [], None, None
         self._present, self._tried = None, 0
         return outcome.sessions
+
+    def _newest(self) -> int:
+        """The instant of the newest event held (events and room-wide ones alike), or of the
+        checkpoint; -1 for a room with neither."""
+        latest = self.latest
+        return -1 if latest is None else latest
 
     @property
     def earliest(self) -> int | None:
