@@ -139,7 +139,7 @@ def aging(label: str, url: str, seconds: float, rooms: int = 2_000, visits: int 
     step = visits / (rooms / 1.7)  # simulated seconds a batch covers
     began = time.time() - seconds - 5
     simulated, visit, number, report = 0.0, 0, 0, 100.0
-    cpu = collector_cpu = 0.0
+    cpu = collector_cpu = took = 0.0  # the applier's CPU, the collector's, wall-clock time
     events = 0
     try:
         with store.holding():
@@ -164,22 +164,23 @@ def aging(label: str, url: str, seconds: float, rooms: int = 2_000, visits: int 
                     now = int((at + 1) * MICROS)
                     store.ingest([Submission(project, found)], now, behind=True)
                     simulated += step
-                start, gc_start = time.process_time(), collecting[0]
+                start, gc_start, wall = time.process_time(), collecting[0], time.perf_counter()
                 for part in range(store.parts or 16):
                     while apply_pending(store, part, None, now, now):
                         pass
                 keeper.worked()
                 cpu += time.process_time() - start
+                took += time.perf_counter() - wall
                 collector_cpu += collecting[0] - gc_start
                 events += 4 * visits * 2
                 if simulated >= report:
                     print(
                         f"{label}, rooms {simulated:4.0f} s old: the applier's CPU "
                         f"{cpu / events * 1e6:5.1f} µs an event (the collector's part: "
-                        f"{collector_cpu / events * 1e6:4.1f})",
+                        f"{collector_cpu / events * 1e6:4.1f}); applied at {events / took:,.0f}/s",
                         flush=True,
                     )
-                    cpu = collector_cpu = 0.0
+                    cpu = collector_cpu = took = 0.0
                     events = 0
                     report += 100
     finally:
