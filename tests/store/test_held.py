@@ -1,19 +1,20 @@
-"""On SQLite a room's held events are kept in chunks beside its state: each write stores what
-it added, a settle or a rebuild replaces them, and a room read back from its row holds them
-all. On PostgreSQL they stay inline in the state, as before."""
+"""A room's held events are kept in its state while they are few, and past that in chunks
+beside it, on both databases: each write stores what it added, a settle or a rebuild
+replaces them, and a room read back from its row holds them all."""
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Any
 
 import msgspec
+import pytest
 from sqlalchemy import select
 
 from roomlog.domain.batch import sessionize
 from roomlog.domain.engine import Room, Stamped, stamp
 from roomlog.domain.events import JOINED, LEFT, MICROS, PresenceEvent
-from roomlog.store.db import Database, migrate, open_database
+from roomlog.store import rooms as room_state
+from roomlog.store.db import Database
 from roomlog.store.projects import Project, ensure_project
 from roomlog.store.rooms import load_room
 from roomlog.store.schema import room_held, rooms, sessions
@@ -66,24 +67,34 @@ def _project(database: Database) -> Project:
     return project
 
 
-def test_each_write_stores_only_the_events_it_added(database: Database) -> None:
+def test_a_room_keeps_few_events_inline_and_more_in_chunks(
+    database: Database, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Up to `INLINE_AT_MOST` events held, the state holds them; past it, the write that
+    crosses it stores them all as one chunk, and each write after it only what it added."""
+    monkeypatch.setattr(room_state, "INLINE_AT_MOST", 4)
     store = Store(database, Settings(late_window=10 * WINDOW))
     project = _project(database)
-    posted: list[PresenceEvent] = []
-    for n in range(4):
+    for n in range(2):
         _post(store, project, _visit(n))
-        posted += _visit(n)
     state, chunks = _stored(database, project)
-    expected: list[Stamped] = sorted(stamp(e) for e in posted)
-    if database.sqlite:
-        assert state["room"]["events"] == [] and state["chunked"] == 1
-        assert chunks == [[list(stamp(e)) for e in _visit(n)] for n in range(4)]
-    else:
-        assert [tuple(e) for e in state["room"]["events"]] == expected and not chunks
+    two = [stamp(e) for n in range(2) for e in _visit(n)]
+    assert [tuple(e) for e in state["room"]["events"]] == two and not chunks
+    assert "chunked" not in state
+    for n in range(2, 4):
+        _post(store, project, _visit(n))
+    state, chunks = _stored(database, project)
+    assert state["room"]["events"] == [] and state["chunked"] == 1
+    three = [list(stamp(e)) for n in range(3) for e in _visit(n)]
+    assert chunks == [three, [list(stamp(e)) for e in _visit(3)]]
+    expected: list[Stamped] = sorted(stamp(e) for n in range(4) for e in _visit(n))
     assert _read_back(database, project).held() == expected
 
 
-def test_a_settle_replaces_the_chunks_with_what_the_room_still_holds(database: Database) -> None:
+def test_a_settle_replaces_the_chunks_with_what_the_room_still_holds(
+    database: Database, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(room_state, "INLINE_AT_MOST", 4)
     store = Store(database, Settings(late_window=WINDOW))
     project = _project(database)
     for n in range(8):  # 400 s of visits: the room settles past the late window
@@ -93,6 +104,12 @@ def test_a_settle_replaces_the_chunks_with_what_the_room_still_holds(database: D
     held = store._rooms[(project.id, "r")][1].room.held()
     assert room.held() == held
     assert len(held) < 16  # the settled part is gone from the chunks too
+    # Held inline again if few are left, else in one chunk: never both.
+    state, chunks = _stored(database, project)
+    if len(held) <= 4:
+        assert [tuple(e) for e in state["room"]["events"]] == held and not chunks
+    else:
+        assert state["room"]["events"] == [] and chunks == [[list(e) for e in held]]
     # Another store reads the room back from its row and chunks, then this one from the
     # other's writes: the sessions are those of every event.
     other = Store(database, Settings(late_window=WINDOW))
@@ -111,11 +128,13 @@ def test_a_settle_replaces_the_chunks_with_what_the_room_still_holds(database: D
     assert len(expected) > 1
 
 
-def test_a_state_that_held_its_events_inline_moves_them_to_a_chunk(tmp_path: Path) -> None:
-    """SQLite: a room row written before chunks holds its events in `state`. The next write
-    stores them all as one chunk, and leaves none inline."""
-    database = open_database(f"sqlite:///{tmp_path / 'held.db'}")
-    migrate(database)
+def test_a_state_that_held_its_events_inline_moves_them_to_a_chunk(
+    database: Database, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A room row written before chunks (on PostgreSQL, until this release) holds its events
+    in `state`. The next write that holds more than `INLINE_AT_MOST` stores them all as one
+    chunk, and leaves none inline."""
+    monkeypatch.setattr(room_state, "INLINE_AT_MOST", 2)
     store = Store(database, Settings(late_window=10 * WINDOW))
     project = _project(database)
     _post(store, project, _visit(0))
@@ -132,4 +151,3 @@ def test_a_state_that_held_its_events_inline_moves_them_to_a_chunk(tmp_path: Pat
     state, chunks = _stored(database, project)
     assert state["room"]["events"] == []
     assert chunks == [[list(stamp(e)) for e in _visit(0) + _visit(1)]]
-    database.dispose()

@@ -2,8 +2,9 @@
 
 The row of a room holds the engine's incremental state (a checkpoint plus the events since
 it), the fingerprints of the sessions it still may change ("live" sessions), and how many
-sessions it has settled for good. On SQLite the events since the checkpoint are kept apart,
-in chunks (`schema.room_held`): a write stores the events it added, not all the room holds.
+sessions it has settled for good. Once a room holds more than `INLINE_AT_MOST` events since
+its checkpoint, they are kept apart, in chunks (`schema.room_held`): a write stores the
+events it added, not all the room holds.
 An update feeds the new events to the engine, settles the part of the past that no event
 within the late window can change any more, reads the sessions at `now`, and returns only
 the sessions that changed.
@@ -31,6 +32,11 @@ REBUILD_STEP: Final = 4096
 # Settle once the checkpoint lags the late window by this many windows, so that most updates
 # replay only the recent events instead of settling every time.
 SETTLE_LAG: Final = 2
+# A room holding at most this many events since its checkpoint keeps them inline in its
+# state; one holding more keeps them in chunks (`schema.room_held`), each write appending
+# what it added. Re-encoding a few events costs less than a row per write (PostgreSQL's
+# above all); re-encoding hundreds costs far more (docs/PERFORMANCE.md).
+INLINE_AT_MOST: Final = 128
 
 
 @dataclass(slots=True)
@@ -41,8 +47,8 @@ class RoomState:
     room: Room
     live: dict[str, str]
     settled: int
-    # Whether the room's held events are stored as chunks (`schema.room_held`), as every write
-    # leaves them; False for a state written before, which held them inline.
+    # Whether the room's held events are stored as chunks (`schema.room_held`); False while
+    # they are inline in the state (few of them, or a state written before chunks).
     chunked: bool = True
 
 
@@ -172,8 +178,8 @@ def advance(
     chunked: bool = True,
 ) -> RoomWrite:
     """Feed `events` and the room ends and snapshots `room_wide` to the room of `state` and
-    read it at `now`. `chunked`: the room's held events are stored in chunks beside its
-    state (`RoomWrite.held`), else inline in it.
+    read it at `now`. `chunked`: the room's held events may be stored in chunks beside its
+    state (`RoomWrite.held`) once there are more than `INLINE_AT_MOST`; else always inline.
 
     The room is changed in place. Raises `LateEvent` from the engine, after which the room
     is to be rebuilt, not reused."""
@@ -188,7 +194,7 @@ def advance(
     marks: list[tuple[int, bytes, int]] = []
     due = until > (checkpoint or 0) + late_window * (SETTLE_LAG - 1) or room.pending_events > 4096
     earliest = room.earliest
-    replaced = not state.chunked  # a state from before chunks: its events move to one
+    replaced = False
     # With no event held from before `until`, settling would only move the checkpoint up to
     # it, at the cost of a replay and a checkpoint row: a new room with fresh events skips it.
     if due and earliest is not None and earliest < until:
@@ -207,7 +213,9 @@ def advance(
             upserts.append(session_row(project_id, session))
     deletes = [sid for sid in live if sid not in fresh]
     added = None if replaced else events
-    written = _finish(room, fresh, settled, current, now, upserts, deletes, False, chunked, added)
+    written = _finish(
+        room, fresh, settled, current, now, upserts, deletes, False, chunked, added, state.chunked
+    )
     written.derived = derived
     written.checkpoints = marks
     return written
@@ -279,7 +287,7 @@ def rebuilt(
     current = room.sessions(now)
     upserts = [session_row(project_id, s) for s in settled + current]
     fresh = {s.id: _fingerprint(s) for s in current}
-    written = _finish(room, fresh, count, current, now, upserts, [], True, chunked, None)
+    written = _finish(room, fresh, count, current, now, upserts, [], True, chunked, None, True)
     written.replace_from = None if checkpoint is None else checkpoint.at
     written.checkpoints = marks
     return written
@@ -296,17 +304,22 @@ def _finish(
     replace_all: bool,
     chunked: bool,
     added: list[Stamped] | None,
+    had_chunks: bool,
 ) -> RoomWrite:
-    """The write of `room`: with `chunked`, its state without the events it holds, and
-    `added` (None: all of them, replacing the chunks) to store apart; else its state with
-    them all inline."""
+    """The write of `room`: with `chunked` and more than `INLINE_AT_MOST` events held, its
+    state without them, and the events `added` to store apart as a chunk (or all of them,
+    replacing its chunks, if it had none or `added` is None: a settle or a rebuild changed
+    what it holds); else its state with them all inline, and its chunks dropped if it
+    `had_chunks`."""
     people = room.present(now)
     ongoing = current[-1].id if current and current[-1].end is None else None
-    data = {"room": room.to_dict(events=not chunked), "live": live, "settled": settled}
-    if chunked:
+    apart = chunked and room.pending_events > INLINE_AT_MOST
+    appended = had_chunks and added is not None
+    data = {"room": room.to_dict(events=not apart), "live": live, "settled": settled}
+    if apart:
         data["chunked"] = 1
     return RoomWrite(
-        after=RoomState(room, live, settled, chunked),
+        after=RoomState(room, live, settled, apart),
         state=_encode(data),
         due_at=room.due,
         occupancy=len(people),
@@ -315,6 +328,6 @@ def _finish(
         upserts=upserts,
         deletes=deletes,
         replace_all=replace_all,
-        held=(room.held() if added is None else added) if chunked else [],
-        held_replaced=chunked and added is None,
+        held=(added if added is not None and appended else room.held()) if apart else [],
+        held_replaced=chunked and (not appended if apart else had_chunks),
     )

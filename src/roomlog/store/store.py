@@ -79,7 +79,7 @@ class Store:
         self.settings = settings or Settings()
         self._insert = sqlite_insert if database.sqlite else pg_insert
         self._sql = statements.SQLITE if database.sqlite else statements.POSTGRES
-        self.chunked = database.sqlite  # held events in `room_held` (docs/PERFORMANCE.md)
+        self.chunked = True  # many held events go to `room_held` (rooms.INLINE_AT_MOST)
         self._tenants: dict[int, str] = {}
         # The decoded state of rooms this process wrote, with the version it wrote; a room
         # taken out for a write goes back in only once that write has committed.
