@@ -11,7 +11,10 @@ checkpoints. Then:
    timed in-process.
 2. Isolation: a second project posts single events, one client, one at a time; its p50 and
    p99 alone, then while two clients flood `big` with late events. The ratio of the p50s is
-   what the flood costs the other tenant.
+   what the flood costs the other tenant. Then the same with two clients flooding `big` with
+   on-time visits (1 ms, in 1,000 rooms, next to nothing for the applier): what sharing the
+   server's ingest costs the other tenant whatever the events, and so the late events' own
+   part of the first ratio.
 3. Lag: from the acknowledgement of a single event (`wait=logged`, the default) to the
    moment `Roomlog-Applied-Through` passes it, p50 and p99: idle, and while two clients post
    batches of 1,000 events (short visits in 20,000 rooms) at half the rate they reach when
@@ -104,15 +107,21 @@ def post(client: httpx.Client, key: str, body: bytes, wait: str = "logged") -> f
     return took
 
 
-def late_pair(tag: str, at: float) -> bytes:
+def late_pair(tag: str, at: float, room: str = "huge", stay: float = 120) -> bytes:
     return msgspec.json.encode(
         [
-            {"id": f"{tag}-j", "type": "participant.joined", "room": "huge",
+            {"id": f"{tag}-j", "type": "participant.joined", "room": room,
              "participant_id": f"late-{tag}", "at": at},
-            {"id": f"{tag}-l", "type": "participant.left", "room": "huge",
-             "participant_id": f"late-{tag}", "at": at + 120},
+            {"id": f"{tag}-l", "type": "participant.left", "room": room,
+             "participant_id": f"late-{tag}", "at": at + stay},
         ]
     )  # fmt: skip
+
+
+def on_time_pair(tag: str, n: int) -> bytes:
+    """A visit of 1 ms stamped now, in one of 1,000 rooms: a request like a late pair's that
+    costs the applier next to nothing."""
+    return late_pair(tag, time.time(), f"on-time-{n % 1000}", 0.001)
 
 
 def single(tag: str, n: int) -> bytes:
@@ -188,36 +197,54 @@ def run(
         )
 
         alone = latencies(url, other_key, 300, f"a{uuid.uuid4().hex[:6]}")
-        stop_flood = threading.Event()
-        flooded: list[int] = [0]
 
-        def flood(worker: int) -> None:
-            rnd = random.Random(worker)
-            with httpx.Client(base_url=url, timeout=120) as client:
-                n = 0
-                while not stop_flood.is_set():
-                    at = rnd.uniform(start + 600, end - 2 * LATE_WINDOW)
-                    post(client, big_key, late_pair(f"f{worker}-{n}-{uuid.uuid4().hex[:4]}", at))
-                    n += 1
-                    flooded[0] += 1
+        def flooded_by(late: bool) -> tuple[list[float], int]:
+            """The other project's latencies while two clients post pairs into `big` as fast
+            as they are answered: late ones, or (the same requests' cost to the server's
+            ingest, without the late events' to the applier) short visits stamped now."""
+            stop_flood = threading.Event()
+            count: list[int] = [0]
 
-        threads = [threading.Thread(target=flood, args=(w,)) for w in range(2)]
-        for thread in threads:
-            thread.start()
-        time.sleep(1)
-        during = latencies(url, other_key, 200, f"d{uuid.uuid4().hex[:6]}")
-        stop_flood.set()
-        for thread in threads:
-            thread.join()
+            def flood(worker: int) -> None:
+                rnd = random.Random(worker)
+                with httpx.Client(base_url=url, timeout=120) as client:
+                    n = 0
+                    while not stop_flood.is_set():
+                        tag = f"f{worker}-{n}-{uuid.uuid4().hex[:4]}"
+                        at = rnd.uniform(start + 600, end - 2 * LATE_WINDOW)
+                        post(client, big_key, late_pair(tag, at) if late else on_time_pair(tag, n))
+                        n += 1
+                        count[0] += 1
+
+            threads = [threading.Thread(target=flood, args=(w,)) for w in range(2)]
+            for thread in threads:
+                thread.start()
+            time.sleep(1)
+            during = latencies(url, other_key, 200, f"d{uuid.uuid4().hex[:6]}")
+            stop_flood.set()
+            for thread in threads:
+                thread.join()
+            return during, count[0]
+
+        during, flooded = flooded_by(late=True)
         p50a, p50d = percentile(alone, 0.5), percentile(during, 0.5)
         print(
             f"{label}: the other project's single-event ingest, p50 / p99: alone "
             f"{p50a * 1000:.1f} / {percentile(alone, 0.99) * 1000:.1f} ms; during a flood of "
-            f"late events into `big` ({flooded[0]} posted) {p50d * 1000:.1f} / "
+            f"late events into `big` ({flooded} posted) {p50d * 1000:.1f} / "
             f"{percentile(during, 0.99) * 1000:.1f} ms: p50 x{p50d / p50a:.2f}"
         )
         drained = caught_up(url)
         print(f"{label}: the flood's backlog applied {drained:.1f} s after it stopped")
+        on_time, posted = flooded_by(late=False)
+        p50o = percentile(on_time, 0.5)
+        print(
+            f"{label}: the same, during a flood of on-time visits into `big` ({posted} posted),"
+            f" what sharing the server costs without late events: {p50o * 1000:.1f} / "
+            f"{percentile(on_time, 0.99) * 1000:.1f} ms: p50 x{p50o / p50a:.2f}; the late"
+            f" events' own part x{p50d / p50o:.2f}"
+        )
+        caught_up(url)
         idle = lags(url, other_key, 100, f"l{uuid.uuid4().hex[:6]}")
         # The maximum batch ingest rate, and the rate the events were applied at (until the
         # backlog it left was applied); then half the ingest rate while the lag is measured.

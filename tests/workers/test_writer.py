@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import threading
 from pathlib import Path
+from typing import Any
 
 import psycopg
 import pytest
@@ -14,7 +15,7 @@ from sqlalchemy import func, select
 from roomlog.domain.events import JOINED, MICROS, PresenceEvent
 from roomlog.store.db import migrate, open_database
 from roomlog.store.projects import Project, ensure_project
-from roomlog.store.schema import events
+from roomlog.store.schema import events, pending
 from roomlog.store.store import Store
 from roomlog.store.writes import IngestResult, Settings, Submission
 from roomlog.workers.writer import Writer
@@ -23,12 +24,12 @@ from tests.fixtures import T0, blocked_by, scratch_database
 NOW = (T0 + 60) * MICROS
 
 
-def _writer(url: str, threads: int) -> tuple[Writer, Project]:
+def _writer(url: str, threads: int, **given: Any) -> tuple[Writer, Project]:
     database = open_database(url)
     migrate(database)
     with database.engine.begin() as connection:
         project, _ = ensure_project(connection, "default")
-    writer = Writer(Store(database, Settings()), clock=lambda: NOW, threads=threads)
+    writer = Writer(Store(database, Settings()), clock=lambda: NOW, threads=threads, **given)
     writer.start()
     return writer, project
 
@@ -70,6 +71,50 @@ def test_on_postgresql_a_group_the_database_holds_up_holds_up_no_other(
         free, held = asyncio.run(run())
         assert (free.accepted, free.duplicates, free.rejected) == (1, 0, [])
         assert (held.accepted, held.duplicates, held.rejected) == (1, 0, [])
+    finally:
+        holder.close()
+        writer.stop()
+        writer.store.database.dispose()
+
+
+def test_a_small_group_is_applied_at_once_only_while_no_other_thread_writes(
+    postgres_schema: str,
+) -> None:
+    """With the appliers idle, a few on-time events are applied in their append's own
+    transaction; but while another thread is writing (the writer is busy), they are left to
+    the appliers, like any group under load."""
+    went: list[str] = []
+    writer, project = _writer(
+        postgres_schema,
+        threads=2,
+        idle=lambda: True,
+        wake=lambda: went.append("behind"),
+        applied=lambda: went.append("at once"),
+    )
+    holder = psycopg.connect(postgres_schema)
+    try:
+
+        async def run() -> None:
+            await asyncio.wait_for(writer.submit(_joins(project, ["alone"])), 30)
+            assert went == ["at once"]
+            holder.execute(
+                "INSERT INTO events (project_id, id, room, joined, participant_id, at,"
+                " received_at) VALUES (%s, 'held', 'room-held', 1, 'p-held', %s, %s)",
+                (project.id, (T0 + 10) * MICROS, NOW),
+            )
+            stuck = asyncio.ensure_future(writer.submit(_joins(project, ["held"])))
+            while not blocked_by(holder):  # one thread writes, held up by the database
+                await asyncio.sleep(0.01)
+            await asyncio.wait_for(writer.submit(_joins(project, ["busy"])), 30)
+            assert went == ["at once", "behind"]
+            holder.rollback()
+            await asyncio.wait_for(stuck, 30)
+            assert went == ["at once", "behind", "at once"]
+
+        asyncio.run(run())
+        with writer.store.database.engine.connect() as connection:
+            waiting = connection.execute(select(func.count()).select_from(pending)).scalar()
+        assert waiting == 1  # the busy one's event, for its partition's applier
     finally:
         holder.close()
         writer.stop()

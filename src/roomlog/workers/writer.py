@@ -8,8 +8,10 @@ partitions' appliers (`roomlog.workers.applier`), which `wake` tells of new ones
 and snapshots (rare, answered with what they changed) and requests that wait for their
 events to be applied are applied in the append's own transaction instead; the room locks
 keep them in step with the appliers. So is a small group of events none of which is late
-while the appliers have nothing waiting: single events at a steady pace then cost one
-transaction, not two.
+while the appliers have nothing waiting and no other writer thread is writing: single events
+at a steady pace then cost one transaction, not two. Under a flood of them (both threads
+busy) they go to the appliers instead, who apply many groups in one transaction, and a
+group's commit does not wait for another tenant's sessions to be worked out.
 The thread runs its transactions on one database connection it holds (`Store.holding`).
 
 On PostgreSQL there are several such threads (`roomlog serve --writers`, default 2), each
@@ -78,6 +80,8 @@ class Writer:
             for n in range(1 if store.database.sqlite else max(1, threads))
         ]
         self._stopping = False
+        self._writing = 0  # threads writing a group now
+        self._counting = threading.Lock()
 
     def start(self) -> None:
         for thread in self._threads:
@@ -104,7 +108,14 @@ class Writer:
         while True:
             first = self._queue.get()
             if first is not None:
-                self._write(self._drain(first))
+                group = self._drain(first)
+                with self._counting:
+                    self._writing += 1
+                try:
+                    self._write(group)
+                finally:
+                    with self._counting:
+                        self._writing -= 1
             if self._stopping or first is None:
                 return
 
@@ -153,11 +164,13 @@ class Writer:
 
     def _eager(self, group: list[Waiting]) -> bool:
         """Whether to apply a group in its append's transaction although nothing asks to: a
-        few events, none late, while the appliers have nothing waiting. One transaction (one
-        fsync) instead of two, and the applier has nothing to do; a late event, whose room
-        may have to be re-derived, is left to the applier of its partition."""
+        few events, none late, while the appliers have nothing waiting and no other thread
+        writes. One transaction (one fsync) instead of two, and the applier has nothing to
+        do; a late event, whose room may have to be re-derived, is left to the applier of its
+        partition, as is everything while another thread writes (the writer is busy: the
+        appliers apply many groups at once)."""
         size = sum(len(w[0].events) for w in group)
-        if size > EAGER_AT_MOST or not self.idle():
+        if size > EAGER_AT_MOST or self._writing > 1 or not self.idle():
             return False
         oldest = self.clock() - self.store.settings.late_window // 2
         return all(e.at >= oldest for w in group for _, e in w[0].events)
