@@ -151,3 +151,12 @@ def test_a_state_that_held_its_events_inline_moves_them_to_a_chunk(
     state, chunks = _stored(database, project)
     assert state["room"]["events"] == []
     assert chunks == [[list(stamp(e)) for e in _visit(0) + _visit(1)]]
+
+
+def test_a_new_room_with_few_events_neither_writes_nor_drops_chunks() -> None:
+    """A room's first write, of a few events: inline, with no chunk row to add or delete."""
+    state = load_room("r", b"", Settings().rules, "t")
+    found = [stamp(e) for e in _visit(0)]
+    written = room_state.advance(1, state, found, found[-1][0] // 2 + MICROS, WINDOW)
+    assert written.held == [] and not written.held_replaced
+    assert not written.after.chunked and written.after.room.held() == found

@@ -48,8 +48,9 @@ class RoomState:
     live: dict[str, str]
     settled: int
     # Whether the room's held events are stored as chunks (`schema.room_held`); False while
-    # they are inline in the state (few of them, or a state written before chunks).
-    chunked: bool = True
+    # they are inline in the state (few of them, a new room, or a state written before
+    # chunks), which has no chunks to drop then.
+    chunked: bool = False
 
 
 @dataclass(slots=True)
