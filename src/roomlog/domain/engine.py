@@ -315,8 +315,20 @@ class Room:
         if self.checkpoint.at is not None and until <= self.checkpoint.at:
             return []
         events = self._ordered()
+        # Only what is stamped up to `until` decides the settled instant at or before it and
+        # the state there: a presence still open at `until` is open at that instant too, and
+        # no later join can unsettle it (the module docstring).
+        upto = bisect_right(events, until * 2 + 1, key=by_stamp)
+        wide_upto = bisect_right(self._wide, until, key=by_stamp)
         outcome, _ = replay(
-            self.checkpoint, events, until, False, self.rules, self.tenant, self.name, self._wide
+            self.checkpoint,
+            events[:upto],
+            until,
+            False,
+            self.rules,
+            self.tenant,
+            self.name,
+            self._wide[:wide_upto],
         )
         cut = outcome.checkpoint.at
         assert cut is not None
