@@ -19,6 +19,8 @@ from sqlalchemy import Connection
 _EVENT_COLUMNS: Final = (
     "project_id, id, room, joined, participant_id, user_id, user_name, at, received_at"
 )
+# The log's columns as `COPY ... (FORMAT BINARY)` sends them (varchar is sent as text).
+_EVENT_TYPES: Final = ("int4", "text", "text", "int2", "text", "text", "text", "int8", "int8")
 _SESSION_FIELDS: Final = (
     "start_at",
     "end_at",
@@ -163,7 +165,7 @@ POSTGRES: Final = Statements(
         "CREATE TEMPORARY TABLE IF NOT EXISTS staged_events"
         " (LIKE events INCLUDING DEFAULTS) ON COMMIT DELETE ROWS"
     ),
-    copy=f"COPY staged_events ({_EVENT_COLUMNS}) FROM STDIN",
+    copy=f"COPY staged_events ({_EVENT_COLUMNS}) FROM STDIN (FORMAT BINARY)",
     existing_keyed=(
         f"SELECT e.* FROM unnest(%s::text[]) AS k(id) CROSS JOIN LATERAL (SELECT {_EVENT_CONTENT}"
         " FROM events WHERE project_id = %s::int AND id = k.id LIMIT 1) AS e"
@@ -245,6 +247,7 @@ def copied(
     try:
         cursor.execute(sql.stage)
         with cursor.copy(sql.copy) as copy:
+            copy.set_types(list(_EVENT_TYPES))
             for row in rows:
                 copy.write_row(row)
         cursor.execute(sql.append)
