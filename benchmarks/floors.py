@@ -39,6 +39,8 @@ _TABLE = (
     " participant_id TEXT NOT NULL, user_id TEXT, user_name TEXT, at BIGINT NOT NULL,"
     " received_at BIGINT NOT NULL, PRIMARY KEY (project_id, id)"
 )
+# The table's columns as `COPY ... (FORMAT BINARY)` sends them.
+_BINARY_TYPES = ("int4", "text", "text", "int2", "text", "text", "text", "int8", "int8")
 # The batch-blob layout: the unique ids alone, the batch's columns as one row, and one index
 # row per (room, batch) to find a room's batches.
 _IDS = "project_id INTEGER NOT NULL, id TEXT NOT NULL, PRIMARY KEY (project_id, id)"
@@ -197,9 +199,9 @@ def _pg_unnest(batches: list[Batch], room_index: bool) -> float:
         return time.perf_counter() - started
 
 
-def _pg_copy(batches: list[Batch], room_index: bool) -> float:
-    """COPY into a temporary table, then one `INSERT ... SELECT ... ON CONFLICT DO NOTHING
-    RETURNING` into the log."""
+def _pg_copy(batches: list[Batch], room_index: bool, binary: bool = False) -> float:
+    """COPY into a temporary table (`binary`: in COPY's binary format), then one `INSERT ...
+    SELECT ... ON CONFLICT DO NOTHING RETURNING` into the log."""
     with _postgres() as db:
         _pg_table(db, room_index)
         db.execute("CREATE TEMPORARY TABLE staged (LIKE events) ON COMMIT DELETE ROWS")
@@ -209,8 +211,11 @@ def _pg_copy(batches: list[Batch], room_index: bool) -> float:
             " ON CONFLICT (project_id, id) DO NOTHING RETURNING id"
         )
         started = time.perf_counter()
+        form = " (FORMAT BINARY)" if binary else ""
         for batch in batches:
-            with db.cursor().copy(f"COPY staged ({_COLUMNS}) FROM STDIN") as copy:
+            with db.cursor().copy(f"COPY staged ({_COLUMNS}) FROM STDIN{form}") as copy:
+                if binary:
+                    copy.set_types([*_BINARY_TYPES])
                 for row in batch:
                     copy.write_row(row)
             _check(len(db.execute(insert).fetchall()), batch)
@@ -293,6 +298,12 @@ def floors(bodies: list[bytes], postgres: bool = True) -> dict[str, float]:
             ),
             "PostgreSQL: COPY + INSERT ON CONFLICT, the unique index only": lambda: _pg_copy(
                 batches, False
+            ),
+            "PostgreSQL: binary COPY + INSERT ON CONFLICT, unique and room indexes": lambda: (
+                _pg_copy(batches, True, binary=True)
+            ),
+            "PostgreSQL: binary COPY + INSERT ON CONFLICT, the unique index only": lambda: _pg_copy(
+                batches, False, binary=True
             ),
             "PostgreSQL: unique ids + one blob per batch + (room, batch) rows": lambda: _pg_blob(
                 batches
