@@ -60,5 +60,4 @@ def rebuilt(
         store.settings.late_window,
         room_wide(connection, project_id, name, since),
         start,
-        chunked=store.chunked,
     )

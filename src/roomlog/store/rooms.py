@@ -176,11 +176,10 @@ def advance(
     late_window: int,
     room_wide: list[Wide] | None = None,
     made: Any = None,
-    chunked: bool = True,
 ) -> RoomWrite:
     """Feed `events` and the room ends and snapshots `room_wide` to the room of `state` and
-    read it at `now`. `chunked`: the room's held events may be stored in chunks beside its
-    state (`RoomWrite.held`) once there are more than `INLINE_AT_MOST`; else always inline.
+    read it at `now`. The room's held events are stored in chunks beside its state
+    (`RoomWrite.held`) once there are more than `INLINE_AT_MOST`, else inline in it.
 
     The room is changed in place. Raises `LateEvent` from the engine, after which the room
     is to be rebuilt, not reused."""
@@ -215,7 +214,7 @@ def advance(
     deletes = [sid for sid in live if sid not in fresh]
     added = None if replaced else events
     written = _finish(
-        room, fresh, settled, current, now, upserts, deletes, False, chunked, added, state.chunked
+        room, fresh, settled, current, now, upserts, deletes, False, added, state.chunked
     )
     written.derived = derived
     written.checkpoints = marks
@@ -255,7 +254,6 @@ def rebuilt(
     late_window: int,
     room_wide: list[Wide] | None = None,
     start: tuple[Checkpoint, int] | None = None,
-    chunked: bool = True,
 ) -> RoomWrite:
     """A room computed afresh from its event log: the whole of it, or (`start`, a checkpoint
     and the sessions settled before it) the events since that checkpoint. The stored
@@ -288,7 +286,7 @@ def rebuilt(
     current = room.sessions(now)
     upserts = [session_row(project_id, s) for s in settled + current]
     fresh = {s.id: _fingerprint(s) for s in current}
-    written = _finish(room, fresh, count, current, now, upserts, [], True, chunked, None, True)
+    written = _finish(room, fresh, count, current, now, upserts, [], True, None, True)
     written.replace_from = None if checkpoint is None else checkpoint.at
     written.checkpoints = marks
     return written
@@ -303,19 +301,18 @@ def _finish(
     upserts: list[dict[str, Any]],
     deletes: list[str],
     replace_all: bool,
-    chunked: bool,
     added: list[Stamped] | None,
     had_chunks: bool,
 ) -> RoomWrite:
-    """The write of `room`: with `chunked` and more than `INLINE_AT_MOST` events held, its
-    state without them, and the events `added` to store apart as a chunk (or all of them,
-    replacing its chunks, if it had none or `added` is None: a settle or a rebuild changed
-    what it holds); else its state with them all inline, and its chunks dropped if it
-    `had_chunks`."""
+    """The write of `room`: with more than `INLINE_AT_MOST` events held, its state without
+    them, and the events `added` to store apart as a chunk (or all of them, replacing its
+    chunks, if it had none or `added` is None: a settle or a rebuild changed what it holds);
+    else its state with them all inline, and its chunks dropped if it `had_chunks`."""
     people = room.present(now)
     ongoing = current[-1].id if current and current[-1].end is None else None
-    apart = chunked and room.pending_events > INLINE_AT_MOST
-    appended = had_chunks and added is not None
+    apart = room.pending_events > INLINE_AT_MOST
+    # What a write of a room kept in chunks appends; None: all it holds, in place of them.
+    chunk = added if had_chunks else None
     data = {"room": room.to_dict(events=not apart), "live": live, "settled": settled}
     if apart:
         data["chunked"] = 1
@@ -329,6 +326,6 @@ def _finish(
         upserts=upserts,
         deletes=deletes,
         replace_all=replace_all,
-        held=(added if added is not None and appended else room.held()) if apart else [],
-        held_replaced=chunked and (not appended if apart else had_chunks),
+        held=(room.held() if chunk is None else chunk) if apart else [],
+        held_replaced=chunk is None if apart else had_chunks,
     )

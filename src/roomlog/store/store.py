@@ -79,7 +79,6 @@ class Store:
         self.settings = settings or Settings()
         self._insert = sqlite_insert if database.sqlite else pg_insert
         self._sql = statements.SQLITE if database.sqlite else statements.POSTGRES
-        self.chunked = True  # many held events go to `room_held` (rooms.INLINE_AT_MOST)
         self._tenants: dict[int, str] = {}
         # The decoded state of rooms this process wrote, with the version it wrote; a room
         # taken out for a write goes back in only once that write has committed.
@@ -271,10 +270,9 @@ class Store:
             rules, tenant = self.settings.rules, self._tenant(connection, project_id)
             sql = self._sql
             chunks: defaultdict[str, list[bytes]] = defaultdict(list)
-            if self.chunked:
-                held = statements.rows(connection, sql.held_keyed, (sql.keys(stale), project_id))
-                for name, chunk in held:
-                    chunks[name].append(chunk)
+            held = statements.rows(connection, sql.held_keyed, (sql.keys(stale), project_id))
+            for name, chunk in held:
+                chunks[name].append(chunk)
             for name, blob in statements.rows(
                 connection, sql.states_keyed, (sql.keys(stale), project_id)
             ):
@@ -375,7 +373,6 @@ class Store:
                 self.settings.late_window,
                 new_wide,
                 derived_id,
-                chunked=self.chunked,
             )
         except LateEvent as late:
             return rebuilt(self, connection, project_id, name, now, late)
