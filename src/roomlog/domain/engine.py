@@ -249,7 +249,8 @@ class Room:
         # At the latest settled instant up to just after the newest event held, not up to
         # `now`: a server's clock runs ahead of the stamps it receives, and an event stamped
         # between the two would leave a point placed at `now` behind it, unusable.
-        until = min(now, self._newest() + 1)
+        latest = self.latest  # held events were replayed: never None here
+        until = now if latest is None else min(now, latest + 1)
         outcome, _ = replay(
             start, events, until, False, self.rules, self.tenant, self.name, self._wide[since:]
         )
@@ -338,12 +339,6 @@ class Room:
         self._closed, self._marks, self._dirty, self._unmarked = [], [], None, None
         self._present, self._tried = None, 0
         return outcome.sessions
-
-    def _newest(self) -> int:
-        """The instant of the newest event held (events and room-wide ones alike), or of the
-        checkpoint; -1 for a room with neither."""
-        latest = self.latest
-        return -1 if latest is None else latest
 
     @property
     def earliest(self) -> int | None:
