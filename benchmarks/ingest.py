@@ -2,7 +2,8 @@
 
 1. Single events: wrk posts one event per request (32 connections) for `--seconds`, first to
    two hello-world endpoints served the same way (benchmarks/hello.py: a Litestar route and
-   a bare ASGI callable, since roomlog answers this route ahead of Litestar), then to
+   a bare ASGI callable, since roomlog answers this route ahead of Litestar; the bare one
+   also on roomlog's own HTTP protocol, which writes an answer in one piece), then to
    `POST /v1/events` on SQLite, each event committed before its answer. The server runs on
    core 0 with its applier in a thread (and, for the 200-room history once more, in a
    process of its own, on core 0 too), wrk on core 1.
@@ -347,13 +348,16 @@ def main() -> None:
         floor, bare = figures["floor"], figures["bare floor"]
         print(f"hello-world POST, Litestar (floor):   {floor:10,.0f} req/s")
         print(f"hello-world POST, bare ASGI (floor):  {bare:10,.0f} req/s")
+        joined = figures["bare floor, roomlog's protocol"]
+        print(f"hello-world POST, bare ASGI on roomlog's protocol: {joined:10,.0f} req/s")
         names = ("history, 200 rooms", "history, 2,000 rooms", "churn")
         extra = ("no access log", "applier in a process")
         for name in (*names, *(f"history, 200 rooms, {e}" for e in extra)):
             single = figures[f"single {name}"]
             print(
                 f"POST /v1/events, 1 event, SQLite, {name}: {single:10,.0f} events/s"
-                f" ({single / floor:.0%} of Litestar's floor, {single / bare:.0%} of the bare one;"
+                f" ({single / floor:.0%} of Litestar's floor, {single / bare:.0%} of the bare one,"
+                f" {single / joined:.0%} of the bare one on roomlog's protocol;"
                 " targets 5,000/s and 30% of the bare one)"
             )
     for method, rate in earlier.items():
@@ -381,7 +385,13 @@ def singles(figures: dict[str, float], folder: Path, log: Path, seconds: int, ta
         histories[f"history, {rooms:,} rooms"] = path = folder / f"singles-{rooms}.ndjson"
         events = history(seconds * 10_000, f"w{rooms}{tag}", rooms)
         path.write_text("\n".join(json.dumps(e) for e in events) + "\n")
-    for figure, app in (("floor", "app"), ("bare floor", "bare")):
+    # The bare floor also on roomlog's own HTTP protocol (`roomlog.api.server`), which
+    # writes each answer in one piece: what the same nothing costs on the server roomlog runs.
+    for figure, app, http in (
+        ("floor", "app", "httptools"),
+        ("bare floor", "bare", "httptools"),
+        ("bare floor, roomlog's protocol", "bare", "roomlog.api.server:GuardedProtocol"),
+    ):
         hello = serve(
             [
                 python,
@@ -393,7 +403,7 @@ def singles(figures: dict[str, float], folder: Path, log: Path, seconds: int, ta
                 "--loop",
                 "uvloop",
                 "--http",
-                "httptools",
+                http,
                 "--log-level",
                 "warning",
             ],

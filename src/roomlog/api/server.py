@@ -11,12 +11,18 @@ it cap the size of the headers. Here:
   are answered 431 and the connection closed.
 An idle keep-alive connection is closed after uvicorn's `timeout_keep_alive` (`serve
 --keep-alive`, default 5 s).
+
+It also writes each answer in one piece: uvicorn writes an answer's status line and headers,
+then its body, and each write to a socket is a system call that, on a loopback or a busy
+host, costs more than the rest of answering a single event (docs/PERFORMANCE.md). Writes made
+in one turn of the event loop are joined and written once, at its end (`JoiningTransport`).
 """
 
 from __future__ import annotations
 
 import asyncio
 import os
+from collections.abc import Iterable
 from typing import Any, Final
 
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
@@ -46,6 +52,8 @@ class GuardedProtocol(HttpToolsProtocol):
 
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
         super().connection_made(transport)
+        # uvicorn's flow control keeps the socket's own transport, which pauses it.
+        self.transport = JoiningTransport(transport, self.loop)
         self._arm()
 
     def connection_lost(self, exc: Exception | None) -> None:
@@ -109,3 +117,84 @@ class GuardedProtocol(HttpToolsProtocol):
             self._deadline = self.loop.call_later(left, self._expire)
         else:
             self.transport.close()
+
+
+class JoiningTransport(asyncio.Transport):
+    """`transport`, with the writes made in one turn of `loop` joined into one, written at
+    its end (or at once, with those before it, past `JOIN_AT_MOST` bytes waiting). Closing
+    writes what waits first; aborting drops it, as the socket's transport drops its buffer."""
+
+    JOIN_AT_MOST: Final = 64 * 1024
+
+    def __init__(self, transport: asyncio.Transport, loop: asyncio.AbstractEventLoop) -> None:
+        super().__init__()
+        self._transport = transport
+        self._loop = loop
+        self._waiting: list[bytes] = []
+        self._size = 0
+
+    def write(self, data: bytes | bytearray | memoryview) -> None:
+        if not data:
+            return
+        if not self._waiting:
+            self._loop.call_soon(self._flush)
+        self._waiting.append(bytes(data))
+        self._size += len(data)
+        if self._size > self.JOIN_AT_MOST:
+            self._flush()
+
+    def writelines(self, list_of_data: Iterable[bytes | bytearray | memoryview]) -> None:
+        self.write(b"".join(list_of_data))
+
+    def _flush(self) -> None:
+        if not self._waiting:
+            return
+        data = self._waiting[0] if len(self._waiting) == 1 else b"".join(self._waiting)
+        self._waiting, self._size = [], 0
+        if not self._transport.is_closing():
+            self._transport.write(data)
+
+    def close(self) -> None:
+        self._flush()
+        self._transport.close()
+
+    def abort(self) -> None:
+        self._waiting, self._size = [], 0
+        self._transport.abort()
+
+    def write_eof(self) -> None:
+        self._flush()
+        self._transport.write_eof()
+
+    def can_write_eof(self) -> bool:
+        return self._transport.can_write_eof()
+
+    def get_write_buffer_size(self) -> int:
+        return self._transport.get_write_buffer_size() + self._size
+
+    def get_write_buffer_limits(self) -> tuple[int, int]:
+        return self._transport.get_write_buffer_limits()
+
+    def set_write_buffer_limits(self, high: int | None = None, low: int | None = None) -> None:
+        self._transport.set_write_buffer_limits(high, low)
+
+    def is_closing(self) -> bool:
+        return self._transport.is_closing()
+
+    def is_reading(self) -> bool:
+        return self._transport.is_reading()
+
+    def pause_reading(self) -> None:
+        self._transport.pause_reading()
+
+    def resume_reading(self) -> None:
+        self._transport.resume_reading()
+
+    def set_protocol(self, protocol: asyncio.BaseProtocol) -> None:
+        self._transport.set_protocol(protocol)
+
+    def get_protocol(self) -> asyncio.BaseProtocol:
+        return self._transport.get_protocol()
+
+    def get_extra_info(self, name: str, default: Any = None) -> Any:
+        return self._transport.get_extra_info(name, default)
