@@ -149,9 +149,11 @@ class Store:
         # First occurrence of each (project, id) in this group; later ones compare with it.
         first: dict[tuple[int, str], tuple[int, int, PresenceEvent]] = {}
         repeats: list[tuple[int, int, PresenceEvent]] = []
+        # Checked for the whole group at once: a group of single events is many submissions.
+        all_given = all_admitted([e for s in submissions for e in s.events], window)
         for n, submission in enumerate(submissions):
             pid = submission.project.id
-            as_given = all_admitted(submission.events, window)
+            as_given = all_given or all_admitted(submission.events, window)
             for index, given in submission.events:
                 event = (
                     given
