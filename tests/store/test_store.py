@@ -22,7 +22,7 @@ from roomlog.store import statements
 from roomlog.store.behind import apply_pending
 from roomlog.store.db import READ_ONLY, WAL_PAGES, Database, migrate, open_database
 from roomlog.store.projects import Project, ensure_project
-from roomlog.store.schema import events
+from roomlog.store.schema import events, sessions
 from roomlog.store.store import Store
 from roomlog.store.transactions import ConcurrentAppend, LostConnection, transient
 from roomlog.store.writes import Submission
@@ -298,3 +298,26 @@ def test_sqlite_copies_the_wal_back_only_every_wal_pages(tmp_path: Path) -> None
         raw.close()
         database.dispose()
     assert 1_500 < frames < WAL_PAGES
+
+
+def test_a_stored_sessions_update_keeps_the_start_its_id_names(database: Database) -> None:
+    """A session's id names its room and start, so an update changes neither; the rest of
+    the row is the update's."""
+    sql = statements.SQLITE if database.sqlite else statements.POSTGRES
+    with database.engine.begin() as connection:
+        project, _ = ensure_project(connection, "keeps")
+        row = (project.id, "s-1", "room", T0, None, 2, 2, b"first", 0)
+        statements.run_many(connection, sql.upsert_sessions, [row])
+        later = (project.id, "s-1", "room", T0 + MICROS, T0 + 60 * MICROS, 3, 4, b"second", 9)
+        statements.run_many(connection, sql.upsert_sessions, [later])
+        stored = connection.execute(
+            select(
+                sessions.c.start_at,
+                sessions.c.end_at,
+                sessions.c.max_participants,
+                sessions.c.participant_count,
+                sessions.c.participants,
+                sessions.c.attended,
+            ).where(sessions.c.project_id == project.id, sessions.c.id == "s-1")
+        ).all()
+    assert [tuple(r) for r in stored] == [(T0, T0 + 60 * MICROS, 3, 4, b"second", 9)]

@@ -21,8 +21,10 @@ _EVENT_COLUMNS: Final = (
 )
 # The log's columns as `COPY ... (FORMAT BINARY)` sends them (varchar is sent as text).
 _EVENT_TYPES: Final = ("int4", "text", "text", "int2", "text", "text", "text", "int8", "int8")
-_SESSION_FIELDS: Final = (
-    "start_at",
+# What a stored session's update may change. Its id names its room and start
+# (`domain.sessions.session_id`), so those stay as they are, and SQLite need not rewrite the
+# entries of the indexes on them (it rewrites those of every column an update sets).
+_SESSION_CHANGES: Final = (
     "end_at",
     "max_participants",
     "participant_count",
@@ -33,7 +35,7 @@ _UPSERT_SESSIONS: Final = (
     "INSERT INTO sessions (project_id, id, room, start_at, end_at, max_participants,"
     " participant_count, participants, attended) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)"
     " ON CONFLICT (project_id, id) DO UPDATE SET "
-    + ", ".join(f"{c} = excluded.{c}" for c in _SESSION_FIELDS)
+    + ", ".join(f"{c} = excluded.{c}" for c in _SESSION_CHANGES)
 )
 _WRITE_ROOMS: Final = (
     "UPDATE rooms SET state = ?, due_at = ?, occupancy = ?, presence = ?, session_count = ?,"
