@@ -7,7 +7,6 @@ import asyncio
 import json
 import socket
 from collections.abc import Awaitable, Callable, Iterator
-from pathlib import Path
 
 import pytest
 import uvloop
@@ -121,7 +120,7 @@ def test_a_write_after_the_peer_went_is_dropped_quietly() -> None:
 @pytest.fixture(scope="module")
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
     folder = tmp_path_factory.mktemp("writes")
-    running = Server(f"sqlite:///{folder / 'roomlog.db'}", Path(folder / "server.log"))
+    running = Server(f"sqlite:///{folder / 'roomlog.db'}", folder / "server.log")
     try:
         yield running
     finally:

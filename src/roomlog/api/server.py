@@ -149,7 +149,7 @@ class JoiningTransport(asyncio.Transport):
     def _flush(self) -> None:
         if not self._waiting:
             return
-        data = self._waiting[0] if len(self._waiting) == 1 else b"".join(self._waiting)
+        data = b"".join(self._waiting)
         self._waiting, self._size = [], 0
         if not self._transport.is_closing():
             self._transport.write(data)
