@@ -16,6 +16,9 @@ It also writes each answer in one piece: uvicorn writes an answer's status line 
 then its body, and each write to a socket is a system call that, on a loopback or a busy
 host, costs more than the rest of answering a single event (docs/PERFORMANCE.md). Writes made
 in one turn of the event loop are joined and written once, at its end (`JoiningTransport`).
+
+And it remembers which client addresses are trusted proxies (`--forwarded-allow-ips`):
+uvicorn parses the client's address anew for every request to look it up (`KnownHosts`).
 """
 
 from __future__ import annotations
@@ -23,12 +26,14 @@ from __future__ import annotations
 import asyncio
 import os
 from collections.abc import Iterable
-from typing import Any, Final
+from typing import Any, Final, cast
 
+from uvicorn.middleware.proxy_headers import ProxyHeadersMiddleware
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
 HEADER_TIMEOUT: Final = 10.0
 MAX_HEADER_BYTES: Final = 64 * 1024
+KNOWN_AT_MOST: Final = 4096  # client addresses whose trust `KnownHosts` remembers
 _TOO_LARGE: Final = (
     b'{"error":"invalid-request-error","info":"the request headers are larger than the server'
     b' accepts (%d bytes): send fewer or smaller headers"}'
@@ -49,6 +54,11 @@ class GuardedProtocol(HttpToolsProtocol):
         self._header_bytes = 0
         self._too_large = False
         self._tail = b""
+        app = self.app
+        if isinstance(app, ProxyHeadersMiddleware) and not isinstance(
+            app.trusted_hosts, KnownHosts
+        ):
+            app.trusted_hosts = cast(Any, KnownHosts(app.trusted_hosts))
 
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
         super().connection_made(transport)
@@ -198,3 +208,27 @@ class JoiningTransport(asyncio.Transport):
 
     def get_extra_info(self, name: str, default: Any = None) -> Any:
         return self._transport.get_extra_info(name, default)
+
+
+class KnownHosts:
+    """uvicorn's trusted proxy addresses (`--forwarded-allow-ips`), each client address's
+    answer remembered: uvicorn parses the client's address to look it up on every request,
+    which costs more than the rest of its proxy-header handling."""
+
+    def __init__(self, hosts: Any) -> None:
+        self._hosts = hosts
+        self._known: dict[object, bool] = {}
+
+    def __contains__(self, host: object) -> bool:
+        known = self._known.get(host)
+        if known is None:
+            known = host in self._hosts
+            if len(self._known) >= KNOWN_AT_MOST:  # many clients: start over
+                self._known.clear()
+            self._known[host] = known
+        return known
+
+    def get_trusted_client_host(self, forwarded_for: str) -> str:
+        """The client an `X-Forwarded-For` names, as uvicorn reads it."""
+        found: str = self._hosts.get_trusted_client_host(forwarded_for)
+        return found
