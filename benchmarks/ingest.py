@@ -7,7 +7,11 @@
    `POST /v1/events` on SQLite, each event committed before its answer, then to the floors
    again: each share is of a floor's faster run, since the machine's speed drifts. The
    server runs on core 0 with its applier in a thread (and, for the 200-room history once
-   more, in a process of its own, on core 0 too), wrk on core 1.
+   more, in a process of its own, on core 0 too), wrk on core 1. Then both histories once
+   more with the applier's process moved to core 1, beside wrk, as on a machine with a core
+   to spare. Each run prints where the server's CPU went per event (Linux's /proc): its
+   event loop (the main thread), its other threads (the writer, the applier's threads) and
+   its child processes (the applier's process).
 2. Batches of 1,000 events, on SQLite and on PostgreSQL, from 4 concurrent clients; the
    history is split among them by room, each posting its rooms' events in order. The append
    floors (benchmarks/floors.py) run before and after them, since the machine's speed
@@ -354,7 +358,8 @@ def main() -> None:
         floor, bare, joined = (max(figures[f], figures[f"{f}, after"]) for f, *_ in HELLO_FLOORS)
         names = ("history, 200 rooms", "history, 2,000 rooms", "churn")
         extra = ("no access log", "applier in a process")
-        for name in (*names, *(f"history, 200 rooms, {e}" for e in extra)):
+        spared = tuple(f"{n}, applier in a process on core 1" for n in names[:2])
+        for name in (*names, *(f"history, 200 rooms, {e}" for e in extra), *spared):
             single = figures[f"single {name}"]
             print(
                 f"POST /v1/events, 1 event, SQLite, {name}: {single:10,.0f} events/s"
@@ -401,6 +406,18 @@ def singles(figures: dict[str, float], folder: Path, log: Path, seconds: int, ta
     (figures[f"single {name}, applier in a process"],) = posted(
         folder, log, seconds, "singles-process.db", first, appliers="process"
     )
+    # The applier's process moved to core 1, beside wrk: the server's core left to the event
+    # loop and the writer, as on a machine with a core to spare.
+    for spared_name, spared in runs[:2]:
+        (figures[f"single {spared_name}, applier in a process on core 1"],) = posted(
+            folder,
+            log,
+            seconds,
+            f"singles-spared-{len(spared_name)}.db",
+            [(spared_name, spared)],
+            appliers="process",
+            applier_core=1,
+        )
     # The floors again: the machine's speed drifts, and the shares are of the faster run.
     hello_floors(figures, folder, log, seconds, ", after")
 
@@ -443,25 +460,75 @@ def posted(
     runs: list[tuple[str, Path | None]],
     appliers: str = "thread",
     extra: tuple[str, ...] = (),
+    applier_core: int | None = None,
 ) -> list[float]:
     """Events/s of wrk posting each of `runs` (its single events, or churn for None) in turn
-    to one `roomlog serve` on a new SQLite file `database`; exits if any post failed."""
+    to one `roomlog serve` on a new SQLite file `database`; exits if any post failed. Prints
+    where the server's CPU went, per event. `applier_core`: move the applier's process there."""
     sqlite_url = f"sqlite:///{folder / database}"
     key = make_key(sqlite_url)
     server = serve_roomlog(sqlite_url, 8711, log, appliers, extra=extra)
     try:
+        if applier_core is not None and shutil.which("taskset"):
+            for child in children(server.pid):  # all its threads (-a)
+                command = ["taskset", "-a", "-cp", str(applier_core), str(child)]
+                subprocess.run(command, check=True, capture_output=True)
         headers = {"Content-Type": "application/json", "Authorization": f"Bearer {key}"}
         url = "http://127.0.0.1:8711/v1/events"
         rates = []
-        for _, given in runs:
+        for name, given in runs:
+            before = cpu_split(server.pid)
             rate, bad = wrk(url, headers, seconds, folder, given)
+            after = cpu_split(server.pid)
             if bad:
                 ends = log.read_text()[-3000:]
                 sys.exit(f"{bad} single-event posts failed; the server's log ends:\n{ends}")
             rates.append(rate)
+            if before and after:
+                spent = [
+                    (a - b) / (rate * seconds) * 1e6 for a, b in zip(after, before, strict=True)
+                ]
+                print(
+                    f"  CPU an event, {name}, applier in a {appliers}"
+                    f"{'' if applier_core is None else f' on core {applier_core}'}: event loop"
+                    f" {spent[0]:.0f} µs, the server's other threads (writer, applier)"
+                    f" {spent[1]:.0f} µs, its child processes (applier) {spent[2]:.0f} µs",
+                    flush=True,
+                )
         return rates
     finally:
         stop(server)
+
+
+def children(pid: int) -> list[int]:
+    """The processes whose parent is `pid` (Linux's /proc; none elsewhere)."""
+    found = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if int(fields[1]) == pid:
+            found.append(int(stat.parent.name))
+    return found
+
+
+def cpu_split(pid: int) -> tuple[float, float, float] | None:
+    """CPU seconds of process `pid`'s main thread (the event loop), of its other threads, and
+    of its child processes, from Linux's /proc; None elsewhere."""
+    tick = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
+
+    def spent(path: Path) -> float:
+        fields = path.read_text().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / tick  # utime, stime
+
+    try:
+        threads = {int(t.name): spent(t / "stat") for t in Path(f"/proc/{pid}/task").iterdir()}
+        others = sum(spent(Path(f"/proc/{child}/stat")) for child in children(pid))
+    except (OSError, ValueError):
+        return None
+    main = threads.pop(pid, 0.0)
+    return main, sum(threads.values()), others
 
 
 if __name__ == "__main__":

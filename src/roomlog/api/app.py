@@ -215,7 +215,8 @@ class Roomlog(Litestar):
             body = await _read_body(receive)
             if body is None:
                 return True  # the client went away: there is no one to answer
-            query = parse_qs(scope.get("query_string", b"").decode("latin-1"))
+            raw = scope.get("query_string", b"")
+            query = parse_qs(raw.decode("latin-1")) if raw else {}
             wait = query["wait"][0] if "wait" in query else None
             report = await receive_events(self.state, project, body, content_type, wait)
             status, answer = 200, _encode(report)
