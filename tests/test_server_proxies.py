@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import threading
 import time
 from collections.abc import Iterator
@@ -93,8 +94,12 @@ def test_the_protocol_makes_uvicorns_trusted_hosts_remember_once() -> None:
     config = uvicorn.Config(_echo, forwarded_allow_ips="10.0.0.0/8", log_level="warning")
     config.load()
     state = ServerState()
-    GuardedProtocol(config=config, server_state=state, app_state={})
-    remembered = config.loaded_app.trusted_hosts
-    assert isinstance(remembered, KnownHosts)
-    GuardedProtocol(config=config, server_state=state, app_state={})
-    assert config.loaded_app.trusted_hosts is remembered
+    loop = asyncio.new_event_loop()
+    try:
+        GuardedProtocol(config=config, server_state=state, app_state={}, _loop=loop)
+        remembered = config.loaded_app.trusted_hosts
+        assert isinstance(remembered, KnownHosts)
+        GuardedProtocol(config=config, server_state=state, app_state={}, _loop=loop)
+        assert config.loaded_app.trusted_hosts is remembered
+    finally:
+        loop.close()
