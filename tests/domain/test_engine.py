@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import json
+from typing import Any
 
 import pytest
 
 from roomlog.domain.batch import sessionize
 from roomlog.domain.engine import Checkpoint, LateEvent, Room, stamp, wide
 from roomlog.domain.events import MICROS, ROOM_ENDED, PresenceEvent, RoomEvent
+from roomlog.domain.replay import Stamped, replay
 from roomlog.domain.rules import Rules
 from roomlog.domain.sessions import MeetingSession, session_id
 from tests.helpers import Shape, join, leave, shape
@@ -295,6 +297,35 @@ def test_an_event_stamped_before_the_last_read_keeps_the_restart_points_before_i
     assert [shape(s) for s in room.sessions(1000 * MICROS)] == both_faces([*events, *late], 1000)
     # The read started just after P39 left, before Q came, and kept that point.
     assert [m.at for m, _ in room._marks] == [785 * MICROS + 1]
+
+
+def test_a_settle_starts_from_the_last_reads_restart_point(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Settling after a read replays from where the room was last empty, not from the
+    checkpoint: the meeting that ended before it is the read's, already worked out."""
+    first = [join("A", 0), join("B", 10), leave("A", 100), leave("B", 110)]
+    room = Room("r")
+    for event in first:
+        room.add(event)
+    room.sessions(200 * MICROS)  # the read that finds the room empty after B left
+    later = [join("C", 300), join("D", 310)]
+    for event in later:
+        room.add(event)
+    replayed: list[int] = []
+
+    def counted(checkpoint: Checkpoint, events: list[Stamped], *rest: Any) -> Any:
+        replayed.append(len(events))
+        return replay(checkpoint, events, *rest)
+
+    monkeypatch.setattr("roomlog.domain.engine.replay", counted)
+    settled = room.settle(305 * MICROS)
+    assert replayed == [1]  # C's join alone: not A's and B's visits
+    assert [shape(s) for s in settled] == both_faces(first, 200)
+    monkeypatch.undo()
+    assert [shape(s) for s in settled + room.sessions(400 * MICROS)] == both_faces(
+        [*first, *later], 400
+    )
 
 
 def test_restart_points_where_the_room_was_empty_thin_out_with_age() -> None:

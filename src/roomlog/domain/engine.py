@@ -316,21 +316,34 @@ class Room:
         if self.checkpoint.at is not None and until <= self.checkpoint.at:
             return []
         events = self._ordered()
+        # From the latest restart point at or before `until` that no event added since the
+        # last read precedes, as a read starts: the sessions that closed before it are those
+        # the last read found, and every instant from there on replays the same from it.
+        self._place_marks()
+        limit = until if self._dirty is None else min(self._dirty, until)
+        start, closed = self.checkpoint, 0
+        for mark, closed_before in reversed(self._marks):
+            if mark.at is not None and mark.at <= limit:
+                start, closed = mark, closed_before
+                break
+        begin = 0 if start.at is None else bisect_left(events, start.at * 2, key=by_stamp)
+        wide_begin = 0 if start.at is None else bisect_left(self._wide, start.at, key=by_stamp)
         # Only what is stamped up to `until` decides the settled instant at or before it and
         # the state there: a presence still open at `until` is open at that instant too, and
         # no later join can unsettle it (the module docstring).
         upto = bisect_right(events, until * 2 + 1, key=by_stamp)
         wide_upto = bisect_right(self._wide, until, key=by_stamp)
         outcome, _ = replay(
-            self.checkpoint,
-            events[:upto],
+            start,
+            events[begin:upto],
             until,
             False,
             self.rules,
             self.tenant,
             self.name,
-            self._wide[:wide_upto],
+            self._wide[wide_begin:wide_upto],
         )
+        settled = self._closed[:closed] + outcome.sessions
         cut = outcome.checkpoint.at
         assert cut is not None
         del events[: bisect_left(events, cut * 2, key=by_stamp)]
@@ -338,7 +351,7 @@ class Room:
         self.checkpoint = outcome.checkpoint
         self._closed, self._marks, self._dirty, self._unmarked = [], [], None, None
         self._present, self._tried = None, 0
-        return outcome.sessions
+        return settled
 
     @property
     def earliest(self) -> int | None:
