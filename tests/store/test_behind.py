@@ -9,17 +9,17 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from sqlalchemy import Connection, event, func, select
+from sqlalchemy import Connection, event, func, select, update
 
 from roomlog.domain.batch import sessionize
 from roomlog.domain.events import JOINED, LEFT, MICROS, PresenceEvent
 from roomlog.store import behind
 from roomlog.store.behind import apply_pending
 from roomlog.store.db import migrate, open_database
-from roomlog.store.leases import forget, part_of
+from roomlog.store.leases import claim, forget, part_of
 from roomlog.store.projects import Project, ensure_project
 from roomlog.store.queries import presence
-from roomlog.store.schema import pending, sessions
+from roomlog.store.schema import partitions, pending, sessions
 from roomlog.store.store import Store
 from roomlog.store.writes import Settings, Submission
 from tests.fixtures import T0
@@ -205,4 +205,68 @@ def test_a_room_written_while_the_applier_read_it_is_applied_again_under_the_loc
     assert here == ["ana", "bo"]
     assert left == 0
     other.database.dispose()
+    store.database.dispose()
+
+
+def _visits(rooms: int) -> list[PresenceEvent]:
+    """Two people meeting in each of `rooms` rooms, one after the other."""
+    found = []
+    for n in range(rooms):
+        room, at = f"room-{n}", (T0 + n) * MICROS
+        for who in ("ana", "bo"):
+            found.append(PresenceEvent(f"{room}-{who}-in", JOINED, room, who, at))
+            found.append(PresenceEvent(f"{room}-{who}-out", LEFT, room, who, at + 40 * MICROS))
+    return found
+
+
+def _stored_sessions(store: Store) -> list[tuple[str, int, int | None]]:
+    with store.database.reader.connect() as connection:
+        rows = connection.execute(select(sessions.c.room, sessions.c.start_at, sessions.c.end_at))
+        return sorted((str(r), int(s), e) for r, s, e in rows)
+
+
+def test_several_partitions_in_one_transaction_apply_what_one_by_one_would(
+    tmp_path: Path,
+) -> None:
+    store, project = _sqlite_store(tmp_path)
+    events = _visits(30)
+    store.ingest([Submission(project, list(enumerate(events)))], NOW, behind=True)
+    parts = sorted({part_of(project.id, e.room, 16) for e in events})
+    assert len(parts) > 4
+    taken = behind.apply_parts(store, list(range(16)), None, NOW, NOW)
+    assert {part for part, rows in taken.items() if rows} == set(parts)
+    assert behind.apply_parts(store, list(range(16)), None, NOW, NOW) == dict.fromkeys(range(16), 0)
+    expected = sessionize(events, NOW, Settings().rules)
+    assert _stored_sessions(store) == sorted((s.room, s.start, s.end) for s in expected)
+    store.database.dispose()
+
+
+def test_a_partition_taken_over_meanwhile_is_left_to_its_new_holder(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Several partitions go in one transaction; if another applier took one of them between
+    the read and the write, each is applied on its own, and the lost one not at all."""
+    store, project = _sqlite_store(tmp_path)
+    events = _visits(30)
+    store.ingest([Submission(project, list(enumerate(events)))], NOW, behind=True)
+    with store.database.engine.begin() as connection:
+        mine = claim(connection, "a", NOW, 10 * MICROS)
+    assert mine == list(range(16))
+    lost = part_of(project.id, "room-0", 16)
+    decoded = behind._decoded
+
+    def taken_over(*args: Any) -> Any:
+        with store.database.engine.begin() as connection:
+            connection.execute(
+                update(partitions).where(partitions.c.part == lost).values(holder="b")
+            )
+        return decoded(*args)
+
+    monkeypatch.setattr(behind, "_decoded", taken_over)
+    taken = behind.apply_parts(store, mine, "a", NOW, NOW)
+    assert taken[lost] == 0
+    assert sum(taken.values()) > 0
+    with store.database.reader.connect() as connection:
+        waiting = connection.execute(select(pending.c.part).distinct()).scalars().all()
+    assert waiting == [lost]
     store.database.dispose()

@@ -18,7 +18,10 @@ def rooms_apart(project_id: int, count: int) -> tuple[str, str]:
     return "room-a", other
 
 
-def pending_rows(database: Database) -> int:
-    """How many `pending` rows wait to be applied."""
+def pending_rows(database: Database, part: int | None = None) -> int:
+    """How many `pending` rows wait to be applied (in partition `part`, if given)."""
+    query = select(func.count()).select_from(pending)
+    if part is not None:
+        query = query.where(pending.c.part == part)
     with database.reader.connect() as connection:
-        return int(connection.execute(select(func.count()).select_from(pending)).scalar_one())
+        return int(connection.execute(query).scalar_one())

@@ -12,7 +12,7 @@ from collections.abc import Callable, Iterator
 import pytest
 
 from roomlog.domain.events import JOINED, MICROS, PresenceEvent
-from roomlog.store.behind import APPLY_ROWS, apply_pending
+from roomlog.store.behind import APPLY_ROWS, apply_parts, apply_pending
 from roomlog.store.db import Database
 from roomlog.store.leases import part_of
 from roomlog.store.projects import Project, ensure_project
@@ -125,7 +125,8 @@ def test_a_partitions_turn_ends_once_its_time_is_up_and_the_others_still_get_the
     setup: Setup, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     store, project, applier, paused = setup
-    busy, other = rooms_apart(project.id, store.parts or 16)
+    count = store.parts or 16
+    busy, other = rooms_apart(project.id, count)
     for n in range(APPLY_ROWS + 1):  # more than one transaction takes
         _append(store, project, busy, n)
     _append(store, project, other, 0)
@@ -134,10 +135,44 @@ def test_a_partitions_turn_ends_once_its_time_is_up_and_the_others_still_get_the
         paused.clock.now += TURN  # each transaction uses up a turn
         return apply_pending(*args)  # type: ignore[arg-type]
 
+    def slow_together(store: Store, parts: list[int], *rest: object) -> dict[int, int]:
+        paused.clock.now += TURN * len(parts)  # SQLite: the turns of the partitions it applies
+        return apply_parts(store, parts, *rest)  # type: ignore[arg-type]
+
     monkeypatch.setattr(applier_module, "apply_pending", slow)
-    assert applier._turn() == APPLY_ROWS + 1  # a transaction of the busy one, and the other's
-    assert pending_rows(store.database) == 1  # the busy partition's last event: for its next turn
+    monkeypatch.setattr(applier_module, "apply_parts", slow_together)
+    assert 0 < applier._turn() < APPLY_ROWS + 2
+    assert pending_rows(store.database, part_of(project.id, other, count)) == 0  # had its turn
+    left = pending_rows(store.database, part_of(project.id, busy, count))
+    assert left > 0  # the busy partition's last events: for its next turn
     assert applier._next_round == 0.0  # which begins at once
-    assert applier._turn() == 1
+    while applier._turn():
+        pass
     assert pending_rows(store.database) == 0
     assert paused.asked == []
+
+
+def test_on_sqlite_several_partitions_go_in_one_transaction(
+    setup: Setup, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    store, project, applier, _ = setup
+    if not store.database.sqlite:
+        pytest.skip("PostgreSQL's applier threads apply partitions side by side instead")
+    rooms = [f"room-{n}" for n in range(40)]
+    for n, room in enumerate(rooms):
+        _append(store, project, room, n)
+    count = store.parts or 16
+    parts = {part_of(project.id, room, count) for room in rooms}
+    assert len(parts) > 4
+    transactions: list[dict[int, int]] = []
+
+    def counted(*args: object) -> dict[int, int]:
+        taken = apply_parts(*args)  # type: ignore[arg-type]
+        transactions.append(taken)
+        return taken
+
+    monkeypatch.setattr(applier_module, "apply_parts", counted)
+    assert applier._turn() == len(rooms)
+    assert sum(transactions[0].values()) == len(rooms)  # all of them in the first
+    assert {part for part, rows in transactions[0].items() if rows} == parts
+    assert pending_rows(store.database) == 0

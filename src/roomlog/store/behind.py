@@ -21,8 +21,12 @@ from roomlog.store.transactions import retrying
 if TYPE_CHECKING:
     from roomlog.store.store import Store
 
-# `pending` rows one applier transaction takes at most.
+# `pending` rows one applier transaction takes at most from a partition.
 APPLY_ROWS: Final = 64
+# Events after which a transaction applying several partitions (`apply_parts`) takes no more
+# of them: about what one partition's `APPLY_ROWS` hold under batches, so that no write
+# holds SQLite's lock longer than one partition's did.
+APPLY_EVENTS: Final = 4_000
 _encode = msgspec.msgpack.Encoder().encode
 _decode_rows = msgspec.msgpack.Decoder(
     list[tuple[str, EventType, str, str, int, str | None, str | None]]
@@ -76,7 +80,7 @@ def apply_pending(store: Store, part: int, holder: str | None, now: int, wall: i
     then keeps no one else waiting. If one moved, it is all done again under the lock."""
     if store.database.sqlite:
         try:
-            return _read_first(store, part, holder, now, wall)
+            return _read_first(store, [part], holder, now, wall)[part]
         except _Moved:
             pass
     store._here.queued = 0
@@ -98,14 +102,45 @@ def apply_pending(store: Store, part: int, holder: str | None, now: int, wall: i
     return len(rows)
 
 
-def _read_first(store: Store, part: int, holder: str | None, now: int, wall: int) -> int:
+def apply_parts(
+    store: Store, parts: list[int], holder: str | None, now: int, wall: int
+) -> dict[int, int]:
+    """Apply the oldest pending events of several partitions: on SQLite, in one transaction
+    (read first, as `apply_pending` does), so that they share one commit and the pages it
+    writes. The partitions are taken in order until they hold `APPLY_EVENTS` events; the
+    rows taken from each partition looked at (0: none pending), those not looked at left
+    out. If a room or a partition changed hands meanwhile, each is applied on its own."""
+    if store.database.sqlite and len(parts) > 1:
+        try:
+            return _together(store, parts, holder, now, wall)
+        except _Moved:
+            pass
+    return {part: apply_pending(store, part, holder, now, wall) for part in parts}
+
+
+def _read_first(
+    store: Store, parts: list[int], holder: str | None, now: int, wall: int
+) -> dict[int, int]:
     store._here.queued = 0
     store._here.written = {}
+    taken: dict[int, int] = {}
+    rows: _Rows = []
+    subs: dict[int, list[Subscriber]] = {}
+    fresh: _Fresh = defaultdict(list)
+    stored: _Stored = {}
     with store.database.reader.connect() as reading, reading.begin():
-        taken = _take(store, reading, part, holder, wall)
-        if taken is None:
-            return 0
-        rows, subs, fresh, stored = taken
+        for part in parts:
+            if len(fresh) and sum(map(len, fresh.values())) >= APPLY_EVENTS:
+                break  # the others wait for the next transaction
+            found = _take(store, reading, part, holder, wall)
+            taken[part] = 0 if found is None else len(found[0])
+            if found is not None:  # partitions hold rooms of their own: nothing is merged
+                rows += found[0]
+                subs.update(found[1])
+                fresh.update(found[2])
+                stored.update(found[3])
+        if not rows:
+            return taken
         by_project: defaultdict[int, list[str]] = defaultdict(list)
         for pid, name in sorted(fresh):
             by_project[pid].append(name)
@@ -114,12 +149,15 @@ def _read_first(store: Store, part: int, holder: str | None, now: int, wall: int
             seen = dict.fromkeys(names, 0) | store._locked(reading, pid, names)
             plans[pid] = (seen, store._plan(reading, pid, seen, fresh, {}, now))
     ids = [row[0] for row in rows]
+    applying = [part for part, count in taken.items() if count]
     with store.turn, store.transactions.begin(derived=True) as connection:
-        if holder is not None and not holds(connection, holder, part, wall):
-            return 0
+        if holder is not None and not all(holds(connection, holder, p, wall) for p in applying):
+            if len(applying) > 1:
+                raise _Moved("a partition changed hands meanwhile")
+            return dict.fromkeys(taken, 0)
         sql = store._sql
-        found = statements.rows(connection, sql.pending_count_keyed, (sql.keys(ids),))
-        if found[0][0] != len(ids):
+        found_rows = statements.rows(connection, sql.pending_count_keyed, (sql.keys(ids),))
+        if found_rows[0][0] != len(ids):
             raise _Moved("pending rows were applied meanwhile")
         for pid, (seen, writes) in plans.items():
             if store._lock_rooms(connection, pid, list(seen)) != seen:
@@ -130,7 +168,10 @@ def _read_first(store: Store, part: int, holder: str | None, now: int, wall: int
         forget(connection, ids)
     store._committed()
     store._announced()
-    return len(rows)
+    return taken
+
+
+_together = retrying(_read_first)
 
 
 _Rows = list[tuple[int, int, bytes]]

@@ -27,7 +27,7 @@ from typing import Final, Protocol
 from roomlog import logs, metrics
 from roomlog.domain.events import MICROS
 from roomlog.store import leases
-from roomlog.store.behind import apply_pending, partitions
+from roomlog.store.behind import apply_parts, apply_pending, partitions
 from roomlog.store.db import open_database
 from roomlog.store.store import Store
 from roomlog.store.writes import Settings
@@ -243,7 +243,10 @@ class Applier:
         return applied, cut
 
     def _apply_parts(self, parts: list[int]) -> tuple[int, bool]:
-        """Apply what is waiting in `parts`, one after the other, in one thread."""
+        """Apply what is waiting in `parts` in one thread: on SQLite several partitions a
+        transaction (`apply_parts`), elsewhere one after the other."""
+        if self.store.database.sqlite and len(parts) > 1:
+            return self._apply_together(parts)
         applied, cut = 0, False
         for part in parts:
             ends = self._monotonic() + TURN
@@ -253,6 +256,20 @@ class Applier:
                     cut = True  # the rest waits for this partition's next turn
                     break
         return applied, cut
+
+    def _apply_together(self, parts: list[int]) -> tuple[int, bool]:
+        """Apply what is waiting in `parts`, several partitions a transaction, until none
+        has any left or their turns' time is up (then the rest waits for the next round)."""
+        applied, ends = 0, self._monotonic() + TURN * len(parts)
+        active = list(parts)
+        while active:
+            taken = apply_parts(self.store, active, self.holder, self.clock(), _wall())
+            applied += sum(taken.values())
+            # A partition with nothing left drops out; one not looked at stays.
+            active = [part for part in active if taken.get(part, 1)]
+            if active and self._monotonic() >= ends:
+                return applied, True
+        return applied, False
 
     def _time_passes(self) -> None:
         if not self.held:
