@@ -127,25 +127,28 @@ def test_a_partitions_turn_ends_once_its_time_is_up_and_the_others_still_get_the
     store, project, applier, paused = setup
     count = store.parts or 16
     busy, other = rooms_apart(project.id, count)
-    for n in range(APPLY_ROWS + 1):  # more than one transaction takes
+    part = part_of(project.id, busy, count)
+    also = next(f"room-{n}" for n in range(1000) if part_of(project.id, f"room-{n}", count) == part)
+    for n in range(100):  # two rooms of one partition: more than two transactions take
         _append(store, project, busy, n)
+        _append(store, project, also, n)
     _append(store, project, other, 0)
 
     def slow(*args: object) -> int:
         paused.clock.now += TURN  # each transaction uses up a turn
         return apply_pending(*args)  # type: ignore[arg-type]
 
-    def slow_together(store: Store, parts: list[int], *rest: object) -> dict[int, int]:
-        paused.clock.now += TURN * len(parts)  # SQLite: the turns of the partitions it applies
-        return apply_parts(store, parts, *rest)  # type: ignore[arg-type]
+    def slow_together(*args: object) -> dict[int, int]:
+        taken = apply_parts(*args)  # type: ignore[arg-type]
+        paused.clock.now += TURN * sum(1 for rows in taken.values() if rows)  # theirs, each
+        return taken
 
     monkeypatch.setattr(applier_module, "apply_pending", slow)
     monkeypatch.setattr(applier_module, "apply_parts", slow_together)
-    assert 0 < applier._turn() < APPLY_ROWS + 2
-    assert pending_rows(store.database, part_of(project.id, other, count)) == 0  # had its turn
-    left = pending_rows(store.database, part_of(project.id, busy, count))
-    assert left > 0  # the busy partition's last events: for its next turn
-    assert applier._next_round == 0.0  # which begins at once
+    assert applier._turn() == APPLY_ROWS + 1  # a transaction of the busy one, and the other's
+    assert pending_rows(store.database, part_of(project.id, other, count)) == 0
+    assert pending_rows(store.database, part) == 200 - APPLY_ROWS  # for its next turns
+    assert applier._next_round == 0.0  # which begin at once
     while applier._turn():
         pass
     assert pending_rows(store.database) == 0

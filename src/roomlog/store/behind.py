@@ -24,9 +24,8 @@ if TYPE_CHECKING:
 # `pending` rows one applier transaction takes at most from a partition.
 APPLY_ROWS: Final = 64
 # Events after which a transaction applying several partitions (`apply_parts`) takes no more
-# of them: about what one partition's `APPLY_ROWS` hold under batches, so that no write
-# holds SQLite's lock longer than one partition's did.
-APPLY_EVENTS: Final = 4_000
+# of them, so that it holds SQLite's write lock no longer than one partition's batches do.
+APPLY_EVENTS: Final = 2_000
 _encode = msgspec.msgpack.Encoder().encode
 _decode_rows = msgspec.msgpack.Decoder(
     list[tuple[str, EventType, str, str, int, str | None, str | None]]
@@ -107,9 +106,11 @@ def apply_parts(
 ) -> dict[int, int]:
     """Apply the oldest pending events of several partitions: on SQLite, in one transaction
     (read first, as `apply_pending` does), so that they share one commit and the pages it
-    writes. The partitions are taken in order until they hold `APPLY_EVENTS` events; the
-    rows taken from each partition looked at (0: none pending), those not looked at left
-    out. If a room or a partition changed hands meanwhile, each is applied on its own."""
+    writes. The partitions are taken in order until they hold `APPLY_EVENTS` events or one
+    has a backlog (`APPLY_ROWS` rows or more waiting: it goes alone, first in the next
+    transaction if others came before it). Returns the rows taken from each partition
+    looked at (0: none pending); those not taken are left out. If a room or a partition
+    changed hands meanwhile, each is applied on its own."""
     if store.database.sqlite and len(parts) > 1:
         try:
             return _together(store, parts, holder, now, wall)
@@ -130,15 +131,18 @@ def _read_first(
     stored: _Stored = {}
     with store.database.reader.connect() as reading, reading.begin():
         for part in parts:
-            if len(fresh) and sum(map(len, fresh.values())) >= APPLY_EVENTS:
-                break  # the others wait for the next transaction
             found = _take(store, reading, part, holder, wall)
+            backlog = found is not None and len(found[0]) == APPLY_ROWS
+            if rows and (backlog or sum(map(len, fresh.values())) >= APPLY_EVENTS):
+                break  # it and the others wait for the next transaction
             taken[part] = 0 if found is None else len(found[0])
             if found is not None:  # partitions hold rooms of their own: nothing is merged
                 rows += found[0]
                 subs.update(found[1])
                 fresh.update(found[2])
                 stored.update(found[3])
+            if backlog:
+                break  # a partition with a backlog goes alone, as `apply_pending` takes it
         if not rows:
             return taken
         by_project: defaultdict[int, list[str]] = defaultdict(list)

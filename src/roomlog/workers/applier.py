@@ -265,8 +265,9 @@ class Applier:
         while active:
             taken = apply_parts(self.store, active, self.holder, self.clock(), _wall())
             applied += sum(taken.values())
-            # A partition with nothing left drops out; one not looked at stays.
-            active = [part for part in active if taken.get(part, 1)]
+            # A partition with nothing left drops out; those not taken go first next time,
+            # and those just applied after them, so that a backlog starves no other.
+            active = [p for p in active if p not in taken] + [p for p in active if taken.get(p)]
             if active and self._monotonic() >= ends:
                 return applied, True
         return applied, False
