@@ -198,16 +198,7 @@ class Room:
         if self.checkpoint.at is not None and now < self.checkpoint.at:
             raise ValueError(f"now ({now}) is before the room's checkpoint ({self.checkpoint.at})")
         events = self._ordered()
-        self._place_marks()
-        limit = now if self._dirty is None else min(self._dirty, now)
-        start, kept_closed, kept_marks = self.checkpoint, 0, 0
-        for i in range(len(self._marks) - 1, -1, -1):
-            mark, closed_before = self._marks[i]
-            if mark.at is not None and mark.at <= limit:
-                start, kept_closed, kept_marks = mark, closed_before, i + 1
-                break
-        offset = 0 if start.at is None else bisect_left(events, start.at * 2, key=by_stamp)
-        since = 0 if start.at is None else bisect_left(self._wide, start.at, key=by_stamp)
+        start, kept_closed, kept_marks, offset, since = self._restart_from(now)
         outcome, raw = replay(
             start,
             events[offset:],
@@ -233,6 +224,24 @@ class Room:
         # presences, so its open presences are everyone in the room at `now`.
         self._present = (now, [(i[2], i[0], i[3], i[4]) for i in raw if i[1] is None])
         return self._closed + ongoing
+
+    def _restart_from(self, upto: int) -> tuple[Checkpoint, int, int, int, int]:
+        """Where a replay up to `upto` starts: the latest restart point at or before it that
+        no event added since the last read precedes (else the checkpoint), with the number
+        of sessions that closed before it, of restart points kept, and the offsets of its
+        first event and room-wide event."""
+        self._place_marks()
+        limit = upto if self._dirty is None else min(self._dirty, upto)
+        start, closed, kept = self.checkpoint, 0, 0
+        for i in range(len(self._marks) - 1, -1, -1):
+            mark, closed_before = self._marks[i]
+            if mark.at is not None and mark.at <= limit:
+                start, closed, kept = mark, closed_before, i + 1
+                break
+        if start.at is None:
+            return start, closed, kept, 0, 0
+        offset = bisect_left(self._ordered(), start.at * 2, key=by_stamp)
+        return start, closed, kept, offset, bisect_left(self._wide, start.at, key=by_stamp)
 
     def _restart_point(
         self, start: Checkpoint, events: list[Stamped], now: int, closed: int, since: int
@@ -316,18 +325,9 @@ class Room:
         if self.checkpoint.at is not None and until <= self.checkpoint.at:
             return []
         events = self._ordered()
-        # From the latest restart point at or before `until` that no event added since the
-        # last read precedes, as a read starts: the sessions that closed before it are those
-        # the last read found, and every instant from there on replays the same from it.
-        self._place_marks()
-        limit = until if self._dirty is None else min(self._dirty, until)
-        start, closed = self.checkpoint, 0
-        for mark, closed_before in reversed(self._marks):
-            if mark.at is not None and mark.at <= limit:
-                start, closed = mark, closed_before
-                break
-        begin = 0 if start.at is None else bisect_left(events, start.at * 2, key=by_stamp)
-        wide_begin = 0 if start.at is None else bisect_left(self._wide, start.at, key=by_stamp)
+        # From where a read at `until` would start: the sessions that closed before it are
+        # those the last read found, and every instant from there on replays the same.
+        start, closed, _, begin, wide_begin = self._restart_from(until)
         # Only what is stamped up to `until` decides the settled instant at or before it and
         # the state there: a presence still open at `until` is open at that instant too, and
         # no later join can unsettle it (the module docstring).
