@@ -129,11 +129,12 @@ def _read_first(
     subs: dict[int, list[Subscriber]] = {}
     fresh: _Fresh = defaultdict(list)
     stored: _Stored = {}
+    events = 0
     with store.database.reader.connect() as reading, reading.begin():
         for part in parts:
             found = _take(store, reading, part, holder, wall)
             backlog = found is not None and len(found[0]) == APPLY_ROWS
-            if rows and (backlog or sum(map(len, fresh.values())) >= APPLY_EVENTS):
+            if rows and (backlog or events >= APPLY_EVENTS):
                 break  # it and the others wait for the next transaction
             taken[part] = 0 if found is None else len(found[0])
             if found is not None:  # partitions hold rooms of their own: nothing is merged
@@ -141,6 +142,7 @@ def _read_first(
                 subs.update(found[1])
                 fresh.update(found[2])
                 stored.update(found[3])
+                events += sum(map(len, found[2].values()))
             if backlog:
                 break  # a partition with a backlog goes alone, as `apply_pending` takes it
         if not rows:
