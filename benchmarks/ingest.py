@@ -408,12 +408,12 @@ def singles(figures: dict[str, float], folder: Path, log: Path, seconds: int, ta
     )
     # The applier's process moved to core 1, beside wrk: the server's core left to the event
     # loop and the writer, as on a machine with a core to spare.
-    for spared_name, spared in runs[:2]:
+    for n, (spared_name, spared) in enumerate(runs[:2]):
         (figures[f"single {spared_name}, applier in a process on core 1"],) = posted(
             folder,
             log,
             seconds,
-            f"singles-spared-{len(spared_name)}.db",
+            f"singles-spared-{n}.db",
             [(spared_name, spared)],
             appliers="process",
             applier_core=1,
