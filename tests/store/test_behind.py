@@ -23,6 +23,7 @@ from roomlog.store.schema import partitions, pending, sessions
 from roomlog.store.store import Store
 from roomlog.store.writes import Settings, Submission
 from tests.fixtures import T0
+from tests.workers.partitions import stored_sessions, visits
 
 NOW = (T0 + 60) * MICROS
 
@@ -208,28 +209,11 @@ def test_a_room_written_while_the_applier_read_it_is_applied_again_under_the_loc
     store.database.dispose()
 
 
-def _visits(rooms: int) -> list[PresenceEvent]:
-    """Two people meeting in each of `rooms` rooms, one after the other."""
-    found = []
-    for n in range(rooms):
-        room, at = f"room-{n}", (T0 + n) * MICROS
-        for who in ("ana", "bo"):
-            found.append(PresenceEvent(f"{room}-{who}-in", JOINED, room, who, at))
-            found.append(PresenceEvent(f"{room}-{who}-out", LEFT, room, who, at + 40 * MICROS))
-    return found
-
-
-def _stored_sessions(store: Store) -> list[tuple[str, int, int | None]]:
-    with store.database.reader.connect() as connection:
-        rows = connection.execute(select(sessions.c.room, sessions.c.start_at, sessions.c.end_at))
-        return sorted((str(r), int(s), e) for r, s, e in rows)
-
-
 def test_several_partitions_in_one_transaction_apply_what_one_by_one_would(
     tmp_path: Path,
 ) -> None:
     store, project = _sqlite_store(tmp_path)
-    events = _visits(30)
+    events = visits([f"room-{n}" for n in range(30)])
     store.ingest([Submission(project, list(enumerate(events)))], NOW, behind=True)
     parts = sorted({part_of(project.id, e.room, 16) for e in events})
     assert len(parts) > 4
@@ -237,7 +221,7 @@ def test_several_partitions_in_one_transaction_apply_what_one_by_one_would(
     assert {part for part, rows in taken.items() if rows} == set(parts)
     assert behind.apply_parts(store, list(range(16)), None, NOW, NOW) == dict.fromkeys(range(16), 0)
     expected = sessionize(events, NOW, Settings().rules)
-    assert _stored_sessions(store) == sorted((s.room, s.start, s.end) for s in expected)
+    assert stored_sessions(store.database) == sorted((s.room, s.start, s.end) for s in expected)
     store.database.dispose()
 
 
@@ -247,7 +231,7 @@ def test_a_partition_taken_over_meanwhile_is_left_to_its_new_holder(
     """Several partitions go in one transaction; if another applier took one of them between
     the read and the write, each is applied on its own, and the lost one not at all."""
     store, project = _sqlite_store(tmp_path)
-    events = _visits(30)
+    events = visits([f"room-{n}" for n in range(30)])
     store.ingest([Submission(project, list(enumerate(events)))], NOW, behind=True)
     with store.database.engine.begin() as connection:
         mine = claim(connection, "a", NOW, 10 * MICROS)

@@ -6,49 +6,24 @@ loses nothing."""
 from __future__ import annotations
 
 import threading
-from collections.abc import Sequence
 
 import pytest
-from sqlalchemy import select
 
 from roomlog.domain.batch import sessionize
-from roomlog.domain.events import JOINED, LEFT, MICROS, PresenceEvent
+from roomlog.domain.events import MICROS
 from roomlog.store.behind import apply_pending
 from roomlog.store.db import Database
 from roomlog.store.leases import part_of
 from roomlog.store.projects import ensure_project
-from roomlog.store.schema import sessions
 from roomlog.store.store import Store
 from roomlog.store.writes import Settings, Submission
 from roomlog.workers import applier as applier_module
 from roomlog.workers.applier import Applier
 from tests.fixtures import T0
-from tests.workers.partitions import pending_rows, rooms_apart
+from tests.workers.partitions import pending_rows, rooms_apart, stored_sessions, visits
 
 NOW = (T0 + 3600) * MICROS
 ROOMS = 40
-
-
-def _visits(rooms: Sequence[str]) -> list[PresenceEvent]:
-    """Two people in each of `rooms` for ten minutes, one of them twice."""
-    found = []
-    for n, room in enumerate(rooms):
-        at = T0 + n
-        for who, (come, go) in {"ana": (0, 600), "bo": (30, 300), "bo2": (400, 700)}.items():
-            person = who[:2]
-            found.append(
-                PresenceEvent(f"{room}-{who}-j", JOINED, room, person, (at + come) * MICROS)
-            )
-            found.append(PresenceEvent(f"{room}-{who}-l", LEFT, room, person, (at + go) * MICROS))
-    return found
-
-
-def _stored(database: Database) -> list[tuple[str, int, int | None]]:
-    with database.reader.connect() as connection:
-        rows = connection.execute(
-            select(sessions.c.room, sessions.c.start_at, sessions.c.end_at)
-        ).all()
-    return sorted((room, start, end) for room, start, end in rows)
 
 
 def test_the_threads_share_the_partitions_out_and_apply_what_sessionize_makes(
@@ -57,7 +32,7 @@ def test_the_threads_share_the_partitions_out_and_apply_what_sessionize_makes(
     with database.engine.begin() as connection:
         project, _ = ensure_project(connection, "default")
     store = Store(database, Settings(apply_threads=3))
-    events = _visits([f"room-{n}" for n in range(ROOMS)])
+    events = visits([f"room-{n}" for n in range(ROOMS)])
     store.ingest([Submission(project, list(enumerate(events)))], NOW, behind=True)
     applier = Applier(store, clock=lambda: NOW)
     shares: list[tuple[str, list[int]]] = []
@@ -81,7 +56,7 @@ def test_the_threads_share_the_partitions_out_and_apply_what_sessionize_makes(
     assert len({name for name, _ in shares[:3]}) > 1  # side by side, not one after another
     assert pending_rows(database) == 0
     expected = sessionize(events, NOW, Settings().rules)
-    assert _stored(database) == sorted((s.room, s.start, s.end) for s in expected)
+    assert stored_sessions(database) == sorted((s.room, s.start, s.end) for s in expected)
     assert len(expected) == ROOMS
 
 
@@ -96,7 +71,7 @@ def test_a_failure_in_one_thread_ends_the_round_after_the_others_and_loses_nothi
     rooms = rooms_apart(project.id, 16)
     # The lower partition fails: its thread's share is the first one dealt out.
     failing = min(part_of(project.id, room, 16) for room in rooms)
-    events = _visits(rooms)
+    events = visits(rooms)
     store.ingest([Submission(project, list(enumerate(events)))], NOW, behind=True)
     applier = Applier(store, clock=lambda: NOW)
     failed, finished = threading.Event(), threading.Event()
@@ -123,5 +98,5 @@ def test_a_failure_in_one_thread_ends_the_round_after_the_others_and_loses_nothi
             pass
     assert pending_rows(database) == 0
     expected = sessionize(events, NOW, Settings().rules)
-    assert _stored(database) == sorted((s.room, s.start, s.end) for s in expected)
+    assert stored_sessions(database) == sorted((s.room, s.start, s.end) for s in expected)
     assert len(expected) == 2
