@@ -13,9 +13,12 @@
    event loop (the main thread), its other threads (the writer, the applier's threads) and
    its child processes (the applier's process).
 2. Batches of 1,000 events, on SQLite and on PostgreSQL, from 4 concurrent clients; the
-   history is split among them by room, each posting its rooms' events in order. The append
-   floors (benchmarks/floors.py) run before and after them, since the machine's speed
-   drifts; each ratio is to the fastest method's faster run.
+   history is split among them by room, each posting its rooms' events in order. Each
+   workload runs with the applier in a thread, in a process, and in a process paused for the
+   run (SIGSTOP): the acknowledgement path alone, what ingest reaches with applying free, and
+   so the most any change to applying could bring. The append floors (benchmarks/floors.py)
+   run before and after them, since the machine's speed drifts; each ratio is to the fastest
+   method's faster run.
 
 Two workloads: `history`, a realistic history (benchmarks/sessionize.py's generator: meetings
 of 1 to 12 people in many rooms, reconnects, late and repeated deliveries) replayed in
@@ -30,11 +33,13 @@ postgresql://postgres@127.0.0.1:5432/test; a fresh schema is made and dropped).
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import platform
 import re
 import shutil
+import signal
 import subprocess
 import sys
 import tempfile
@@ -56,7 +61,10 @@ from roomlog.store.projects import create_key, ensure_project
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
 CLIENTS = 4  # concurrent clients posting batches
-PLACEMENTS = ("thread", "process")  # where the server applies events (`--appliers`)
+# Where the server applies events (`--appliers`); "paused": in a process of its own, stopped
+# (SIGSTOP) for the run, so that nothing is applied: what the acknowledgement path reaches
+# on its own, with applying free. Last, since its events are left pending.
+PLACEMENTS = ("thread", "process", "paused")
 POSTGRES = os.environ.get("ROOMLOG_BENCH_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/test")
 
 # Each request posts one event with a fresh id; rooms and participants cycle so rooms see
@@ -176,8 +184,27 @@ def serve_roomlog(
 
 
 def stop(process: subprocess.Popen[bytes]) -> None:
+    for child in children(process.pid):  # a paused applier (`serve_placed`) must hear it
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(child, signal.SIGCONT)
     process.terminate()
     process.wait(timeout=30)
+
+
+def serve_placed(
+    database_url: str, port: int, log: Path, placement: str
+) -> subprocess.Popen[bytes]:
+    """`roomlog serve` with its applier placed as `placement` (one of `PLACEMENTS`), not
+    pinned. "paused": the applier's process is stopped once it has claimed its partitions
+    (a second after the server answers; it renews its leases every second, in transactions
+    of about a millisecond, so it is all but never stopped inside one). `stop` resumes it."""
+    appliers = "process" if placement == "paused" else placement
+    server = serve_roomlog(database_url, port, log, appliers, pin=False)
+    if placement == "paused":
+        time.sleep(1.0)
+        for child in children(server.pid):
+            os.kill(child, signal.SIGSTOP)
+    return server
 
 
 def make_key(database_url: str) -> str:
@@ -315,7 +342,7 @@ def main() -> None:
         for appliers in PLACEMENTS if batches_too else ():
             sqlite_url = f"sqlite:///{folder / f'{appliers}.db'}"
             key = make_key(sqlite_url)
-            server = serve_roomlog(sqlite_url, 8711, log, appliers, pin=False)
+            server = serve_placed(sqlite_url, 8711, log, appliers)
             try:
                 for name, posts in workloads.items():
                     figures[f"SQLite {name} {appliers}"] = post_batches(
@@ -335,7 +362,7 @@ def main() -> None:
             try:
                 pg_key = make_key(pg_url)
                 for appliers in PLACEMENTS if batches_too else ():
-                    server = serve_roomlog(pg_url, 8712, log, appliers, pin=False)
+                    server = serve_placed(pg_url, 8712, log, appliers)
                     try:
                         for name, posts in workloads.items():
                             # Each placement's own ids: the second run must not be duplicates.
@@ -377,9 +404,14 @@ def main() -> None:
         for name in workloads:
             for appliers in PLACEMENTS:
                 rate = figures[f"{database} {name} {appliers}"]
+                placed = (
+                    "applier paused (the acknowledgement path alone)"
+                    if appliers == "paused"
+                    else f"applier in a {appliers}"
+                )
                 print(
-                    f"POST /v1/events, 1,000/batch, 4 clients, {database}, {name}, applier in a"
-                    f" {appliers}: {rate:,.0f} events/s ({rate / append:.2f} of the fastest floor;"
+                    f"POST /v1/events, 1,000/batch, 4 clients, {database}, {name}, {placed}:"
+                    f" {rate:,.0f} events/s ({rate / append:.2f} of the fastest floor;"
                     f" target {target})"
                 )
 
