@@ -61,6 +61,16 @@ def _read_back(database: Database, project: Project) -> Room:
     return load_room("r", msgspec.msgpack.encode(state), Settings().rules, "t", blobs).room
 
 
+def _stored_sessions(database: Database, project: Project) -> list[tuple[int, int | None]]:
+    with database.engine.connect() as connection:
+        stored = connection.execute(
+            select(sessions.c.start_at, sessions.c.end_at)
+            .where(sessions.c.project_id == project.id)
+            .order_by(sessions.c.start_at)
+        ).all()
+    return [(start, end) for start, end in stored]
+
+
 def _project(database: Database) -> Project:
     with database.engine.begin() as connection:
         project, _ = ensure_project(connection, "held")
@@ -95,6 +105,7 @@ def test_a_settle_replaces_the_chunks_with_what_the_room_still_holds(
     database: Database, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setattr(room_state, "INLINE_AT_MOST", 4)
+    monkeypatch.setattr(room_state, "SETTLE_AT_LEAST", 8)
     store = Store(database, Settings(late_window=WINDOW))
     project = _project(database)
     for n in range(8):  # 400 s of visits: the room settles past the late window
@@ -126,6 +137,30 @@ def test_a_settle_replaces_the_chunks_with_what_the_room_still_holds(
         ).all()
     assert [tuple(row) for row in stored] == sorted((s.start, s.end) for s in expected)
     assert len(expected) > 1
+
+
+def test_a_room_past_the_window_settles_once_it_holds_enough_events(
+    database: Database, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Past the late window, a room settles only once it holds `SETTLE_AT_LEAST` events
+    since its checkpoint: a history posted faster than it happened does not settle at every
+    write. Its sessions are those of every event all along."""
+    monkeypatch.setattr(room_state, "SETTLE_AT_LEAST", 12)
+    store = Store(database, Settings(late_window=WINDOW))
+    project = _project(database)
+    checkpoints = []
+    for n in range(12):  # one visit a write, each 50 s after the last: all past the window
+        _post(store, project, _visit(n))
+        checkpoints.append(_read_back(database, project).checkpoint.at)
+        everything = [e for k in range(n + 1) for e in _visit(k)]
+        now = max(e.at for e in everything) + MICROS
+        expected = sessionize(everything, now, Settings().rules)
+        assert _stored_sessions(database, project) == sorted((s.start, s.end) for s in expected)
+    # 2 events a write: it first holds 12 after the sixth, and settles then, not before.
+    assert checkpoints[:5] == [None] * 5
+    assert checkpoints[5] is not None
+    # Settled, it holds fewer than 12 again, and waits for 12 more before the next settle.
+    assert checkpoints[6:10] == [checkpoints[5]] * 4
 
 
 def test_a_state_that_held_its_events_inline_moves_them_to_a_chunk(

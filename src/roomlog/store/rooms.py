@@ -30,8 +30,14 @@ _decode = msgspec.msgpack.Decoder().decode
 # A rebuild settles the room every this many events, keeping a checkpoint each time.
 REBUILD_STEP: Final = 4096
 # Settle once the checkpoint lags the late window by this many windows, so that most updates
-# replay only the recent events instead of settling every time.
+# replay only the recent events instead of settling every time, and the room holds at least
+# `SETTLE_AT_LEAST` events since its checkpoint (or more than `REBUILD_STEP`, whatever their
+# times). A settle costs a replay and a checkpoint row; one that retires a handful of events
+# is not worth them, since a read replays only from its last restart point anyway. Without
+# that floor, a history posted faster than it happened (an import, a relay catching up)
+# settles every room at every write: its events are all past the window.
 SETTLE_LAG: Final = 2
+SETTLE_AT_LEAST: Final = 64
 # A room holding at most this many events since its checkpoint keeps them inline in its
 # state; one holding more keeps them in chunks (`schema.room_held`), each write appending
 # what it added. Re-encoding a few events costs less than a row per write (PostgreSQL's
@@ -192,7 +198,9 @@ def advance(
     until = _settle_until(room, now, late_window)
     checkpoint = room.checkpoint.at
     marks: list[tuple[int, bytes, int]] = []
-    due = until > (checkpoint or 0) + late_window * (SETTLE_LAG - 1) or room.pending_events > 4096
+    held = room.pending_events
+    lags = until > (checkpoint or 0) + late_window * (SETTLE_LAG - 1)
+    due = (lags and held >= SETTLE_AT_LEAST) or held > REBUILD_STEP
     earliest = room.earliest
     replaced = False
     # With no event held from before `until`, settling would only move the checkpoint up to
