@@ -291,6 +291,27 @@ def post_batches(url: str, key: str, shares: list[list[bytes]]) -> float:
     return sum(posted) / elapsed
 
 
+def placed_batches(
+    label: str,
+    database_url: str,
+    port: int,
+    log: Path,
+    placement: str,
+    workloads: dict[str, list[list[bytes]]],
+) -> dict[str, float]:
+    """Events/s of each workload posted to one `roomlog serve` on `database_url` with its
+    applier placed as `placement`, by figure name ("<label> <workload> <placement>")."""
+    key = make_key(database_url)
+    server = serve_placed(database_url, port, log, placement)
+    try:
+        return {
+            f"{label} {name} {placement}": post_batches(f"http://127.0.0.1:{port}", key, posts)
+            for name, posts in workloads.items()
+        }
+    finally:
+        stop(server)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seconds", type=int, default=10)
@@ -328,15 +349,7 @@ def main() -> None:
             singles(figures, folder, log, args.seconds, tag)
         for appliers in PLACEMENTS if batches_too else ():
             sqlite_url = f"sqlite:///{folder / f'{appliers}.db'}"
-            key = make_key(sqlite_url)
-            server = serve_placed(sqlite_url, 8711, log, appliers)
-            try:
-                for name, posts in workloads.items():
-                    figures[f"SQLite {name} {appliers}"] = post_batches(
-                        "http://127.0.0.1:8711", key, posts
-                    )
-            finally:
-                stop(server)
+            figures |= placed_batches("SQLite", sqlite_url, 8711, log, appliers, workloads)
 
         # Each placement on a schema of its own, as each has a SQLite file of its own: none
         # runs on the tables another filled.
@@ -350,15 +363,7 @@ def main() -> None:
                 break
             pg_url = f"{POSTGRES}?options=-csearch_path%3D{schema}"
             try:
-                pg_key = make_key(pg_url)
-                server = serve_placed(pg_url, 8712, log, appliers)
-                try:
-                    for name, posts in workloads.items():
-                        figures[f"PostgreSQL {name} {appliers}"] = post_batches(
-                            "http://127.0.0.1:8712", pg_key, posts
-                        )
-                finally:
-                    stop(server)
+                figures |= placed_batches("PostgreSQL", pg_url, 8712, log, appliers, workloads)
             finally:
                 with psycopg.connect(POSTGRES, autocommit=True) as connection:
                     connection.execute(f"DROP SCHEMA {schema} CASCADE")

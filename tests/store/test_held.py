@@ -129,13 +129,7 @@ def test_a_settle_replaces_the_chunks_with_what_the_room_still_holds(
     everything = [e for n in range(10) for e in _visit(n)]
     now = max(e.at for e in everything) + MICROS
     expected = sessionize(everything, now, Settings().rules)
-    with database.engine.connect() as connection:
-        stored = connection.execute(
-            select(sessions.c.start_at, sessions.c.end_at)
-            .where(sessions.c.project_id == project.id)
-            .order_by(sessions.c.start_at)
-        ).all()
-    assert [tuple(row) for row in stored] == sorted((s.start, s.end) for s in expected)
+    assert _stored_sessions(database, project) == sorted((s.start, s.end) for s in expected)
     assert len(expected) > 1
 
 
