@@ -17,10 +17,11 @@ from roomlog.store import rooms as room_state
 from roomlog.store.db import Database
 from roomlog.store.projects import Project, ensure_project
 from roomlog.store.rooms import load_room
-from roomlog.store.schema import room_held, rooms, sessions
+from roomlog.store.schema import room_held, rooms
 from roomlog.store.store import Store
 from roomlog.store.writes import Settings, Submission
 from tests.fixtures import T0
+from tests.workers.partitions import stored_sessions
 
 _decode = msgspec.msgpack.Decoder().decode
 WINDOW = 60 * MICROS
@@ -61,14 +62,9 @@ def _read_back(database: Database, project: Project) -> Room:
     return load_room("r", msgspec.msgpack.encode(state), Settings().rules, "t", blobs).room
 
 
-def _stored_sessions(database: Database, project: Project) -> list[tuple[int, int | None]]:
-    with database.engine.connect() as connection:
-        stored = connection.execute(
-            select(sessions.c.start_at, sessions.c.end_at)
-            .where(sessions.c.project_id == project.id)
-            .order_by(sessions.c.start_at)
-        ).all()
-    return [(start, end) for start, end in stored]
+def _stored_sessions(database: Database) -> list[tuple[int, int | None]]:
+    """The stored sessions' starts and ends, in order (the tests' one room)."""
+    return [(start, end) for _, start, end in stored_sessions(database)]
 
 
 def _project(database: Database) -> Project:
@@ -129,7 +125,7 @@ def test_a_settle_replaces_the_chunks_with_what_the_room_still_holds(
     everything = [e for n in range(10) for e in _visit(n)]
     now = max(e.at for e in everything) + MICROS
     expected = sessionize(everything, now, Settings().rules)
-    assert _stored_sessions(database, project) == sorted((s.start, s.end) for s in expected)
+    assert _stored_sessions(database) == sorted((s.start, s.end) for s in expected)
     assert len(expected) > 1
 
 
@@ -149,7 +145,7 @@ def test_a_room_past_the_window_settles_once_it_holds_enough_events(
         everything = [e for k in range(n + 1) for e in _visit(k)]
         now = max(e.at for e in everything) + MICROS
         expected = sessionize(everything, now, Settings().rules)
-        assert _stored_sessions(database, project) == sorted((s.start, s.end) for s in expected)
+        assert _stored_sessions(database) == sorted((s.start, s.end) for s in expected)
     # 2 events a write: it first holds 12 after the sixth, and settles then, not before.
     assert checkpoints[:5] == [None] * 5
     assert checkpoints[5] is not None
